@@ -1,0 +1,119 @@
+/**
+ * Typed errors. Every error snapbundle raises on purpose is a
+ * {@link SnapbundleError}; its message names the file, entry or snapshot at
+ * fault and the rule that was broken, so it can be shown to a user as is.
+ *
+ * @example
+ * ```ts
+ * import { SnapshotNotFound, SnapbundleError } from "snapbundle";
+ * try {
+ *   await home.open("nope");
+ * } catch (e) {
+ *   if (e instanceof SnapshotNotFound) console.error(e.message);
+ *   else throw e;
+ * }
+ * ```
+ * @module
+ */
+
+/** Base class of every error snapbundle raises on purpose. */
+export class SnapbundleError extends Error {
+  /** A stable machine-readable code, e.g. `"snapshot-not-found"`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** No snapshot answers to a name, digest or path. */
+export class SnapshotNotFound extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("snapshot-not-found", message, options);
+  }
+}
+
+/** A snapshot (or promote target) already exists where one would be created. */
+export class SnapshotAlreadyExists extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("snapshot-already-exists", message, options);
+  }
+}
+
+/** A snapshot's upper does not match the integrity its manifest records. */
+export class SnapshotIntegrityError extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("snapshot-integrity", message, options);
+  }
+}
+
+/** A `manifest.json` does not parse or does not validate (SPEC §2). */
+export class InvalidManifest extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("invalid-manifest", message, options);
+  }
+}
+
+/** A snapshot artifact is malformed: its upper is missing, a link, or the wrong size. */
+export class InvalidSnapshot extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("invalid-snapshot", message, options);
+  }
+}
+
+/** A snapshot cannot be removed because indexed snapshots name it as parent. */
+export class SnapshotInUse extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("snapshot-in-use", message, options);
+  }
+}
+
+/** An archive is malformed, truncated, or breaks the load grammar (SPEC §4). */
+export class ArchiveError extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("archive", message, options);
+  }
+}
+
+/** The zstd stream is corrupt, truncated, or needs a window the decoder cannot hold. */
+export class CompressionError extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("compression", message, options);
+  }
+}
+
+/** The image cache is missing, inconsistent, or conflicts with what is installed. */
+export class ImageCacheError extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("image-cache", message, options);
+  }
+}
+
+/** A caller passed an argument that breaks a documented rule (e.g. a bad name). */
+export class InvalidArgument extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("invalid-argument", message, options);
+  }
+}
+
+/**
+ * A filesystem operation failed. `errno` is the POSIX code the adapter saw
+ * (`ENOENT`, `ENOSPC`, `EIO`, …), `op` the operation and `path` its subject.
+ */
+export class FsError extends SnapbundleError {
+  readonly errno: string;
+  readonly op: string;
+  readonly path: string;
+  constructor(errno: string, op: string, path: string, detail?: string, options?: { cause?: unknown }) {
+    super("fs", `${op} ${path}: ${errno}${detail ? ` (${detail})` : ""}`, options);
+    this.errno = errno;
+    this.op = op;
+    this.path = path;
+  }
+}
+
+/** True when `e` is an {@link FsError} with the given errno (any errno if omitted). */
+export function isFsError(e: unknown, errno?: string): e is FsError {
+  return e instanceof FsError && (errno === undefined || e.errno === errno);
+}
