@@ -1,0 +1,206 @@
+/**
+ * A strict JSON reader for formats where `JSON.parse` is too lenient: it
+ * rejects duplicate object keys, keeps the literal text of every number (so
+ * `1.0` can be told from `1` and large integers are not rounded silently),
+ * rejects lone UTF-16 surrogates (which serde_json refuses too), and reports
+ * the byte offset of every error.
+ *
+ * @example
+ * ```ts
+ * import { parseStrictJson } from "./json.js";
+ * const v = parseStrictJson('{"a":1,"b":[true,null]}');
+ * // v.kind === "object"; v.entries[0][0] === "a"
+ * parseStrictJson('{"a":1,"a":2}'); // throws JsonSyntaxError: duplicate key "a"
+ * ```
+ * @module
+ */
+
+/** A parsed JSON value that remembers what `JSON.parse` forgets. */
+export type JsonValue =
+  | { readonly kind: "null" }
+  | { readonly kind: "boolean"; readonly value: boolean }
+  | { readonly kind: "number"; readonly raw: string; readonly value: number }
+  | { readonly kind: "string"; readonly value: string }
+  | { readonly kind: "array"; readonly items: readonly JsonValue[] }
+  | { readonly kind: "object"; readonly entries: readonly (readonly [string, JsonValue])[] };
+
+/** JSON text that does not parse. `offset` is the character offset of the fault. */
+export class JsonSyntaxError extends Error {
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super(`${message} at offset ${offset}`);
+    this.offset = offset;
+    this.name = "JsonSyntaxError";
+  }
+}
+
+const MAX_DEPTH = 64;
+
+/** Parse JSON text strictly. Throws {@link JsonSyntaxError}. */
+export function parseStrictJson(text: string): JsonValue {
+  let i = 0;
+  const fail = (msg: string): never => {
+    throw new JsonSyntaxError(msg, i);
+  };
+  const ws = () => {
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
+      else break;
+    }
+  };
+  const value = (depth: number): JsonValue => {
+    if (depth > MAX_DEPTH) fail("nesting too deep");
+    ws();
+    const c = text[i];
+    if (c === "{") return object(depth);
+    if (c === "[") return array(depth);
+    if (c === '"') return { kind: "string", value: string() };
+    if (c === "t" && text.startsWith("true", i)) return (i += 4), { kind: "boolean", value: true };
+    if (c === "f" && text.startsWith("false", i)) return (i += 5), { kind: "boolean", value: false };
+    if (c === "n" && text.startsWith("null", i)) return (i += 4), { kind: "null" };
+    if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return number();
+    return fail(c === undefined ? "unexpected end of input" : `unexpected character ${JSON.stringify(c)}`);
+  };
+  const object = (depth: number): JsonValue => {
+    i++; // {
+    const entries: [string, JsonValue][] = [];
+    const seen = new Set<string>();
+    ws();
+    if (text[i] === "}") return i++, { kind: "object", entries };
+    for (;;) {
+      ws();
+      if (text[i] !== '"') fail("expected a string key");
+      const keyAt = i;
+      const key = string();
+      if (seen.has(key)) {
+        i = keyAt;
+        fail(`duplicate key ${JSON.stringify(key)}`);
+      }
+      seen.add(key);
+      ws();
+      if (text[i] !== ":") fail("expected ':'");
+      i++;
+      entries.push([key, value(depth + 1)]);
+      ws();
+      if (text[i] === ",") {
+        i++;
+        continue;
+      }
+      if (text[i] === "}") return i++, { kind: "object", entries };
+      fail("expected ',' or '}'");
+    }
+  };
+  const array = (depth: number): JsonValue => {
+    i++; // [
+    const items: JsonValue[] = [];
+    ws();
+    if (text[i] === "]") return i++, { kind: "array", items };
+    for (;;) {
+      items.push(value(depth + 1));
+      ws();
+      if (text[i] === ",") {
+        i++;
+        continue;
+      }
+      if (text[i] === "]") return i++, { kind: "array", items };
+      fail("expected ',' or ']'");
+    }
+  };
+  const hex4 = (): number => {
+    const h = text.slice(i, i + 4);
+    if (!/^[0-9a-fA-F]{4}$/.test(h)) fail("bad \\u escape");
+    i += 4;
+    return parseInt(h, 16);
+  };
+  const string = (): string => {
+    i++; // opening quote
+    let out = "";
+    let start = i;
+    for (;;) {
+      if (i >= text.length) fail("unterminated string");
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        out += text.slice(start, i);
+        i++;
+        return out;
+      }
+      if (c < 0x20) fail("control character in string");
+      if (c >= 0xd800 && c <= 0xdfff) {
+        const lead = c <= 0xdbff;
+        const next = text.charCodeAt(i + 1);
+        if (!lead || !(next >= 0xdc00 && next <= 0xdfff)) fail("lone surrogate in string");
+        i += 2;
+        continue;
+      }
+      if (c !== 0x5c) {
+        i++;
+        continue;
+      }
+      out += text.slice(start, i);
+      i++;
+      const e = text[i++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case "\\": out += "\\"; break;
+        case "/": out += "/"; break;
+        case "b": out += "\b"; break;
+        case "f": out += "\f"; break;
+        case "n": out += "\n"; break;
+        case "r": out += "\r"; break;
+        case "t": out += "\t"; break;
+        case "u": {
+          const u = hex4();
+          if (u >= 0xd800 && u <= 0xdbff) {
+            if (text[i] !== "\\" || text[i + 1] !== "u") fail("lone leading surrogate in \\u escape");
+            i += 2;
+            const lo = hex4();
+            if (lo < 0xdc00 || lo > 0xdfff) fail("lone leading surrogate in \\u escape");
+            out += String.fromCharCode(u, lo);
+          } else if (u >= 0xdc00 && u <= 0xdfff) {
+            fail("lone trailing surrogate in \\u escape");
+          } else out += String.fromCharCode(u);
+          break;
+        }
+        default:
+          i--;
+          fail("bad escape");
+      }
+      start = i;
+    }
+  };
+  const number = (): JsonValue => {
+    const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    if (!m) return fail("bad number");
+    i += m[0].length;
+    return { kind: "number", raw: m[0], value: Number(m[0]) };
+  };
+  const v = value(0);
+  ws();
+  if (i !== text.length) fail("trailing characters after JSON value");
+  return v;
+}
+
+/** Decode UTF-8 bytes strictly (invalid sequences throw) and drop a leading BOM-free check. */
+export function decodeUtf8Strict(bytes: Uint8Array): string {
+  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+}
+
+/**
+ * Compare two strings by Unicode code point, which is the order of their
+ * UTF-8 bytes (Rust's `BTreeMap<String, _>` order) — unlike JavaScript's
+ * default sort, which compares UTF-16 code units.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) {
+    const x = a.charCodeAt(k);
+    const y = b.charCodeAt(k);
+    if (x === y) continue;
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs === ys) return x - y; // both surrogates, or neither: code-unit order is code-point order
+    return xs ? 1 : -1; // a surrogate (code point ≥ U+10000) sorts after any BMP unit
+  }
+  return a.length - b.length;
+}
