@@ -1,0 +1,324 @@
+/**
+ * The snapshot store over a home: resolve a name, digest or path; list;
+ * remove; reindex.
+ *
+ * The index (`<home>/snapshots/.snapbundle-index.json`) is only a cache of
+ * what is on disk. Every use reconciles it first: one `readdir` per indexed
+ * root and an `lstat` of each artifact's directory, manifest and upper. An
+ * entry whose manifest (mtime, size) or upper (kind, size) changed is
+ * re-opened; a missing or unreadable index is rebuilt. Deleting or corrupting
+ * the file therefore costs time, never correctness.
+ *
+ * @example
+ * ```ts
+ * import { nodeFs, SnapshotStore } from "snapbundle";
+ * const store = new SnapshotStore(nodeFs(), "/root/.microsandbox");
+ * const { snapshots, problems } = await store.list();
+ * const snap = await store.resolve("my-snap"); // or "sha256:…" or "./path"
+ * ```
+ * @module
+ */
+
+import { loadArchive, type LoadOptions } from "./archive/load.js";
+import { saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
+import { InvalidArgument, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
+import type { FileSystem } from "./fs/types.js";
+import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { HomeLayout } from "./layout.js";
+import { MANIFEST_FILENAME } from "./manifest.js";
+import { basename, dirname, join, normalize, resolve } from "./path.js";
+import { type CreateOptions, createSnapshot, openSnapshot, type Snapshot, validateSnapshotName, type Verification, verifySnapshot } from "./snapshot.js";
+
+/** A snapshot as listed: the CLI's `--json` shape. */
+export interface SnapshotInfo {
+  readonly digest: string;
+  readonly name: string;
+  readonly path: string;
+  readonly parent: string | null;
+  readonly image_ref: string;
+  readonly image_manifest_digest: string;
+  readonly format: "raw" | "qcow2";
+  readonly fstype: string;
+  readonly size_bytes: number;
+  readonly created_at: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A directory that looks like an artifact (it has a manifest) but does not open. */
+export interface ListProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The summary of a snapshot that {@link SnapshotStore.list} returns. */
+export function snapshotInfo(s: Snapshot): SnapshotInfo {
+  const m = s.manifest;
+  return {
+    digest: s.digest,
+    name: s.name,
+    path: s.path,
+    parent: m.parent,
+    image_ref: m.image.ref,
+    image_manifest_digest: m.image.manifest_digest,
+    format: m.format,
+    fstype: m.fstype,
+    size_bytes: m.upper.size_bytes,
+    created_at: m.created_at,
+    labels: m.labels,
+  };
+}
+
+/** What an index entry was built from: the manifest's (mtime, size) and the upper's (file name, size). */
+interface Stamp {
+  readonly manifest: [number, number];
+  readonly upper: [string, number] | null;
+}
+
+interface IndexEntry {
+  readonly stamp: Stamp;
+  readonly info?: SnapshotInfo;
+  readonly problem?: string;
+}
+
+interface IndexFile {
+  version: 1;
+  roots: string[];
+  entries: Record<string, IndexEntry>;
+}
+
+const INDEX_VERSION = 1;
+const MAX_INDEX_BYTES = 64 << 20;
+
+/** True when a CLI argument names a path rather than a bare name (SPEC §3). */
+export function isPathLike(arg: string): boolean {
+  return arg.includes("/") || arg.startsWith(".") || arg.startsWith("~");
+}
+
+/** The snapshots of one home, with a self-healing index. */
+export class SnapshotStore {
+  readonly layout: HomeLayout;
+  /**
+   * @param fs the filesystem to work on.
+   * @param home the home directory (absolute).
+   * @param context `cwd` resolves relative paths, `userHome` expands `~`.
+   */
+  constructor(
+    readonly fs: FileSystem,
+    home: string,
+    readonly context: { readonly cwd?: string; readonly userHome?: string } = {},
+  ) {
+    if (!home.startsWith("/")) throw new InvalidArgument(`home ${JSON.stringify(home)} must be an absolute path`);
+    this.layout = new HomeLayout(normalize(home));
+  }
+
+  /** Expand `~` and make a path absolute. */
+  absolutePath(p: string): string {
+    if (p === "~" || p.startsWith("~/")) {
+      if (!this.context.userHome) throw new InvalidArgument(`cannot expand ${JSON.stringify(p)}: no user home directory is known`);
+      return join(this.context.userHome, p.slice(1));
+    }
+    if (p.startsWith("/")) return normalize(p);
+    if (!this.context.cwd) throw new InvalidArgument(`relative path ${JSON.stringify(p)} needs a working directory`);
+    return resolve(this.context.cwd, p);
+  }
+
+  /**
+   * Find a snapshot by path (an argument with `/`, or starting with `.` or
+   * `~`), by name under `<home>/snapshots/`, or by digest (`sha256:…`, or a
+   * unique prefix of at least 12 hex digits). Opens it (cheap checks only).
+   */
+  async resolve(ref: string): Promise<Snapshot> {
+    if (ref === "") throw new InvalidArgument("a snapshot name, digest or path must not be empty");
+    if (isPathLike(ref)) return openSnapshot(this.fs, this.absolutePath(ref));
+    const byName = join(this.layout.snapshotsDir, ref);
+    if ((await lstatOrNull(this.fs, byName)) !== null) return openSnapshot(this.fs, byName);
+    const found = await this.findByDigest(ref);
+    if (found) return openSnapshot(this.fs, found.path);
+    throw new SnapshotNotFound(`no snapshot named ${JSON.stringify(ref)} in ${this.layout.snapshotsDir}, and no indexed snapshot has that digest`);
+  }
+
+  /**
+   * Create a snapshot named `name` under `<home>/snapshots/` (or under
+   * `destDir`, which then becomes an indexed root) from an upper file.
+   * See {@link createSnapshot} for the guarantees.
+   */
+  async create(name: string, options: CreateOptions & { readonly destDir?: string }): Promise<SnapshotInfo> {
+    validateSnapshotName(name);
+    const root = options.destDir === undefined ? this.layout.snapshotsDir : this.absolutePath(options.destDir);
+    const snap = await createSnapshot(this.fs, join(root, name), { ...options, upper: this.absolutePath(options.upper) });
+    if (root !== this.layout.snapshotsDir) await this.addRoot(root);
+    return snapshotInfo(snap);
+  }
+
+  /** Resolve and verify a snapshot, reading every byte of its upper. */
+  async verify(ref: string, options: { onProgress?: (bytes: number) => void } = {}): Promise<SnapshotInfo & { integrity: Verification }> {
+    const snap = await this.resolve(ref);
+    const v = await verifySnapshot(this.fs, snap, { onProgress: options.onProgress });
+    return { ...snapshotInfo(snap), integrity: { status: v.status, algorithm: v.algorithm, digest: v.digest } };
+  }
+
+  /**
+   * Save a snapshot (by name, digest or path) to `out` — a path, written
+   * atomically, or a Web `WritableStream` (closed when done, aborted on
+   * failure). See {@link saveArchive}.
+   */
+  async save(ref: string, out: string | WritableStream<Uint8Array>, options: SaveOptions = {}): Promise<SaveResult> {
+    const head = await this.resolve(ref);
+    const findParent = async (digest: string) => {
+      const found = await this.findByDigest(digest);
+      return found === null ? null : openSnapshot(this.fs, found.path);
+    };
+    return saveArchive(this.fs, this.layout, head, findParent, typeof out === "string" ? this.absolutePath(out) : out, options);
+  }
+
+  /**
+   * Load a bundle from a path or a Web `ReadableStream` into this home (or
+   * into `dest`, which becomes an indexed root). All or nothing; resolves the
+   * head. See {@link loadArchive}.
+   */
+  async load(source: string | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<SnapshotInfo> {
+    const dest = options.dest === undefined ? undefined : this.absolutePath(options.dest);
+    const head = await loadArchive(this.fs, this.layout, typeof source === "string" ? this.absolutePath(source) : source, { ...options, dest });
+    if (dest !== undefined && dest !== this.layout.snapshotsDir) await this.addRoot(dest);
+    else await this.reconcile();
+    return snapshotInfo(head);
+  }
+
+  /** The indexed snapshot with this digest (or unique digest prefix), if any. */
+  async findByDigest(digest: string): Promise<SnapshotInfo | null> {
+    const full = digest.includes(":") ? digest : `sha256:${digest}`;
+    const exactOnly = !/^sha256:[0-9a-f]{12,63}$/.test(full);
+    const { snapshots } = await this.list();
+    const exact = snapshots.filter((s) => s.digest === full);
+    if (exact.length > 0) return exact.find((s) => dirname(s.path) === this.layout.snapshotsDir) ?? exact[0]!;
+    if (exactOnly) return null;
+    const matches = snapshots.filter((s) => s.digest.startsWith(full));
+    const distinct = new Set(matches.map((s) => s.digest));
+    if (distinct.size > 1) throw new InvalidArgument(`digest prefix ${digest} is ambiguous: ${[...distinct].join(", ")}`);
+    return matches[0] ?? null;
+  }
+
+  /**
+   * Every snapshot in the indexed roots (`<home>/snapshots` plus any
+   * directory added by {@link reindex}), sorted by name then path. Dot
+   * directories and directories without a manifest are skipped; an artifact
+   * that does not open is reported in `problems` instead of failing the list.
+   */
+  async list(): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
+    const index = await this.reconcile();
+    const snapshots: SnapshotInfo[] = [];
+    const problems: ListProblem[] = [];
+    for (const [path, e] of Object.entries(index.entries)) {
+      if (e.info) snapshots.push(e.info);
+      else problems.push({ path, message: e.problem ?? "unreadable" });
+    }
+    snapshots.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { snapshots, problems };
+  }
+
+  /** Indexed snapshots that name `digest` as their parent. */
+  async children(digest: string): Promise<SnapshotInfo[]> {
+    const { snapshots } = await this.list();
+    return snapshots.filter((s) => s.parent === digest);
+  }
+
+  /**
+   * Remove a snapshot. Refused with {@link SnapshotInUse} while indexed
+   * snapshots name it as parent, unless `force`. The directory is first
+   * renamed to a dot-name (so it vanishes from listings at once), then deleted.
+   */
+  async remove(ref: string, options: { force?: boolean } = {}): Promise<SnapshotInfo> {
+    const snap = await this.resolve(ref);
+    const kids = (await this.children(snap.digest)).filter((c) => c.path !== snap.path);
+    if (kids.length > 0 && !options.force) {
+      throw new SnapshotInUse(
+        `snapshot ${snap.path} is the parent of ${kids.map((k) => k.path).join(", ")}; remove them first or force the removal`,
+      );
+    }
+    const trash = join(dirname(snap.path), `.msb-removing-${basename(snap.path)}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
+    await this.fs.rename(snap.path, trash);
+    await this.fs.syncDir(dirname(snap.path));
+    await this.fs.remove(trash, { recursive: true, force: true });
+    await this.reconcile();
+    return snapshotInfo(snap);
+  }
+
+  /**
+   * Rebuild the index from the artifacts on disk, adding `dir` (absolute or
+   * relative to `cwd`) as an indexed root. Returns what is now indexed.
+   */
+  async reindex(dir?: string): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
+    const extra = dir === undefined ? [] : [this.absolutePath(dir)];
+    const prior = await this.readIndex();
+    await this.reconcile({ fresh: true, roots: [...(prior?.roots ?? []), ...extra] });
+    return this.list();
+  }
+
+  /** Add a root (e.g. a load `dest`) to the index without rebuilding it. */
+  async addRoot(dir: string): Promise<void> {
+    const prior = await this.readIndex();
+    await this.reconcile({ roots: [...(prior?.roots ?? []), dir] });
+  }
+
+  private async readIndex(): Promise<IndexFile | null> {
+    try {
+      const raw = JSON.parse(new TextDecoder().decode(await readSmallFile(this.fs, this.layout.indexPath, MAX_INDEX_BYTES))) as IndexFile;
+      if (raw?.version !== INDEX_VERSION || !Array.isArray(raw.roots) || typeof raw.entries !== "object" || raw.entries === null) return null;
+      return raw;
+    } catch {
+      return null; // missing or unreadable: rebuild
+    }
+  }
+
+  /** The cheap part of a stamp: is `dir` an artifact directory, and its manifest's (mtime, size). */
+  private async manifestStamp(dir: string): Promise<[number, number] | null> {
+    const d = await lstatOrNull(this.fs, dir);
+    if (d === null || d.kind !== "directory") return null;
+    const m = await lstatOrNull(this.fs, join(dir, MANIFEST_FILENAME));
+    return m === null ? null : [m.mtimeMs, m.size];
+  }
+
+  private async reconcile(options: { fresh?: boolean; roots?: string[] } = {}): Promise<IndexFile> {
+    const prior = options.fresh ? null : await this.readIndex();
+    const roots = [...new Set([this.layout.snapshotsDir, ...(options.roots ?? prior?.roots ?? [])].map(normalize))];
+    const next: IndexFile = { version: INDEX_VERSION, roots, entries: {} };
+    for (const root of roots) {
+      let names: string[];
+      try {
+        names = await this.fs.readdir(root);
+      } catch {
+        continue; // a root that is gone has no snapshots
+      }
+      for (const name of names.sort()) {
+        if (name.startsWith(".")) continue;
+        const dir = join(root, name);
+        const manifest = await this.manifestStamp(dir);
+        if (manifest === null) continue; // not an artifact
+        const old = prior?.entries[dir];
+        next.entries[dir] = old && (await this.stillValid(dir, old, manifest)) ? old : await this.openEntry(dir, manifest);
+      }
+    }
+    if (JSON.stringify(prior) !== JSON.stringify(next)) {
+      await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true }).catch(() => {});
+      await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next))).catch(() => {});
+    }
+    return next;
+  }
+
+  private async stillValid(dir: string, old: IndexEntry, manifest: [number, number]): Promise<boolean> {
+    const s = old.stamp;
+    if (!old.info || s.manifest[0] !== manifest[0] || s.manifest[1] !== manifest[1] || s.upper === null) return false;
+    const up = await lstatOrNull(this.fs, join(dir, s.upper[0]));
+    return up !== null && up.kind === "file" && up.size === s.upper[1];
+  }
+
+  private async openEntry(dir: string, manifest: [number, number]): Promise<IndexEntry> {
+    try {
+      const snap = await openSnapshot(this.fs, dir);
+      return { stamp: { manifest, upper: [snap.manifest.upper.file, snap.manifest.upper.size_bytes] }, info: snapshotInfo(snap) };
+    } catch (e) {
+      if (!(e instanceof SnapbundleError)) throw e;
+      return { stamp: { manifest, upper: null }, problem: e.message };
+    }
+  }
+}
