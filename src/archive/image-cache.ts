@@ -1,0 +1,148 @@
+/**
+ * The image cache a bundle may carry (SPEC §4): the cached metadata of the
+ * head's image, its fsmeta EROFS, its VMDK descriptor, and one EROFS per
+ * layer. Save uses {@link requiredCacheFiles} to pick what to ship; load uses
+ * {@link validateCachedMetadata} and {@link expectedCacheFiles} to decide
+ * what it may install.
+ *
+ * @example
+ * ```ts
+ * const meta = await readImageMetadata(fs, layout, "python:3.12", layout.cacheDir);
+ * validateCachedMetadata(meta, head.manifest, "cache/manifests/….json");
+ * const files = await expectedCacheFiles(layout, head.manifest, meta, layout.cacheDir);
+ * ```
+ * @module
+ */
+
+import { sha256Hex } from "../../wasm/mod.js";
+import { ImageCacheError, InvalidArgument } from "../errors.js";
+import type { FileSystem } from "../fs/types.js";
+import { lstatOrNull, readSmallFile } from "../io.js";
+import { type HomeLayout } from "../layout.js";
+import { isDigestForm, type Manifest } from "../manifest.js";
+
+/** The largest image metadata file snapbundle reads (64 MiB). */
+export const MAX_METADATA_BYTES = 64 << 20;
+
+/** The fields of `cache/manifests/<key>.json` snapbundle checks (`config` stays opaque). */
+export interface CachedImageMetadata {
+  readonly manifest_digest: string;
+  readonly config_digest: string;
+  readonly raw_manifest_json: string;
+  readonly raw_config_json: string;
+  readonly layers: readonly { readonly digest: string; readonly diff_id: string }[];
+}
+
+/** A cache file: where it is (or is staged) and its archive name, e.g. `cache/layers/sha256_ab.erofs`. */
+export interface CacheFile {
+  readonly path: string;
+  readonly archivePath: string;
+  readonly kind: "manifests" | "fsmeta" | "vmdk" | "layers";
+}
+
+/**
+ * Read and shape-check the metadata at `path`. Throws {@link ImageCacheError}
+ * naming the file when it is missing, too large, not JSON, or lacks a field.
+ */
+export async function readImageMetadataFile(fs: FileSystem, path: string): Promise<CachedImageMetadata> {
+  const info = await lstatOrNull(fs, path);
+  if (info === null) throw new ImageCacheError(`image metadata ${path} is missing`);
+  if (info.kind !== "file") throw new ImageCacheError(`image metadata ${path} must be a regular file, not a ${info.kind}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(await readSmallFile(fs, path, MAX_METADATA_BYTES)));
+  } catch (e) {
+    if (e instanceof InvalidArgument) throw new ImageCacheError(`image metadata ${path} is larger than ${MAX_METADATA_BYTES} bytes`);
+    throw new ImageCacheError(`image metadata ${path} is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  const o = raw as Record<string, unknown>;
+  const need = (k: string) => {
+    if (typeof o?.[k] !== "string") throw new ImageCacheError(`image metadata ${path}: field "${k}" must be a string`);
+    return o[k] as string;
+  };
+  const meta = {
+    manifest_digest: need("manifest_digest"),
+    config_digest: need("config_digest"),
+    raw_manifest_json: need("raw_manifest_json"),
+    raw_config_json: need("raw_config_json"),
+    layers: [] as { digest: string; diff_id: string }[],
+  };
+  if (!Array.isArray(o.layers)) throw new ImageCacheError(`image metadata ${path}: field "layers" must be an array`);
+  o.layers.forEach((l: unknown, i: number) => {
+    const layer = l as Record<string, unknown>;
+    if (typeof layer?.digest !== "string" || typeof layer?.diff_id !== "string") {
+      throw new ImageCacheError(`image metadata ${path}: layers[${i}] must have string "digest" and "diff_id"`);
+    }
+    meta.layers.push({ digest: layer.digest, diff_id: layer.diff_id });
+  });
+  return meta;
+}
+
+async function checkSha256(text: string, digest: string, what: string, where: string): Promise<void> {
+  if (!digest.startsWith("sha256:")) throw new ImageCacheError(`${where}: ${what} digest must use sha256 (got ${digest})`);
+  const actual = `sha256:${await sha256Hex(new TextEncoder().encode(text))}`;
+  if (actual !== digest) throw new ImageCacheError(`${where}: ${what} digest mismatch: metadata records ${digest}, content hashes to ${actual}`);
+}
+
+/**
+ * The metadata belongs to the snapshot's image and is self-consistent: same
+ * manifest digest, raw manifest and config hash to their digests, every layer
+ * digest and diff_id has the form `algo:hex`.
+ */
+export async function validateCachedMetadata(meta: CachedImageMetadata, manifest: Manifest, where: string): Promise<void> {
+  if (meta.manifest_digest !== manifest.image.manifest_digest) {
+    throw new ImageCacheError(`${where}: image metadata is for ${meta.manifest_digest}, but the snapshot's image is ${manifest.image.manifest_digest}`);
+  }
+  await checkSha256(meta.raw_manifest_json, meta.manifest_digest, "raw manifest", where);
+  await checkSha256(meta.raw_config_json, meta.config_digest, "image config", where);
+  meta.layers.forEach((l, i) => {
+    if (!isDigestForm(l.digest)) throw new ImageCacheError(`${where}: layers[${i}].digest ${JSON.stringify(l.digest)} is not a digest`);
+    if (!isDigestForm(l.diff_id)) throw new ImageCacheError(`${where}: layers[${i}].diff_id ${JSON.stringify(l.diff_id)} is not a digest`);
+  });
+}
+
+/**
+ * The cache files an image needs, under `cacheDir`: metadata, fsmeta, VMDK,
+ * then each distinct layer — the order save writes them in.
+ */
+export async function expectedCacheFiles(layout: HomeLayout, manifest: Manifest, meta: CachedImageMetadata, cacheDir: string): Promise<CacheFile[]> {
+  const rel = (p: string) => `cache${p.slice(cacheDir.length)}`;
+  const files: CacheFile[] = [];
+  const add = (path: string, kind: CacheFile["kind"]) => {
+    if (!files.some((f) => f.path === path)) files.push({ path, archivePath: rel(path), kind });
+  };
+  add(await layout.metadataPath(manifest.image.ref, cacheDir), "manifests");
+  add(layout.fsmetaPath(manifest.image.manifest_digest, cacheDir), "fsmeta");
+  add(layout.vmdkPath(manifest.image.manifest_digest, cacheDir), "vmdk");
+  for (const l of meta.layers) add(layout.layerPath(l.diff_id, cacheDir), "layers");
+  return files;
+}
+
+/**
+ * Save's pre-check: the head image's metadata exists in the home's cache and
+ * matches the snapshot, and every required file is a regular file. Throws
+ * {@link ImageCacheError} naming what is missing.
+ */
+export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, manifest: Manifest): Promise<CacheFile[]> {
+  const metaPath = await layout.metadataPath(manifest.image.ref);
+  if ((await lstatOrNull(fs, metaPath)) === null) {
+    throw new ImageCacheError(`image metadata for ${manifest.image.ref} is missing from the cache (${metaPath})`);
+  }
+  const meta = await readImageMetadataFile(fs, metaPath);
+  if (meta.manifest_digest !== manifest.image.manifest_digest) {
+    throw new ImageCacheError(
+      `cached image metadata ${metaPath} is for ${meta.manifest_digest}, but the snapshot's image is ${manifest.image.manifest_digest}`,
+    );
+  }
+  for (const [i, l] of meta.layers.entries()) {
+    if (!isDigestForm(l.diff_id)) throw new ImageCacheError(`${metaPath}: layers[${i}].diff_id ${JSON.stringify(l.diff_id)} is not a digest`);
+  }
+  const files = await expectedCacheFiles(layout, manifest, meta, layout.cacheDir);
+  for (const f of files) {
+    const info = await lstatOrNull(fs, f.path);
+    if (info === null || info.kind !== "file") {
+      throw new ImageCacheError(`required image cache artifact ${f.path} is ${info === null ? "missing" : `a ${info.kind}, not a regular file`}`);
+    }
+  }
+  return files;
+}

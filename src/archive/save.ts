@@ -1,0 +1,199 @@
+/**
+ * Save a snapshot — with its ancestors and its image cache if asked — as a
+ * `.tar.zst` (or plain `.tar`) bundle, in the layout of SPEC §4:
+ * `sha256-<16 hex>/manifest.json` then its upper, for each snapshot oldest
+ * first, then the cache files. An upper with holes is written as an old-GNU
+ * sparse entry holding only its data.
+ *
+ * A path output is written under a temporary name beside it and renamed into
+ * place only when complete: a failed save never leaves a partial archive and
+ * never harms an existing file at `out`.
+ *
+ * @example
+ * ```ts
+ * import { nodeFs, SnapshotStore } from "snapbundle";
+ * const store = new SnapshotStore(nodeFs(), "/root/.microsandbox");
+ * await store.save("my-snap", "/tmp/my-snap.tar.zst", { withParents: true });
+ * ```
+ * @module
+ */
+
+import { zstdCompressStream } from "../../wasm/mod.js";
+import { SnapshotNotFound } from "../errors.js";
+import type { FileSystem } from "../fs/types.js";
+import { readChunks, readSmallFile } from "../io.js";
+import { archivePrefix, type HomeLayout } from "../layout.js";
+import { MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
+import { basename, dirname, join } from "../path.js";
+import type { Extent } from "../sparse.js";
+import { type Snapshot, verifySnapshot } from "../snapshot.js";
+import { TarWriter } from "../tar/mod.js";
+import { type CacheFile, requiredCacheFiles } from "./image-cache.js";
+import { handleWritable } from "./streams.js";
+
+/** Options of {@link saveArchive}. */
+export interface SaveOptions {
+  /** Include every ancestor (found in the home by parent digest), oldest first. */
+  readonly withParents?: boolean;
+  /** Include the image cache files the head's image needs. */
+  readonly withImage?: boolean;
+  /** Write a plain `.tar` instead of zstd. */
+  readonly plainTar?: boolean;
+  /** Write uppers as regular entries even when they have holes (for readers without sparse support). */
+  readonly dense?: boolean;
+  /** Progress: `phase` "verify" while reading uppers to check them, "write" while writing the archive. */
+  readonly onProgress?: (p: { phase: "verify" | "write"; bytes: number; total: number }) => void;
+}
+
+/** What a save wrote. */
+export interface SaveResult {
+  /** Snapshots in archive order (ancestors first, head last). */
+  readonly snapshots: readonly Snapshot[];
+  readonly cacheFiles: readonly string[];
+  /** Bytes of tar stream (before compression). */
+  readonly tarBytes: number;
+}
+
+/** A snapshot ready to be written, with the data extents its verification found. */
+interface Planned {
+  readonly snap: Snapshot;
+  readonly extents: Extent[] | null;
+}
+
+/** Looks up a snapshot by digest (the store's index). */
+export type ParentLookup = (digest: string) => Promise<Snapshot | null>;
+
+/** Save `head` to `out`: verify, collect, then write. */
+export async function saveArchive(
+  fs: FileSystem,
+  layout: HomeLayout,
+  head: Snapshot,
+  findParent: ParentLookup,
+  out: string | WritableStream<Uint8Array>,
+  options: SaveOptions = {},
+): Promise<SaveResult> {
+  const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
+  const planned = await verifyChain(fs, chain, options);
+  const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
+  const write = (sink: WritableStream<Uint8Array>) => writeBundle(fs, planned, cache, sink, options);
+  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, write) : await write(out);
+  return { snapshots: chain, cacheFiles: cache.map((c) => c.path), tarBytes };
+}
+
+/** The head and its ancestors, oldest first. A parent missing from the home is {@link SnapshotNotFound}. */
+export async function collectAncestry(head: Snapshot, findParent: ParentLookup): Promise<Snapshot[]> {
+  const chain = [head];
+  const seen = new Set([head.digest]);
+  for (let parent = head.manifest.parent; parent !== null; ) {
+    if (seen.has(parent)) throw new SnapshotNotFound(`parent chain of ${head.path} loops back to ${parent}`);
+    const found = await findParent(parent);
+    if (found === null) {
+      throw new SnapshotNotFound(
+        `parent ${parent} of ${chain[chain.length - 1]!.path} is not in this home's index; ship it alongside or save from a home that has it`,
+      );
+    }
+    seen.add(parent);
+    chain.push(found);
+    parent = found.manifest.parent;
+  }
+  return chain.reverse();
+}
+
+/** Verify every snapshot to be shipped, mapping its upper's data extents in the same pass. */
+async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: SaveOptions): Promise<Planned[]> {
+  const total = chain.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
+  let done = 0;
+  const planned: Planned[] = [];
+  for (const snap of chain) {
+    const v = await verifySnapshot(fs, snap, {
+      extents: !options.dense,
+      onProgress: options.onProgress ? (b) => options.onProgress!({ phase: "verify", bytes: done + b, total }) : undefined,
+    });
+    done += snap.manifest.upper.size_bytes;
+    planned.push({ snap, extents: v.extents });
+  }
+  return planned;
+}
+
+/** Write to a temporary file beside `out`, fsync, rename over `out`. On failure the temporary is removed. */
+async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>): Promise<number> {
+  const dir = dirname(out);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(out)}.partial-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
+  const h = await fs.open(tmp, "wx");
+  try {
+    const n = await write(handleWritable(h));
+    await h.close();
+    await fs.rename(tmp, out);
+    await fs.syncDir(dir);
+    return n;
+  } catch (e) {
+    await h.close().catch(() => {});
+    await fs.remove(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
+async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
+  const compress = options.plainTar ? null : zstdCompressStream({ level: 3 });
+  const piping = compress ? compress.readable.pipeTo(sink) : null;
+  const writer = (compress ? compress.writable : sink).getWriter();
+  const total = planned.reduce((n, p) => n + dataBytes(p), 0);
+  let done = 0;
+  const progress = (n: number) => {
+    done += n;
+    options.onProgress?.({ phase: "write", bytes: done, total });
+  };
+  try {
+    const tar = new TarWriter(writer);
+    for (const { snap, extents } of planned) {
+      const prefix = archivePrefix(snap.digest);
+      const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);
+      const manifest = await readSmallFile(fs, join(snap.path, MANIFEST_FILENAME), MAX_MANIFEST_BYTES);
+      await tar.addFile(`${prefix}/${MANIFEST_FILENAME}`, manifest.length, [manifest], { mtime });
+      const size = snap.manifest.upper.size_bytes;
+      const name = `${prefix}/${snap.manifest.upper.file}`;
+      if (extents === null || isDense(extents, size)) {
+        await tar.addFile(name, size, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), { mtime });
+      } else {
+        await tar.addSparseFile(name, size, extents, readRanges(fs, snap.upperPath, extents, progress), { mtime });
+      }
+    }
+    for (const f of cache) {
+      const info = await fs.lstat(f.path);
+      await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), { mtime: Math.floor(info.mtimeMs / 1000) });
+    }
+    await tar.finish();
+    await writer.close();
+    await piping;
+    return tar.bytesWritten;
+  } catch (e) {
+    await writer.abort(e).catch(() => {});
+    await piping?.catch(() => {});
+    throw e;
+  }
+}
+
+function dataBytes(p: Planned): number {
+  return p.extents === null ? p.snap.manifest.upper.size_bytes : p.extents.reduce((n, e) => n + e.length, 0);
+}
+
+function isDense(extents: readonly Extent[], size: number): boolean {
+  return size === 0 || (extents.length === 1 && extents[0]!.offset === 0 && extents[0]!.length === size);
+}
+
+/** The bytes of `ranges` of a file, in order, in bounded chunks. */
+async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+  const h = await fs.open(path, "r");
+  try {
+    for (const r of ranges) {
+      for await (const c of readChunks(h, r.length, path, { start: r.offset })) {
+        onBytes?.(c.data.length);
+        yield c.data;
+      }
+    }
+  } finally {
+    await h.close();
+  }
+}

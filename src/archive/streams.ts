@@ -1,0 +1,120 @@
+/**
+ * Byte-stream plumbing for archives: a file as a `ReadableStream`, a file as
+ * a `WritableStream`, compression detected from the first bytes, and progress
+ * counting — all with backpressure, so memory stays bounded.
+ *
+ * @example
+ * ```ts
+ * const raw = fileReadable(fs, "/tmp/a.tar.zst");
+ * const tar = await decompressIfZstd(raw, "/tmp/a.tar.zst"); // plain tar bytes
+ * ```
+ * @module
+ */
+
+import { isZstdMagic, zstdDecompressStream } from "../../wasm/mod.js";
+import type { FileHandle, FileSystem } from "../fs/types.js";
+import { CHUNK_BYTES } from "../io.js";
+
+/** A pull-based stream of a file's bytes, read in large chunks; the handle closes at the end or on cancel. */
+export function fileReadable(fs: FileSystem, path: string, chunkBytes = CHUNK_BYTES): ReadableStream<Uint8Array> {
+  let h: FileHandle | null = null;
+  let pos = 0;
+  const close = async () => {
+    const handle = h;
+    h = null;
+    await handle?.close();
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          h ??= await fs.open(path, "r");
+          const buf = new Uint8Array(chunkBytes);
+          const n = await h.read(buf, pos);
+          if (n === 0) {
+            await close();
+            controller.close();
+            return;
+          }
+          pos += n;
+          controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+        } catch (e) {
+          await close().catch(() => {});
+          throw e;
+        }
+      },
+      cancel: close,
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** A sink that appends to a file opened with `handle`; `sync()`s on close. Does not close the handle. */
+export function handleWritable(h: FileHandle): WritableStream<Uint8Array> {
+  let pos = 0;
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      await h.write(chunk, pos);
+      pos += chunk.length;
+    },
+    async close() {
+      await h.sync();
+    },
+  });
+}
+
+/** Count bytes passing through, reporting the running total. */
+export function countingStream(onBytes: (total: number) => void): TransformStream<Uint8Array, Uint8Array> {
+  let total = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      total += chunk.length;
+      onBytes(total);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+/**
+ * Look at the first bytes: zstd frame magic (`28 b5 2f fd`) → decompress,
+ * anything else → passed through as plain tar. The file name plays no part.
+ */
+export async function decompressIfZstd(source: ReadableStream<Uint8Array>, label: string): Promise<ReadableStream<Uint8Array>> {
+  const reader = source.getReader();
+  const head: Uint8Array[] = [];
+  let have = 0;
+  let done = false;
+  while (have < 4) {
+    const r = await reader.read();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    head.push(r.value);
+    have += r.value.length;
+  }
+  const first = new Uint8Array(have);
+  let o = 0;
+  for (const c of head) {
+    first.set(c, o);
+    o += c.length;
+  }
+  const replay = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        if (first.length > 0) controller.enqueue(first);
+        if (done) controller.close();
+      },
+      async pull(controller) {
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return isZstdMagic(first) ? replay.pipeThrough(zstdDecompressStream({ label })) : replay;
+}

@@ -1,0 +1,43 @@
+/**
+ * The platform-neutral core of snapbundle: everything except the `node:fs`
+ * adapter. It touches files only through a {@link FileSystem} you pass in.
+ *
+ * @example
+ * ```ts
+ * import { SnapshotStore } from "snapbundle/core";
+ * import { memFs } from "snapbundle";
+ * import { Volume } from "memfs";
+ * const store = new SnapshotStore(memFs(new Volume()), "/home");
+ * ```
+ * @module
+ */
+
+export * from "./errors.js";
+export type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./fs/types.js";
+export { memFs } from "./fs/memfs.js";
+export {
+  canonicalManifest,
+  canonicalManifestText,
+  isDigestForm,
+  type Manifest,
+  MANIFEST_FILENAME,
+  manifestDigest,
+  parseManifest,
+  SPARSE_SHA256,
+  type UpperIntegrity,
+  validateManifest,
+} from "./manifest.js";
+export { archivePrefix, digestSafe, HomeLayout, imageCacheKey, normalizeImageRef } from "./layout.js";
+export {
+  type CreateOptions,
+  createSnapshot,
+  openSnapshot,
+  type Snapshot,
+  validateSnapshotName,
+  type Verification,
+  verifySnapshot,
+} from "./snapshot.js";
+export { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, SnapshotStore } from "./store.js";
+export { type LoadOptions } from "./archive/load.js";
+export { type SaveOptions, type SaveResult } from "./archive/save.js";
+export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";
