@@ -1,0 +1,257 @@
+/**
+ * The commands of `snapbundle`, each a thin layer over {@link SnapshotStore}:
+ * take the parsed arguments, call the store (with a progress bar where it
+ * reads or writes a lot), print a sentence/table or one JSON document.
+ *
+ * @example
+ * ```ts
+ * import { runCommand } from "./commands.js";
+ * await runCommand(ctx, parsed); // throws SnapbundleError / UsageError on failure
+ * ```
+ * @module
+ */
+
+import { statSync } from "node:fs";
+import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
+import { type CommandSpec, parseLabels, UsageError } from "./args.js";
+import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
+import { startProgress } from "./progress.js";
+import { stdinSource, stdoutWritable } from "./stdio.js";
+
+/** What a command needs from its surroundings. */
+export interface CommandContext {
+  readonly store: SnapshotStore;
+  readonly json: boolean;
+  /** Draw progress bars (stderr is a terminal and `--json` is off). */
+  readonly progress: boolean;
+  /** Write to stdout. */
+  out(text: string): void;
+  /** Write to stderr. */
+  err(text: string): void;
+}
+
+type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
+
+/**
+ * Run `command` with its positionals and option values.
+ *
+ * @example
+ * ```ts
+ * const store = new SnapshotStore(nodeFs(), "/root/.microsandbox");
+ * const ctx = { store, json: true, progress: false, out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
+ * await runCommand(ctx, findCommand("ls")!, [], {});
+ * ```
+ */
+export async function runCommand(ctx: CommandContext, command: CommandSpec, positionals: readonly string[], values: Values): Promise<void> {
+  switch (command.name) {
+    case "create":
+      return create(ctx, command, positionals[0]!, values);
+    case "ls":
+      return ls(ctx);
+    case "inspect":
+      return inspect(ctx, positionals[0]!, values.verify === true);
+    case "verify":
+      return verify(ctx, positionals[0]!);
+    case "rm":
+      return rm(ctx, positionals[0]!, values.force === true);
+    case "reindex":
+      return reindex(ctx, positionals[0]);
+    case "save":
+      return save(ctx, positionals[0]!, positionals[1]!, values);
+    case "load":
+      return load(ctx, positionals[0]!, values);
+    default:
+      throw new UsageError(`unknown command '${command.name}'`);
+  }
+}
+
+function requiredString(values: Values, name: string, command: CommandSpec): string {
+  const v = values[name];
+  if (typeof v !== "string") throw new UsageError(`missing required option --${name}`, command);
+  if (v === "") throw new UsageError(`option --${name} must not be empty`, command);
+  return v;
+}
+
+function optionalString(values: Values, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** Size of a file named on the command line, or null when it cannot be stat'ed (the store will report the real problem). */
+function sizeOf(ctx: CommandContext, path: string): number | null {
+  try {
+    return statSync(ctx.store.absolutePath(path)).size;
+  } catch {
+    return null;
+  }
+}
+
+function warnProblems(ctx: CommandContext, problems: readonly ListProblem[]): void {
+  for (const p of problems) ctx.err(`warning: skipping ${printable(p.path)}: ${printable(p.message)}\n`);
+}
+
+function describeSnapshot(s: SnapshotInfo, extra: readonly (readonly [string, string])[] = []): string {
+  return keyValues([
+    ["name", printable(s.name)],
+    ["digest", s.digest],
+    ["path", printable(s.path)],
+    ["parent", s.parent ?? "-"],
+    ["image", printable(s.image_ref)],
+    ["image digest", s.image_manifest_digest],
+    ["format", s.format],
+    ["fstype", printable(s.fstype)],
+    ["size", `${humanBytes(s.size_bytes)} (${s.size_bytes} bytes)`],
+    ["created", printable(s.created_at)],
+    ["labels", labelList(s.labels)],
+    ...extra,
+  ]);
+}
+
+async function create(ctx: CommandContext, command: CommandSpec, name: string, values: Values): Promise<void> {
+  const upper = requiredString(values, "upper", command);
+  const imageRef = requiredString(values, "image", command);
+  const imageDigest = requiredString(values, "image-digest", command);
+  const labels = parseLabels(values.label as string[] | undefined, command);
+  const integrity = values.integrity === true;
+  const bar = startProgress(ctx.progress, integrity ? "copy+hash" : "copy", ctx.progress ? sizeOf(ctx, upper) : null);
+  let info: SnapshotInfo;
+  try {
+    info = await ctx.store.create(name, {
+      upper,
+      image: { ref: imageRef, manifest_digest: imageDigest },
+      parent: optionalString(values, "parent") ?? null,
+      labels,
+      integrity,
+      sourceSandbox: optionalString(values, "source-sandbox") ?? null,
+      destDir: optionalString(values, "dest-dir"),
+      force: values.force === true,
+      onProgress: (bytes) => bar.update(bytes),
+    });
+  } finally {
+    bar.stop();
+  }
+  if (ctx.json) ctx.out(jsonDocument(info));
+  else ctx.out(`created ${printable(info.name)} ${info.digest} at ${printable(info.path)}\n`);
+}
+
+async function ls(ctx: CommandContext): Promise<void> {
+  const { snapshots, problems } = await ctx.store.list();
+  warnProblems(ctx, problems);
+  if (ctx.json) ctx.out(jsonDocument(snapshots));
+  else if (snapshots.length === 0) ctx.out(`no snapshots in ${printable(ctx.store.layout.snapshotsDir)}\n`);
+  else ctx.out(snapshotTable(snapshots));
+}
+
+/** Resolve, then verify with a progress bar sized to the upper. */
+async function verified(ctx: CommandContext, ref: string) {
+  const snap = await ctx.store.resolve(ref);
+  const bar = startProgress(ctx.progress && snap.manifest.upper.integrity !== null, "verify", snap.manifest.upper.size_bytes);
+  try {
+    return await ctx.store.verify(snap.path, { onProgress: (bytes) => bar.update(bytes) });
+  } finally {
+    bar.stop();
+  }
+}
+
+function integrityLine(v: { integrity: { status: string; algorithm: string | null; digest: string | null } }): string {
+  return v.integrity.status === "verified" ? `verified (${v.integrity.algorithm} ${v.integrity.digest})` : "not recorded (nothing to verify)";
+}
+
+async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promise<void> {
+  if (verify) {
+    const v = await verified(ctx, ref);
+    if (ctx.json) ctx.out(jsonDocument(v));
+    else ctx.out(describeSnapshot(v, [["integrity", integrityLine(v)]]));
+    return;
+  }
+  const snap = await ctx.store.resolve(ref);
+  const info = snapshotInfo(snap);
+  if (ctx.json) {
+    ctx.out(jsonDocument(info));
+    return;
+  }
+  const recorded = snap.manifest.upper.integrity;
+  const children = await ctx.store.children(snap.digest);
+  ctx.out(
+    describeSnapshot(info, [
+      ["integrity", recorded === null ? "not recorded" : `${recorded.algorithm} ${recorded.digest} (not checked; use --verify)`],
+      ["source sandbox", snap.manifest.source_sandbox === null ? "-" : printable(snap.manifest.source_sandbox)],
+      ["children", String(children.filter((c) => c.path !== snap.path).length)],
+    ]),
+  );
+}
+
+async function verify(ctx: CommandContext, ref: string): Promise<void> {
+  const v = await verified(ctx, ref);
+  if (ctx.json) ctx.out(jsonDocument(v));
+  else if (v.integrity.status === "verified") ctx.out(`verified ${printable(v.name)} ${v.digest}: upper matches ${v.integrity.algorithm} ${v.integrity.digest}\n`);
+  else ctx.out(`${printable(v.name)} ${v.digest}: no integrity recorded; nothing to verify\n`);
+}
+
+async function rm(ctx: CommandContext, ref: string, force: boolean): Promise<void> {
+  const info = await ctx.store.remove(ref, { force });
+  if (ctx.json) ctx.out(jsonDocument(info));
+  else ctx.out(`removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
+}
+
+async function reindex(ctx: CommandContext, dir: string | undefined): Promise<void> {
+  const { snapshots, problems } = await ctx.store.reindex(dir);
+  warnProblems(ctx, problems);
+  if (ctx.json) ctx.out(jsonDocument(snapshots));
+  else {
+    ctx.out(`indexed ${snapshots.length} snapshot${snapshots.length === 1 ? "" : "s"}\n`);
+    if (snapshots.length > 0) ctx.out(snapshotTable(snapshots));
+  }
+}
+
+async function save(ctx: CommandContext, ref: string, out: string, values: Values): Promise<void> {
+  const toStdout = out === "-";
+  const sink = toStdout ? stdoutWritable() : out;
+  const bar = startProgress(ctx.progress, "verify", null);
+  let result;
+  try {
+    result = await ctx.store.save(ref, sink, {
+      withParents: values["with-parents"] === true,
+      withImage: values["with-image"] === true,
+      plainTar: values["plain-tar"] === true,
+      dense: values.dense === true,
+      onProgress: (p) => bar.update(p.bytes, p.total, p.phase),
+    });
+  } finally {
+    bar.stop();
+  }
+  if (toStdout) return; // stdout carries the archive and nothing else
+  const path = ctx.store.absolutePath(out);
+  const bytes = sizeOf(ctx, path) ?? 0;
+  if (ctx.json) {
+    ctx.out(jsonDocument({ path, snapshots: result.snapshots.map((s) => s.digest), cache_files: result.cacheFiles, bytes }));
+    return;
+  }
+  const n = result.snapshots.length;
+  const cache = result.cacheFiles.length > 0 ? ` and ${result.cacheFiles.length} image cache file${result.cacheFiles.length === 1 ? "" : "s"}` : "";
+  ctx.out(`saved ${n} snapshot${n === 1 ? "" : "s"}${cache} to ${printable(path)} (${humanBytes(bytes)})\n`);
+}
+
+async function load(ctx: CommandContext, source: string, values: Values): Promise<void> {
+  const fromStdin = source === "-";
+  const stdin = fromStdin ? stdinSource() : null;
+  const total = fromStdin || !ctx.progress ? null : sizeOf(ctx, source);
+  const bar = startProgress(ctx.progress, "load", total);
+  let head: SnapshotInfo;
+  try {
+    head = await ctx.store.load(stdin ? stdin.stream : source, {
+      dest: optionalString(values, "dest"),
+      name: optionalString(values, "name"),
+      label: fromStdin ? "stdin" : undefined,
+      onProgress: (bytes) => bar.update(bytes),
+    });
+  } catch (e) {
+    stdin?.close();
+    throw e;
+  } finally {
+    bar.stop();
+  }
+  if (stdin) await stdin.drain();
+  if (ctx.json) ctx.out(jsonDocument(head));
+  else ctx.out(`loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
+}

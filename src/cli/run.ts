@@ -1,0 +1,107 @@
+/**
+ * The CLI as a function: {@link runCli} parses `argv`, runs the command
+ * against a {@link SnapshotStore} over `node:fs`, prints, and resolves the
+ * exit status (0 success, 1 failure with one `error: …` line, 2 bad usage).
+ * `main.ts` calls it with the process's own streams.
+ *
+ * @example
+ * ```ts
+ * import { runCli } from "./run.js";
+ * const code = await runCli(["--json", "ls"], {
+ *   env: process.env, cwd: process.cwd(), userHome: "/root", stderrIsTTY: false,
+ *   out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t),
+ * });
+ * ```
+ * @module
+ */
+
+import { homedir } from "node:os";
+import { resolve as resolvePath } from "node:path";
+import { SnapbundleError } from "../errors.js";
+import { nodeFs } from "../fs/node.js";
+import { SnapshotStore } from "../store.js";
+import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
+import { runCommand } from "./commands.js";
+import { packageVersion } from "./version.js";
+
+/** Where the process's text output goes (stdout, stderr) and what it runs in. */
+export interface CliEnvironment {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  readonly userHome: string;
+  readonly stderrIsTTY: boolean;
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/**
+ * The home: `--home`, else `$MSB_HOME`, else `~/.microsandbox`; relative paths against `cwd`.
+ *
+ * @example
+ * ```ts
+ * resolveHome(undefined, { ...env, env: {}, userHome: "/home/me" }); // "/home/me/.microsandbox"
+ * ```
+ */
+export function resolveHome(option: string | undefined, env: CliEnvironment): string {
+  const chosen = option ?? (env.env.MSB_HOME ? env.env.MSB_HOME : resolvePath(env.userHome, ".microsandbox"));
+  return resolvePath(env.cwd, chosen);
+}
+
+/** A message on one line: newlines inside it become "; ", other control characters are escaped. */
+function oneLine(message: string): string {
+  return message
+    .trim()
+    .replace(/\s*\n\s*/g, "; ")
+    // deno-lint-ignore no-control-regex
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * Run the CLI on `argv` (without runtime and script path). Resolves the exit
+ * status; never throws.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runCli(["ls"], env);
+ * ```
+ */
+export async function runCli(argv: readonly string[], env: CliEnvironment): Promise<number> {
+  let usageCommand: CommandSpec | null = null;
+  try {
+    const parsed = parseCommandLine(argv);
+    if (parsed.kind === "help") {
+      env.out(parsed.command ? commandHelp(parsed.command) : globalHelp());
+      return 0;
+    }
+    if (parsed.kind === "version") {
+      env.out(`${packageVersion()}\n`);
+      return 0;
+    }
+    usageCommand = parsed.command;
+    const json = parsed.values.json === true;
+    const home = resolveHome(parsed.values.home as string | undefined, env);
+    const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });
+    await runCommand(
+      { store, json, progress: env.stderrIsTTY && !json, out: env.out, err: env.err },
+      parsed.command,
+      parsed.positionals,
+      parsed.values,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      const command = e.command ?? usageCommand;
+      env.err(`error: ${oneLine(e.message)}\n${usageLine(command)}\n${tryHelpLine(command)}\n`);
+      return 2;
+    }
+    if (e instanceof SnapbundleError) {
+      env.err(`error: ${oneLine(e.message)}\n`);
+      if (env.env.SNAPBUNDLE_DEBUG === "1" && e.stack) env.err(`${e.stack}\n`);
+      return 1;
+    }
+    const message = e instanceof Error ? e.message : String(e);
+    env.err(`error: internal: ${oneLine(message)}\n`);
+    if (env.env.SNAPBUNDLE_DEBUG === "1" && e instanceof Error && e.stack) env.err(`${e.stack}\n`);
+    return 1;
+  }
+}
