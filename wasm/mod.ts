@@ -1,0 +1,26 @@
+/**
+ * snapbundle's WebAssembly boundary: the only module that touches `hash-wasm`
+ * (SHA-256) and `zstd-codec` (zstd). Each WASM module is loaded lazily, once,
+ * and exposed as plain typed functions and Web Streams.
+ *
+ * @example
+ * ```ts
+ * import { sha256Hex, zstdCompressStream, zstdDecompressStream, isZstdMagic } from "../wasm/mod.js";
+ * await sha256Hex(new TextEncoder().encode("abc"));
+ * const packed = source.pipeThrough(zstdCompressStream());
+ * if (isZstdMagic(head)) archive = archive.pipeThrough(zstdDecompressStream({ label: path }));
+ * ```
+ * @module
+ */
+
+export { createSha256, type Sha256, sha256Hex } from "./sha256.js";
+export {
+  isZstdMagic,
+  ZSTD_MAX_LEVEL,
+  ZSTD_MAX_WINDOW_BYTES,
+  ZSTD_MIN_LEVEL,
+  type ZstdCompressOptions,
+  zstdCompressStream,
+  type ZstdDecompressOptions,
+  zstdDecompressStream,
+} from "./zstd.js";
