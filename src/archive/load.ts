@@ -9,8 +9,9 @@
  * 5. {@link installStagedCache}: check the image cache and install it, metadata last;
  * 6. {@link promoteStage}: rename the staged snapshots into place.
  *
- * Any failure undoes what steps 5–6 made visible and removes the staging
- * directories: `snapshots/` and `cache/` end as they began.
+ * Any failure undoes what steps 5–6 made visible, removes the staging
+ * directories and any of `snapshots/`, `cache/`, `cache/tmp/` that this load
+ * created: `snapshots/` and `cache/` end as they began.
  *
  * @example
  * ```ts
@@ -33,8 +34,8 @@ import { dataRuns, scanFile } from "../sparse.js";
 import { readTar, type TarEntry } from "../tar/mod.js";
 import { classifyEntry, validateArchiveEntryType } from "./grammar.js";
 import { expectedCacheFiles, MAX_METADATA_BYTES, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
-import { countingStream, decompressIfZstd, fileReadable } from "./streams.js";
-import { UndoLog } from "./undo.js";
+import { countingStream, decompressIfZstd, fileReadable, lendStream } from "./streams.js";
+import { removeDirIfEmpty, UndoLog } from "./undo.js";
 
 /** Options of {@link loadArchive}. */
 export interface LoadOptions {
@@ -54,9 +55,12 @@ export interface Staging {
   readonly cache: string;
 }
 
-/** What {@link unpackArchive} staged: snapshot directories in archive order. */
+/** What {@link unpackArchive} staged. */
 export interface Unpacked {
+  /** Staged snapshot directories holding a manifest, in archive order. */
   readonly snapshotDirs: string[];
+  /** Archive directory entries (`x/`) whose directory never received a manifest. */
+  readonly bareDirs: string[];
   readonly cacheFiles: string[];
 }
 
@@ -75,8 +79,8 @@ export async function loadArchive(
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
   if (options.name !== undefined) validateSnapshotName(options.name);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
-  const stage = await createStaging(fs, layout, snapshotsDir);
   const undo = new UndoLog();
+  const stage = await createStaging(fs, layout, snapshotsDir, undo);
   try {
     const unpacked = await unpackArchive(fs, openArchive(fs, source, options.onProgress), stage, label);
     const imported = await verifyImportedSnapshots(fs, unpacked, label);
@@ -92,8 +96,7 @@ export async function loadArchive(
     if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
     throw e;
   } finally {
-    await fs.remove(stage.snapshots, { recursive: true, force: true }).catch(() => {});
-    await fs.remove(stage.cache, { recursive: true, force: true }).catch(() => {});
+    await removeStaging(fs, stage);
   }
 }
 
@@ -102,17 +105,35 @@ function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>
   return onProgress ? raw.pipeThrough(countingStream(onProgress)) : raw;
 }
 
-/** Fresh staging directories: `<snapshots>/.msb-snapshot-import-*` and `<home>/cache/tmp/snapshot-import-*`. */
-export async function createStaging(fs: FileSystem, layout: HomeLayout, snapshotsDir: string): Promise<Staging> {
-  await fs.mkdir(snapshotsDir, { recursive: true });
-  await fs.mkdir(layout.cacheTmpDir, { recursive: true });
-  const snapshots = await fs.makeTempDir(snapshotsDir, SNAPSHOT_STAGE_PREFIX);
+/**
+ * Fresh staging directories: `<snapshots>/.msb-snapshot-import-*` and
+ * `<home>/cache/tmp/snapshot-import-*`. Whichever of the snapshots directory,
+ * `cache/` and `cache/tmp/` did not exist is created, and `undo` learns to
+ * remove it again (if still empty) after the staging directories are gone.
+ */
+export async function createStaging(fs: FileSystem, layout: HomeLayout, snapshotsDir: string, undo: UndoLog): Promise<Staging> {
+  let snapshots: string | null = null;
   try {
-    return { snapshots, cache: await fs.makeTempDir(layout.cacheTmpDir, CACHE_STAGE_PREFIX) };
+    for (const dir of [snapshotsDir, layout.cacheDir, layout.cacheTmpDir]) {
+      if ((await lstatOrNull(fs, dir)) !== null) continue;
+      await fs.mkdir(dir, { recursive: true });
+      undo.push(`remove directory ${dir}`, () => removeDirIfEmpty(fs, dir));
+    }
+    snapshots = await fs.makeTempDir(snapshotsDir, SNAPSHOT_STAGE_PREFIX);
+    const stage = { snapshots, cache: await fs.makeTempDir(layout.cacheTmpDir, CACHE_STAGE_PREFIX) };
+    undo.push("remove the staging directories", () => removeStaging(fs, stage));
+    return stage;
   } catch (e) {
-    await fs.remove(snapshots, { recursive: true, force: true }).catch(() => {});
+    if (snapshots !== null) await fs.remove(snapshots, { recursive: true, force: true }).catch(() => {});
+    await undo.rollback();
     throw e;
   }
+}
+
+/** Remove both staging directories and everything in them (idempotent). */
+async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
+  await fs.remove(stage.snapshots, { recursive: true, force: true }).catch(() => {});
+  await fs.remove(stage.cache, { recursive: true, force: true }).catch(() => {});
 }
 
 /**
@@ -120,13 +141,31 @@ export async function createStaging(fs: FileSystem, layout: HomeLayout, snapshot
  * path grammar; a path may appear once; each snapshot's `manifest.json` must
  * come before its other files (as microsandbox writes them) so the upper's
  * declared size is known before a byte of it is written; sizes are enforced
- * from the headers before any data is read.
+ * from the headers before any data is read. After the end-of-archive marker
+ * the input is still read to its end, so a zstd stream cut short (or corrupt)
+ * past the tar's last block fails too; bytes after the marker are otherwise
+ * ignored, as GNU tar ignores them.
  */
 export async function unpackArchive(fs: FileSystem, source: ReadableStream<Uint8Array>, stage: Staging, label: string): Promise<Unpacked> {
-  const tar = await decompressIfZstd(source, label);
+  const lent = lendStream(await decompressIfZstd(source, label));
+  try {
+    const unpacked = await unpackEntries(fs, lent.stream, stage, label);
+    // Past the end-of-archive marker the archive is still read to its end, so
+    // a zstd frame cut short (or corrupt) after the tar's last block is an error.
+    await lent.drain();
+    return unpacked;
+  } catch (e) {
+    await lent.abort(e);
+    throw e;
+  }
+}
+
+/** Step 1's entry loop: grammar, order and size rules, then each entry into staging. */
+async function unpackEntries(fs: FileSystem, tar: ReadableStream<Uint8Array>, stage: Staging, label: string): Promise<Unpacked> {
   const seen = new Set<string>();
   const manifests = new Map<string, Manifest>();
   const snapshotDirs: string[] = [];
+  const dirEntries: string[] = [];
   const cacheFiles: string[] = [];
   const made = new Set<string>();
   const mkdir = async (p: string) => {
@@ -142,7 +181,10 @@ export async function unpackArchive(fs: FileSystem, source: ReadableStream<Uint8
     if (place.area === "snapshot") {
       const dir = join(stage.snapshots, place.prefix);
       await mkdir(dir);
-      if (place.file === null) continue;
+      if (place.file === null) {
+        dirEntries.push(place.prefix);
+        continue;
+      }
       const target = join(dir, place.file);
       const manifest = manifests.get(place.prefix);
       if (place.file === MANIFEST_FILENAME) {
@@ -173,7 +215,7 @@ export async function unpackArchive(fs: FileSystem, source: ReadableStream<Uint8
       cacheFiles.push(target);
     }
   }
-  return { snapshotDirs, cacheFiles };
+  return { snapshotDirs, bareDirs: dirEntries.filter((p) => !manifests.has(p)), cacheFiles };
 }
 
 /** Gather a small entry (already size-checked) into one buffer. */
@@ -199,9 +241,18 @@ async function writeEntry(fs: FileSystem, target: string, entry: TarEntry): Prom
   }
 }
 
-/** Step 2. Open and verify every staged snapshot, in archive order. No manifest at all is an error. */
+/**
+ * Step 2. Open and verify every staged snapshot, in archive order. No
+ * manifest at all is an error; so is a snapshot directory entry (`x/`) whose
+ * directory never received a manifest — it would be neither a snapshot nor
+ * something a load may leave behind.
+ */
 export async function verifyImportedSnapshots(fs: FileSystem, unpacked: Unpacked, label: string): Promise<Snapshot[]> {
   if (unpacked.snapshotDirs.length === 0) throw new ArchiveError(`${label}: the archive contains no snapshot manifest`);
+  const bare = unpacked.bareDirs[0];
+  if (bare !== undefined) {
+    throw new ArchiveError(`${label}: archive entry ${JSON.stringify(`${bare}/`)}: the snapshot directory has no ${MANIFEST_FILENAME}; every directory in a bundle must hold a snapshot`);
+  }
   const snapshots: Snapshot[] = [];
   for (const dir of unpacked.snapshotDirs) {
     const snap = await openSnapshot(fs, dir);
@@ -304,7 +355,7 @@ async function mkdirTracked(fs: FileSystem, root: string, target: string, undo: 
     if ((await lstatOrNull(fs, dir)) === null) {
       await fs.mkdir(dir);
       const made = dir;
-      undo.push(`remove directory ${made}`, () => fs.remove(made));
+      undo.push(`remove directory ${made}`, () => removeDirIfEmpty(fs, made));
     }
   }
 }

@@ -138,6 +138,7 @@ async function writeAtomically(fs: FileSystem, out: string, write: (sink: Writab
 async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
   const compress = options.plainTar ? null : zstdCompressStream({ level: 3 });
   const piping = compress ? compress.readable.pipeTo(sink) : null;
+  piping?.catch(() => {}); // observed below; without this a failing sink is an unhandled rejection meanwhile
   const writer = (compress ? compress.writable : sink).getWriter();
   const total = planned.reduce((n, p) => n + dataBytes(p), 0);
   let done = 0;

@@ -118,3 +118,58 @@ export async function decompressIfZstd(source: ReadableStream<Uint8Array>, label
   );
   return isZstdMagic(first) ? replay.pipeThrough(zstdDecompressStream({ label })) : replay;
 }
+
+/** A stream lent to a consumer that may stop early; see {@link lendStream}. */
+export interface LentStream {
+  /** What the consumer reads. Its `cancel` is not passed on to the source. */
+  readonly stream: ReadableStream<Uint8Array>;
+  /** Read the source to its end, discarding the bytes; rejects with the source's error. */
+  drain(): Promise<void>;
+  /** Cancel the source (after a failure). Never rejects. */
+  abort(reason?: unknown): Promise<void>;
+}
+
+/**
+ * Lend `source` to a consumer that may stop before its end — a tar reader
+ * stops at the end-of-archive marker and cancels. The cancel is swallowed:
+ * the owner then either {@link LentStream.drain}s the rest, so a zstd stream
+ * is decoded to the end of its last frame and a truncated or corrupt tail is
+ * still an error, or {@link LentStream.abort}s it after a failure.
+ *
+ * @example
+ * ```ts
+ * const lent = lendStream(await decompressIfZstd(raw, "a.tar.zst"));
+ * try {
+ *   for await (const e of readTar(lent.stream)) { … }
+ *   await lent.drain(); // throws CompressionError if the frame was cut short
+ * } catch (e) {
+ *   await lent.abort(e);
+ *   throw e;
+ * }
+ * ```
+ */
+export function lendStream(source: ReadableStream<Uint8Array>): LentStream {
+  const reader = source.getReader();
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      cancel() {
+        // the owner settles the rest: drain() or abort()
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return {
+    stream,
+    async drain() {
+      for (;;) if ((await reader.read()).done) return;
+    },
+    async abort(reason) {
+      await reader.cancel(reason).catch(() => {});
+    },
+  };
+}

@@ -15,6 +15,9 @@
  * @module
  */
 
+import { isFsError } from "../errors.js";
+import type { FileSystem } from "../fs/types.js";
+
 /** Steps to take back, newest first. */
 export class UndoLog {
   private readonly steps: { label: string; run: () => Promise<void> }[] = [];
@@ -45,4 +48,29 @@ export class UndoLog {
     }
     return failed;
   }
+}
+
+/**
+ * The undo of a `mkdir`: remove `dir` if it is still empty. A directory that
+ * is gone is fine; one that holds something (put there by someone else since)
+ * is left alone — it is not ours to delete. (The {@link FileSystem}
+ * interface has no `rmdir`, so this is a `readdir` then a remove: a name
+ * created in between is removed too, which can only fail a concurrent load's
+ * staging, loudly.)
+ *
+ * @example
+ * ```ts
+ * await fs.mkdir(dir);
+ * undo.push(`remove directory ${dir}`, () => removeDirIfEmpty(fs, dir));
+ * ```
+ */
+export async function removeDirIfEmpty(fs: FileSystem, dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (e) {
+    if (isFsError(e, "ENOENT")) return;
+    throw e;
+  }
+  if (names.length === 0) await fs.remove(dir, { recursive: true, force: true });
 }

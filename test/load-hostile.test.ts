@@ -1,0 +1,550 @@
+/**
+ * Loading hostile bundles: one test per rule of SPEC §4, on memfs and
+ * node:fs. Every archive is crafted byte by byte (tar-craft), optionally
+ * compressed with the zstd CLI. Each failing load must raise the typed error,
+ * name the entry or path at fault, and leave the home exactly as it was: same
+ * trees under snapshots/ and cache/, same bytes, no staging directories.
+ */
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  ArchiveError,
+  CompressionError,
+  ImageCacheError,
+  InvalidArgument,
+  InvalidManifest,
+  InvalidSnapshot,
+  SnapbundleError,
+  SnapshotAlreadyExists,
+  SnapshotIntegrityError,
+} from "../src/errors.js";
+import type { FileSystem } from "../src/fs/types.js";
+import { SnapshotStore } from "../src/store.js";
+import {
+  cacheEntries,
+  dirEntry,
+  fileEntry,
+  type ImageFixture,
+  imageFixture,
+  type SnapFixture,
+  snapEntries,
+  snapFixture,
+  sparseDigest,
+  tarOf,
+  zstdCli,
+} from "./helpers/archive-bundle.js";
+import { fingerprint, spyFs, writeBytes } from "./helpers/archive-fs.js";
+import { type Backend, BACKENDS, makeHome, noise, tree, writeSparse } from "./helpers/homes.js";
+import { base256, concatBytes, craftData, craftHeader, END, paxRecord } from "./helpers/tar-craft.js";
+
+const enc = new TextEncoder();
+
+interface Home {
+  fs: FileSystem;
+  root: string;
+  home: string;
+  store: SnapshotStore;
+  cleanup: () => void;
+}
+
+/** A home holding one snapshot ("keep") already, so "unchanged" means something. */
+async function hostileHome(backend: Backend): Promise<Home> {
+  const h = await makeHome(backend);
+  await writeSparse(h.fs, `${h.root}/keep-upper`, 64 << 10, [[4096, noise(5000, 99)]]);
+  await h.store.create("keep", { upper: `${h.root}/keep-upper`, image: { ref: "alpine:3", manifest_digest: "sha256:" + "c".repeat(64) }, integrity: true });
+  return h;
+}
+
+async function leftovers(h: Home): Promise<string[]> {
+  const a = (await tree(h.fs, `${h.home}/snapshots`)).filter((p) => p.includes(".msb-snapshot-import-"));
+  const b = (await tree(h.fs, `${h.home}/cache`)).filter((p) => p.includes("snapshot-import-"));
+  return [...a, ...b];
+}
+
+type ErrorClass = new (...args: never[]) => SnapbundleError;
+
+/**
+ * Load `archive` (bytes, written outside the home) and expect `cls` with a
+ * message containing every `needle`; then the home must be unchanged.
+ */
+async function rejects(
+  h: Home,
+  archive: Uint8Array,
+  cls: ErrorClass,
+  needles: (string | RegExp)[],
+  options: { store?: SnapshotStore; name?: string; dest?: string; keepTrees?: boolean } = {},
+): Promise<SnapbundleError> {
+  const snapsBefore = await tree(h.fs, `${h.home}/snapshots`);
+  const cacheBefore = await tree(h.fs, `${h.home}/cache`);
+  const printBefore = await fingerprint(h.fs, h.home);
+  const path = `${h.root}/in-${Math.random().toString(36).slice(2)}.bundle`;
+  await writeBytes(h.fs, path, archive);
+  let caught: unknown = null;
+  try {
+    await (options.store ?? h.store).load(path, { name: options.name, dest: options.dest });
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught !== null, "the load should have failed");
+  assert.ok(caught instanceof cls, `expected ${cls.name}, got ${(caught as Error).name}: ${(caught as Error).message}`);
+  const err = caught as SnapbundleError;
+  for (const n of needles) {
+    if (typeof n === "string") assert.ok(err.message.includes(n), `message ${JSON.stringify(err.message)} should name ${JSON.stringify(n)}`);
+    else assert.match(err.message, n);
+  }
+  assert.ok(!err.message.includes("could not undo"), err.message);
+  if (options.keepTrees !== false) {
+    assert.deepEqual(await tree(h.fs, `${h.home}/snapshots`), snapsBefore, "snapshots/ changed");
+    assert.deepEqual(await tree(h.fs, `${h.home}/cache`), cacheBefore, "cache/ changed");
+    assert.deepEqual(await fingerprint(h.fs, h.home), printBefore, "the home's contents changed");
+  }
+  assert.deepEqual(await leftovers(h), [], "staging directories were left behind");
+  return err;
+}
+
+/** Load that must succeed; resolves the head. */
+async function loads(h: Home, archive: Uint8Array, options: { name?: string; dest?: string } = {}) {
+  const path = `${h.root}/ok-${Math.random().toString(36).slice(2)}.bundle`;
+  await writeBytes(h.fs, path, archive);
+  const head = await h.store.load(path, options);
+  assert.deepEqual(await leftovers(h), []);
+  return head;
+}
+
+async function readAll(fs: FileSystem, path: string): Promise<Uint8Array> {
+  const info = await fs.stat(path);
+  const out = new Uint8Array(info.size);
+  const fh = await fs.open(path, "r");
+  try {
+    let at = 0;
+    while (at < out.length) {
+      const n = await fh.read(out.subarray(at), at);
+      if (n === 0) break;
+      at += n;
+    }
+  } finally {
+    await fh.close();
+  }
+  return out;
+}
+
+/** Offset of the entry after a snapshot's manifest entry in a tar that starts with it. */
+function afterManifest(s: SnapFixture): number {
+  return 512 + craftData(s.manifest).length;
+}
+
+/** Build a zstd frame header needing a `windowLog`-sized window, followed by one raw empty last block. */
+function bigWindowFrame(windowLog: number): Uint8Array {
+  // FHD 0: no single segment, no checksum, no dictionary, no content size; Window_Descriptor: exponent << 3.
+  return new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0x00, (windowLog - 10) << 3, 0x01, 0x00, 0x00]);
+}
+
+/** Index of the first block header of the (single) zstd frame at the start of `z`. */
+function firstBlockAt(z: Uint8Array): number {
+  const fhd = z[4]!;
+  const single = (fhd >> 5) & 1;
+  const fcsFlag = fhd >> 6;
+  const dict = [0, 1, 2, 4][fhd & 3]!;
+  const fcs = [single ? 1 : 0, 2, 4, 8][fcsFlag]!;
+  return 5 + (single ? 0 : 1) + dict + fcs;
+}
+
+let image: Promise<ImageFixture> | null = null;
+let otherImage: Promise<ImageFixture> | null = null;
+const img = () => (image ??= imageFixture("", 2));
+const otherImg = () => (otherImage ??= imageFixture("other", 2));
+
+/** The snapshot fixture that goes with the image fixture. */
+async function imagedSnap(spec: Parameters<typeof snapFixture>[0] = {}) {
+  const i = await img();
+  return { i, s: snapFixture({ ...spec, image: { ref: i.ref, manifest_digest: i.manifest_digest } }) };
+}
+
+function metaWith(i: ImageFixture, edit: (m: Record<string, unknown>) => void): Uint8Array {
+  const m = JSON.parse(new TextDecoder().decode(i.files[0]!.bytes)) as Record<string, unknown>;
+  edit(m);
+  return enc.encode(JSON.stringify(m));
+}
+
+for (const backend of BACKENDS) {
+  describe(`load refuses hostile archives on ${backend.label}`, () => {
+    const S = snapFixture();
+
+    const withHome = (name: string, body: (h: Home) => Promise<void>) =>
+      test(name, async () => {
+        const h = await hostileHome(backend);
+        try {
+          await body(h);
+        } finally {
+          h.cleanup();
+        }
+      });
+
+    withHome("fixtures are sound: the crafted bundle loads (plain and zstd), digest computed independently", async (h) => {
+      const { i, s } = await imagedSnap();
+      const tar = tarOf(...snapEntries(s), ...cacheEntries(i.files));
+      const head = await loads(h, tar);
+      assert.equal(head.digest, s.digest);
+      assert.equal(head.name, s.prefix);
+      assert.equal((await h.store.verify(s.prefix)).integrity.status, "verified");
+      for (const f of i.files) assert.deepEqual(await readAll(h.fs, `${h.home}/${f.archivePath}`), f.bytes);
+      const again = await loads(h, zstdCli(tar), { name: "copy" });
+      assert.equal(again.digest, s.digest);
+    });
+
+    // ---- entry paths ----------------------------------------------------------------
+
+    withHome("absolute path", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry("/etc/evil", "x")), ArchiveError, ['"/etc/evil"', "absolute"]);
+    });
+
+    withHome('".." component', async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry(`${S.prefix}/../../evil`, "x")), ArchiveError, [`"${S.prefix}/../../evil"`, '".."']);
+    });
+
+    withHome('"." component', async (h) => {
+      await rejects(h, tarOf(fileEntry(`${S.prefix}/./manifest.json`, S.manifest)), ArchiveError, [`"${S.prefix}/./manifest.json"`, '"."']);
+    });
+
+    for (const [flag, words] of [
+      ["2", "symbolic link"],
+      ["1", "hard link"],
+      ["3", "character device"],
+      ["4", "block device"],
+      ["6", "FIFO"],
+    ] as const) {
+      withHome(`${words} entry`, async (h) => {
+        const name = `${S.prefix}/upper.ext4`;
+        const link = flag === "1" ? `${S.prefix}/manifest.json` : flag === "2" ? "/etc/passwd" : "";
+        const bad = craftHeader({ name, typeflag: flag, linkname: link, mtime: 1714560000 });
+        await rejects(h, tarOf(snapEntries(S)[0]!, bad), ArchiveError, [`"${name}"`, words]);
+      });
+    }
+
+    withHome("snapshot file at depth 1 (manifest.json at the top)", async (h) => {
+      await rejects(h, tarOf(fileEntry("manifest.json", S.manifest), fileEntry("upper.ext4", S.upper)), ArchiveError, ['"manifest.json"', "two components"]);
+    });
+
+    withHome("snapshot file at depth 3", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry(`${S.prefix}/sub/manifest.json`, S.manifest)), ArchiveError, [`"${S.prefix}/sub/manifest.json"`, "two components"]);
+    });
+
+    withHome("snapshot directory name starting with a dot", async (h) => {
+      await rejects(h, tarOf(fileEntry(".hidden/manifest.json", S.manifest)), ArchiveError, ['".hidden/manifest.json"', 'must not start with "."']);
+    });
+
+    withHome("unknown cache kind", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry("cache/blobs/x.json", "{}")), ArchiveError, ['"cache/blobs/x.json"', 'unknown cache kind "blobs"']);
+    });
+
+    withHome("wrong cache extension", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry("cache/layers/sha256_ab.tar", new Uint8Array(4096))), ArchiveError, ['"cache/layers/sha256_ab.tar"', "must end in .erofs"]);
+    });
+
+    withHome("cache directory deeper than cache/<kind>/", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), dirEntry("cache/layers/sub/")), ArchiveError, ['"cache/layers/sub/"', "cache/ and cache/<kind>/ only"]);
+    });
+
+    withHome("non-UTF-8 name", async (h) => {
+      const name = concatBytes(enc.encode(`${S.prefix}/`), new Uint8Array([0xff, 0xfe]), enc.encode(".bin"));
+      await rejects(h, tarOf(...snapEntries(S), fileEntry(name, "x")), ArchiveError, [`${S.prefix}/`, "not valid UTF-8"]);
+    });
+
+    withHome("bad header checksum", async (h) => {
+      const at = afterManifest(S);
+      const bad = concatBytes(craftHeader({ name: `${S.prefix}/upper.ext4`, size: S.upper.length, checksum: "bad" }), craftData(S.upper));
+      await rejects(h, tarOf(snapEntries(S)[0]!, bad), ArchiveError, [`offset ${at}`, "checksum"]);
+    });
+
+    // ---- truncation -------------------------------------------------------------------
+
+    const full = tarOf(...snapEntries(S));
+    const upperAt = afterManifest(S);
+    const cuts: [string, number, string[]][] = [
+      ["mid-header", upperAt + 100, [`inside the header at offset ${upperAt}`]],
+      ["mid-data", upperAt + 512 + 5000, [`inside the data of entry "${S.prefix}/upper.ext4"`]],
+      ["mid-padding", 512 + S.manifest.length + 7, [`inside the padding of entry "${S.prefix}/manifest.json"`]],
+      ["after one zero block", full.length - 512, ["after one zero block"]],
+      ["no end blocks", full.length - 1024, ["without the end-of-archive marker"]],
+    ];
+    for (const [what, at, needles] of cuts) {
+      withHome(`truncated ${what}: plain tar`, async (h) => {
+        await rejects(h, full.subarray(0, at), ArchiveError, ["truncated", ...needles]);
+      });
+      withHome(`truncated ${what}: tar inside a complete zstd frame`, async (h) => {
+        await rejects(h, zstdCli(full.subarray(0, at)), ArchiveError, ["truncated", ...needles]);
+      });
+    }
+
+    withHome("truncated zstd frame (cut in the middle and just before its end)", async (h) => {
+      const z = zstdCli(full);
+      for (const at of [Math.floor(z.length / 2), z.length - 3]) {
+        await rejects(h, z.subarray(0, at), CompressionError, ["truncated", `input ended at byte ${at}`, ".bundle"]);
+      }
+    });
+
+    withHome("corrupt zstd stream: reserved block type, garbage after the magic", async (h) => {
+      const z = zstdCli(full).slice();
+      z[firstBlockAt(z)]! |= 0x06; // Block_Type 3 (reserved)
+      await rejects(h, z, CompressionError, [".bundle"]);
+      const garbage = concatBytes(new Uint8Array([0x28, 0xb5, 0x2f, 0xfd]), noise(3000, 5));
+      await rejects(h, garbage, CompressionError, [".bundle"]);
+    });
+
+    withHome("zstd frame needing a 16 MiB+ window: refused before decoding, the process lives on", async (h) => {
+      await rejects(h, concatBytes(bigWindowFrame(24), zstdCli(full)), CompressionError, ["window", "16 MiB"]);
+      await rejects(h, bigWindowFrame(27), CompressionError, ["window"]);
+      // the real thing: `zstd --long=24` on 17 MiB of data states a 16 MiB window
+      const big = snapFixture({ size: 17 << 20, pieces: [[0, noise(17 << 20, 3)]], integrity: false });
+      const z = zstdCli(tarOf(...snapEntries(big)), ["-3", "--long=24"]);
+      await rejects(h, z, CompressionError, ["window"]);
+      // still alive, and the decoder still works
+      const head = await loads(h, zstdCli(full));
+      assert.equal(head.digest, S.digest);
+    });
+
+    // ---- entry kinds the loader does not interpret --------------------------------------
+
+    withHome("the same path twice", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry(`${S.prefix}/manifest.json`, S.manifest)), ArchiveError, [`"${S.prefix}/manifest.json"`, "appears twice"]);
+    });
+
+    withHome("GNU long-name (L) entry", async (h) => {
+      const long = `${S.prefix}/${"x".repeat(150)}`;
+      const L = concatBytes(craftHeader({ name: "././@LongLink", typeflag: "L", size: long.length + 1 }), craftData(long + "\0"));
+      await rejects(h, tarOf(...snapEntries(S), L, fileEntry(long.slice(0, 100), "x")), ArchiveError, ["GNU long-name record"]);
+    });
+
+    withHome("PAX global header", async (h) => {
+      const recs = paxRecord("comment", "hello");
+      const g = concatBytes(craftHeader({ name: "pax_global_header", typeflag: "g", size: enc.encode(recs).length, magic: "ustar" }), craftData(recs));
+      await rejects(h, tarOf(g, ...snapEntries(S)), ArchiveError, ['"pax_global_header"', "global PAX header"]);
+    });
+
+    // ---- snapshot rules ---------------------------------------------------------------------
+
+    withHome("an upper that fails its recorded integrity", async (h) => {
+      const liar = snapFixture({ integrityDigest: sparseDigest(new Uint8Array(12288)) });
+      await rejects(h, tarOf(...snapEntries(liar)), SnapshotIntegrityError, [`${liar.prefix}/upper.ext4`, "recorded integrity"]);
+    });
+
+    withHome("an upper whose declared size differs from the manifest: refused before a byte is written", async (h) => {
+      for (const declared of [2n ** 40n, 4096n]) {
+        const spy = spyFs(h.fs);
+        const store = new SnapshotStore(spy, h.home);
+        const hdr = craftHeader({ name: `${S.prefix}/upper.ext4`, size: base256(declared) });
+        // a tiny archive: the 1 TiB upper's data is simply not there
+        const archive = declared === 4096n ? tarOf(snapEntries(S)[0]!, hdr, craftData(S.upper.subarray(0, 4096))) : concatBytes(snapEntries(S)[0]!, hdr, new Uint8Array(512));
+        await rejects(h, archive, ArchiveError, [`"${S.prefix}/upper.ext4"`, `declares ${declared} bytes`, "size_bytes 12288"], { store });
+        assert.deepEqual(spy.opens.filter((o) => o.endsWith("/upper.ext4") && !o.startsWith("r ")), [], "no upper may be opened for writing");
+      }
+    });
+
+    withHome("a manifest that does not validate (unknown field)", async (h) => {
+      const bad = enc.encode(new TextDecoder().decode(S.manifest).replace('"source_sandbox":null}', '"source_sandbox":null,"extra":1}'));
+      await rejects(h, tarOf(fileEntry(`${S.prefix}/manifest.json`, bad), snapEntries(S)[1]!), InvalidManifest, [`${S.prefix}/manifest.json`, '"extra"']);
+    });
+
+    withHome("a manifest whose upper never comes", async (h) => {
+      await rejects(h, tarOf(snapEntries(S)[0]!), InvalidSnapshot, [`${S.prefix}/upper.ext4`, "does not exist"]);
+    });
+
+    withHome("a manifest declaring more than 1 MiB", async (h) => {
+      const hdr = craftHeader({ name: `${S.prefix}/manifest.json`, size: 2 << 20 });
+      await rejects(h, concatBytes(hdr, S.manifest), ArchiveError, [`"${S.prefix}/manifest.json"`, "at most 1048576"]);
+    });
+
+    withHome("image metadata declaring more than 64 MiB", async (h) => {
+      const { i, s } = await imagedSnap();
+      const hdr = craftHeader({ name: i.files[0]!.archivePath, size: (64 << 20) + 1 });
+      await rejects(h, concatBytes(...snapEntries(s), hdr, new Uint8Array(512)), ArchiveError, [`"${i.files[0]!.archivePath}"`, "image metadata may be at most 67108864"]);
+    });
+
+    withHome("an upper before its manifest", async (h) => {
+      const [m, u] = snapEntries(S);
+      await rejects(h, tarOf(u!, m!), ArchiveError, [`"${S.prefix}/upper.ext4"`, `comes before ${S.prefix}/manifest.json`]);
+    });
+
+    withHome("an extra file in a snapshot directory", async (h) => {
+      await rejects(h, tarOf(...snapEntries(S), fileEntry(`${S.prefix}/notes.txt`, "hi")), ArchiveError, [`"${S.prefix}/notes.txt"`, "not part of the snapshot"]);
+    });
+
+    withHome("no manifest at all: empty archive, a lone directory entry, cache files only", async (h) => {
+      const i = await img();
+      for (const archive of [END, tarOf(dirEntry("x/")), tarOf(dirEntry("cache/"), ...cacheEntries(i.files))]) {
+        await rejects(h, archive, ArchiveError, ["no snapshot manifest"]);
+      }
+    });
+
+    withHome("a snapshot directory entry without a manifest beside a valid snapshot is refused", async (h) => {
+      await rejects(h, tarOf(dirEntry("x/"), ...snapEntries(S)), ArchiveError, ['"x/"', "no manifest.json"]);
+      await rejects(h, tarOf(...snapEntries(S), dirEntry("x/")), ArchiveError, ['"x/"', "no manifest.json"]);
+      // a directory entry for the snapshot itself is fine (GNU tar with directory arguments writes one)
+      const head = await loads(h, tarOf(dirEntry(`${S.prefix}/`), ...snapEntries(S)));
+      assert.equal(head.digest, S.digest);
+      assert.deepEqual((await h.fs.readdir(`${h.home}/snapshots`)).filter((n) => n === "x"), []);
+    });
+
+    withHome("a target that already exists: SnapshotAlreadyExists, the existing one untouched", async (h) => {
+      await writeSparse(h.fs, `${h.root}/other-upper`, 8192, [[0, "other"]]);
+      await h.store.create(S.prefix, { upper: `${h.root}/other-upper`, image: { ref: "alpine:3", manifest_digest: "sha256:" + "e".repeat(64) } });
+      await rejects(h, tarOf(...snapEntries(S)), SnapshotAlreadyExists, [`${h.home}/snapshots/${S.prefix}`, "already exists"]);
+      // the same archive under another name goes in
+      const head = await loads(h, tarOf(...snapEntries(S)), { name: "other" });
+      assert.equal(head.digest, S.digest);
+    });
+
+    withHome("a symlink at the promote target pointing outside the home is never followed", async (h) => {
+      const outside = `${h.root}/outside`;
+      await h.fs.mkdir(outside);
+      await writeBytes(h.fs, `${outside}/precious`, enc.encode("precious"));
+      const link = `${h.home}/snapshots/${S.prefix}`;
+      await h.fs.symlink(outside, link);
+      const before = await fingerprint(h.fs, outside);
+      await rejects(h, tarOf(...snapEntries(S)), SnapshotAlreadyExists, [link, "already exists"]);
+      assert.deepEqual(await fingerprint(h.fs, outside), before);
+      assert.equal((await h.fs.lstat(link)).kind, "symlink");
+    });
+
+    withHome("--name invalid", async (h) => {
+      for (const name of [".x", "a/b", ""]) {
+        await rejects(h, tarOf(...snapEntries(S)), InvalidArgument, [JSON.stringify(name), "not allowed"], { name });
+      }
+    });
+
+    withHome("a chain whose second target exists: nothing installed, nothing promoted", async (h) => {
+      const i = await img();
+      const image = { ref: i.ref, manifest_digest: i.manifest_digest };
+      const P = snapFixture({ image, pieces: [[0, "parent"]] });
+      const H = snapFixture({ image, parent: P.digest, pieces: [[100, "head"]] });
+      await writeSparse(h.fs, `${h.root}/u`, 4096, [[0, "in the way"]]);
+      await h.store.create(H.prefix, { upper: `${h.root}/u`, image });
+      await rejects(h, tarOf(...snapEntries(P), ...snapEntries(H), ...cacheEntries(i.files)), SnapshotAlreadyExists, [`${h.home}/snapshots/${H.prefix}`]);
+    });
+
+    withHome("a chain whose later promote fails mid-way: the undo log takes everything back", async (h) => {
+      const i = await img();
+      const image = { ref: i.ref, manifest_digest: i.manifest_digest };
+      const P = snapFixture({ image, pieces: [[0, "parent"]] });
+      const H = snapFixture({ image, parent: P.digest, pieces: [[100, "head"]] });
+      const snaps = `${h.home}/snapshots`;
+      let raced = false;
+      const spy = spyFs(h.fs, {
+        async afterRename(_from, to) {
+          if (to === `${snaps}/${P.prefix}` && !raced) {
+            raced = true; // someone else creates the head's target between steps 4 and 6
+            await h.fs.mkdir(`${snaps}/${H.prefix}`);
+            await writeBytes(h.fs, `${snaps}/${H.prefix}/blocker`, enc.encode("mine"));
+          }
+        },
+      });
+      const store = new SnapshotStore(spy, h.home);
+      const snapsBefore = await tree(h.fs, snaps);
+      const cacheBefore = await tree(h.fs, `${h.home}/cache`);
+      await rejects(h, tarOf(...snapEntries(P), ...snapEntries(H), ...cacheEntries(i.files)), SnapshotAlreadyExists, [`${snaps}/${H.prefix}`], { store, keepTrees: false });
+      assert.ok(raced, "the promote of the parent should have happened");
+      assert.deepEqual(await tree(h.fs, snaps), [...snapsBefore, `${H.prefix}/`, `${H.prefix}/blocker`].sort());
+      assert.deepEqual(await tree(h.fs, `${h.home}/cache`), cacheBefore, "cache/ changed");
+      assert.equal(new TextDecoder().decode(await readAll(h.fs, `${snaps}/${H.prefix}/blocker`)), "mine");
+    });
+
+    // ---- image cache rules --------------------------------------------------------------------
+
+    withHome("cache metadata missing", async (h) => {
+      const { i, s } = await imagedSnap();
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(i.files.slice(1))), ImageCacheError, ["no metadata", i.files[0]!.archivePath.slice("cache/".length)]);
+    });
+
+    withHome("metadata of another image", async (h) => {
+      const { i, s } = await imagedSnap();
+      const o = await otherImg();
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes: o.files[0]!.bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [i.files[0]!.archivePath, `is for ${o.manifest_digest}`, i.manifest_digest]);
+    });
+
+    withHome("metadata whose raw_manifest_json does not hash to manifest_digest", async (h) => {
+      const { i, s } = await imagedSnap();
+      const bytes = metaWith(i, (m) => void (m.raw_manifest_json = String(m.raw_manifest_json) + " "));
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [i.files[0]!.archivePath, "raw manifest digest mismatch"]);
+    });
+
+    withHome("metadata whose raw_config_json does not hash to config_digest", async (h) => {
+      const { i, s } = await imagedSnap();
+      const bytes = metaWith(i, (m) => void (m.raw_config_json = "{}"));
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [i.files[0]!.archivePath, "image config digest mismatch"]);
+    });
+
+    withHome("a layer whose diff_id is not a digest", async (h) => {
+      const { i, s } = await imagedSnap();
+      const bytes = metaWith(i, (m) => void ((m.layers as Record<string, unknown>[])[1]!.diff_id = "nodigest"));
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, ["layers[1].diff_id", '"nodigest"']);
+    });
+
+    withHome("a layer file missing", async (h) => {
+      const { i, s } = await imagedSnap();
+      const layer = i.files.at(-1)!;
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(i.files.slice(0, -1))), ImageCacheError, [layer.archivePath, "missing from the archive"]);
+    });
+
+    withHome("an EROFS not materialized (size not a multiple of 4096)", async (h) => {
+      const { i, s } = await imagedSnap();
+      const layer = i.files.at(-1)!;
+      const files = [...i.files.slice(0, -1), { archivePath: layer.archivePath, bytes: layer.bytes.subarray(0, 5000) }];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [layer.archivePath, "not materialized"]);
+    });
+
+    withHome("an unexpected extra cache file", async (h) => {
+      const { i, s } = await imagedSnap();
+      const extra = { archivePath: `cache/layers/sha256_${"f".repeat(64)}.erofs`, bytes: new Uint8Array(4096) };
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries([...i.files, extra])), ImageCacheError, [extra.archivePath, "unexpected"]);
+    });
+
+    withHome("an existing cache file with other content: nothing installed, nothing promoted", async (h) => {
+      const { i, s } = await imagedSnap();
+      const fsmeta = i.files[1]!;
+      await h.fs.mkdir(`${h.home}/cache/fsmeta`, { recursive: true });
+      await writeBytes(h.fs, `${h.home}/${fsmeta.archivePath}`, new Uint8Array(fsmeta.bytes.length).fill(7));
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(i.files)), ImageCacheError, [`${h.home}/${fsmeta.archivePath}`, "different content"]);
+    });
+
+    withHome("an existing cache target that is a symlink: refused, not followed", async (h) => {
+      const { i, s } = await imagedSnap();
+      const vmdk = i.files[2]!;
+      await h.fs.mkdir(`${h.home}/cache/vmdk`, { recursive: true });
+      await writeBytes(h.fs, `${h.root}/elsewhere.vmdk`, vmdk.bytes);
+      await h.fs.symlink(`${h.root}/elsewhere.vmdk`, `${h.home}/${vmdk.archivePath}`);
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(i.files)), ImageCacheError, [`${h.home}/${vmdk.archivePath}`, "not a regular file"]);
+    });
+
+    withHome("an existing cache file with the same content is accepted", async (h) => {
+      const { i, s } = await imagedSnap();
+      const fsmeta = i.files[1]!;
+      await h.fs.mkdir(`${h.home}/cache/fsmeta`, { recursive: true });
+      await writeBytes(h.fs, `${h.home}/${fsmeta.archivePath}`, fsmeta.bytes);
+      const head = await loads(h, zstdCli(tarOf(...snapEntries(s), ...cacheEntries(i.files))));
+      assert.equal(head.digest, s.digest);
+      for (const f of i.files) assert.deepEqual(await readAll(h.fs, `${h.home}/${f.archivePath}`), f.bytes);
+    });
+
+    // ---- destinations ----------------------------------------------------------------------------
+
+    withHome("a load into a dest directory other than snapshots/ works and list shows it", async (h) => {
+      const dest = `${h.root}/elsewhere/snaps`;
+      const before = await tree(h.fs, `${h.home}/snapshots`);
+      const head = await loads(h, tarOf(...snapEntries(S)), { dest });
+      assert.equal(head.path, `${dest}/${S.prefix}`);
+      assert.equal(head.digest, S.digest);
+      const listed = (await h.store.list()).snapshots.find((x) => x.digest === S.digest);
+      assert.equal(listed?.path, `${dest}/${S.prefix}`);
+      assert.deepEqual((await tree(h.fs, `${h.home}/snapshots`)).filter((p) => p !== ".snapbundle-index.json"), before.filter((p) => p !== ".snapbundle-index.json"));
+      assert.deepEqual(await tree(h.fs, dest), [`${S.prefix}/`, `${S.prefix}/manifest.json`, `${S.prefix}/upper.ext4`]);
+      // a failing load into dest leaves dest as it was
+      await rejects(h, tarOf(...snapEntries(S)), SnapshotAlreadyExists, [`${dest}/${S.prefix}`], { dest });
+      assert.deepEqual(await tree(h.fs, dest), [`${S.prefix}/`, `${S.prefix}/manifest.json`, `${S.prefix}/upper.ext4`]);
+    });
+  });
+}
