@@ -35,12 +35,15 @@ import { readTar, type TarEntry } from "../tar/mod.js";
 import { classifyEntry, validateArchiveEntryType } from "./grammar.js";
 import { expectedCacheFiles, MAX_METADATA_BYTES, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
 import { countingStream, decompressIfZstd, fileReadable, lendStream } from "./streams.js";
+import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
 
 /** Options of {@link loadArchive}. */
 export interface LoadOptions {
   /** Snapshots directory to install into (default `<home>/snapshots`). */
   readonly dest?: string;
+  /** When leftover staging of crashed loads may be swept (default: an hour old and its process gone). */
+  readonly sweep?: SweepPolicy;
   /** Install the head under this name instead of its archive directory name. */
   readonly name?: string;
   /** Called with the number of archive bytes read so far. */
@@ -64,11 +67,6 @@ export interface Unpacked {
   readonly cacheFiles: string[];
 }
 
-/** Prefix of snapshot staging directories inside a snapshots directory. */
-export const SNAPSHOT_STAGE_PREFIX = ".msb-snapshot-import-";
-/** Prefix of cache staging directories inside `cache/tmp`. */
-export const CACHE_STAGE_PREFIX = "snapshot-import-";
-
 /** The pipeline, one named step per line. Resolves the promoted head snapshot. */
 export async function loadArchive(
   fs: FileSystem,
@@ -80,6 +78,7 @@ export async function loadArchive(
   if (options.name !== undefined) validateSnapshotName(options.name);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
   const undo = new UndoLog();
+  await sweepStaleStaging(fs, layout, snapshotsDir, options.sweep ?? defaultSweepPolicy());
   const stage = await createStaging(fs, layout, snapshotsDir, undo);
   try {
     const unpacked = await unpackArchive(fs, openArchive(fs, source, options.onProgress), stage, label);
@@ -119,8 +118,8 @@ export async function createStaging(fs: FileSystem, layout: HomeLayout, snapshot
       await fs.mkdir(dir, { recursive: true });
       undo.push(`remove directory ${dir}`, () => removeDirIfEmpty(fs, dir));
     }
-    snapshots = await fs.makeTempDir(snapshotsDir, SNAPSHOT_STAGE_PREFIX);
-    const stage = { snapshots, cache: await fs.makeTempDir(layout.cacheTmpDir, CACHE_STAGE_PREFIX) };
+    snapshots = await fs.makeTempDir(snapshotsDir, stagingPrefix(SNAPSHOT_STAGE_PREFIX));
+    const stage = { snapshots, cache: await fs.makeTempDir(layout.cacheTmpDir, stagingPrefix(CACHE_STAGE_PREFIX)) };
     undo.push("remove the staging directories", () => removeStaging(fs, stage));
     return stage;
   } catch (e) {
