@@ -36,6 +36,7 @@ import {
   validateManifest,
 } from "./manifest.js";
 import { basename, dirname, join } from "./path.js";
+import { stagingName, stagingPrefix } from "./archive/staging.js";
 import { copySparse, type Extent, scanFile } from "./sparse.js";
 
 /** An opened snapshot artifact. */
@@ -171,7 +172,8 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
   if (srcInfo.kind !== "file") throw new InvalidArgument(`upper file ${options.upper} must be a regular file, not a ${srcInfo.kind}`);
 
   await fs.mkdir(parentDir, { recursive: true });
-  const stage = await fs.makeTempDir(parentDir, ".msb-create-");
+  const stage = await fs.makeTempDir(parentDir, stagingPrefix(".msb-create-"));
+  let staged: Snapshot;
   try {
     const upperFile = "upper.ext4";
     const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, options.integrity ? SPARSE_SHA256 : null, options.onProgress);
@@ -188,34 +190,49 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
     };
     const manifest = validateManifest(draft, `manifest for ${dir}`);
     await writeFileAtomic(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
+    // Open it while it is still staged: once it is renamed into place, nothing may fail any more.
+    staged = await openSnapshot(fs, stage);
     await installDir(fs, stage, dir, options.force ?? false);
   } catch (e) {
     await fs.remove(stage, { recursive: true, force: true }).catch(() => {});
     throw e;
   }
-  return openSnapshot(fs, dir);
+  return { ...staged, path: dir, name, upperPath: join(dir, staged.manifest.upper.file) };
 }
 
 /**
- * Rename a complete staged directory to `dir`. With `replace`, an existing
- * `dir` is first moved aside (dot-named) and removed only after the new one
- * is in place; if the rename fails it is moved back.
+ * Rename a complete staged directory to `dir`, and fsync the parent so the
+ * rename is durable. With `replace`, an existing `dir` is first moved aside
+ * (dot-named) and removed only after the new one is in place. If the rename
+ * or the fsync fails, everything is moved back: `dir` is as it was and the
+ * new snapshot is back at `stage`. Deleting the replaced snapshot is best
+ * effort: a leftover `.msb-replaced-*` directory is never listed and is swept
+ * later.
  */
 async function installDir(fs: FileSystem, stage: string, dir: string, replace: boolean): Promise<void> {
   let aside: string | null = null;
   if (replace && (await lstatOrNull(fs, dir)) !== null) {
-    aside = join(dirname(dir), `.msb-replaced-${basename(dir)}-${Date.now().toString(36)}`);
+    aside = join(dirname(dir), stagingName(".msb-replaced-"));
     await fs.rename(dir, aside);
   }
+  const putBack = async () => {
+    if (aside !== null) await fs.rename(aside, dir).catch(() => {});
+  };
   try {
     await fs.rename(stage, dir);
   } catch (e) {
-    if (aside !== null) await fs.rename(aside, dir).catch(() => {});
+    await putBack();
     if (isFsError(e, "ENOTEMPTY") || isFsError(e, "EEXIST") || isFsError(e, "ENOTDIR")) {
       throw new SnapshotAlreadyExists(`snapshot ${dir} already exists`, { cause: e });
     }
     throw e;
   }
-  await fs.syncDir(dirname(dir));
-  if (aside !== null) await fs.remove(aside, { recursive: true, force: true });
+  try {
+    await fs.syncDir(dirname(dir));
+  } catch (e) {
+    await fs.rename(dir, stage).catch(() => {});
+    await putBack();
+    throw e;
+  }
+  if (aside !== null) await fs.remove(aside, { recursive: true, force: true }).catch(() => {});
 }

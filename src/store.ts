@@ -20,8 +20,9 @@
  */
 
 import { loadArchive, type LoadOptions } from "./archive/load.js";
+import { stagingName } from "./archive/staging.js";
 import { saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
-import { InvalidArgument, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
+import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
 import { HomeLayout } from "./layout.js";
@@ -145,8 +146,10 @@ export class SnapshotStore {
   async create(name: string, options: CreateOptions & { readonly destDir?: string }): Promise<SnapshotInfo> {
     validateSnapshotName(name);
     const root = options.destDir === undefined ? this.layout.snapshotsDir : this.absolutePath(options.destDir);
+    // An extra root lives only in the index: record it before anything is created there,
+    // so a snapshot is never made where the store would not find it.
+    if (root !== this.layout.snapshotsDir) await this.ensureRoot(root);
     const snap = await createSnapshot(this.fs, join(root, name), { ...options, upper: this.absolutePath(options.upper) });
-    if (root !== this.layout.snapshotsDir) await this.addRoot(root);
     return snapshotInfo(snap);
   }
 
@@ -178,9 +181,10 @@ export class SnapshotStore {
    */
   async load(source: string | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<SnapshotInfo> {
     const dest = options.dest === undefined ? undefined : this.absolutePath(options.dest);
+    if (dest !== undefined && dest !== this.layout.snapshotsDir) await this.ensureRoot(dest);
     const head = await loadArchive(this.fs, this.layout, typeof source === "string" ? this.absolutePath(source) : source, { ...options, dest });
-    if (dest !== undefined && dest !== this.layout.snapshotsDir) await this.addRoot(dest);
-    else await this.reconcile();
+    // The load is complete: refreshing the index (a cache) must not turn it into a failure.
+    await this.reconcile().catch(() => {});
     return snapshotInfo(head);
   }
 
@@ -205,7 +209,11 @@ export class SnapshotStore {
    * that does not open is reported in `problems` instead of failing the list.
    */
   async list(): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
-    const index = await this.reconcile();
+    return this.listWith({});
+  }
+
+  private async listWith(options: { strict?: boolean }): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
+    const index = await this.reconcile({ strict: options.strict });
     const snapshots: SnapshotInfo[] = [];
     const problems: ListProblem[] = [];
     for (const [path, e] of Object.entries(index.entries)) {
@@ -216,9 +224,13 @@ export class SnapshotStore {
     return { snapshots, problems };
   }
 
-  /** Indexed snapshots that name `digest` as their parent. */
+  /**
+   * Indexed snapshots that name `digest` as their parent. Strict: an artifact
+   * that cannot be read because of an I/O error fails the call (it might be a
+   * child), rather than being skipped as a listing would report it.
+   */
   async children(digest: string): Promise<SnapshotInfo[]> {
-    const { snapshots } = await this.list();
+    const { snapshots } = await this.listWith({ strict: true });
     return snapshots.filter((s) => s.parent === digest);
   }
 
@@ -235,11 +247,20 @@ export class SnapshotStore {
         `snapshot ${snap.path} is the parent of ${kids.map((k) => k.path).join(", ")}; remove them first or force the removal`,
       );
     }
-    const trash = join(dirname(snap.path), `.msb-removing-${basename(snap.path)}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
+    const trash = join(dirname(snap.path), stagingName(".msb-removing-"));
     await this.fs.rename(snap.path, trash);
-    await this.fs.syncDir(dirname(snap.path));
-    await this.fs.remove(trash, { recursive: true, force: true });
-    await this.reconcile();
+    try {
+      await this.fs.syncDir(dirname(snap.path));
+    } catch (e) {
+      // not durably gone: put it back, so a failed rm leaves the snapshot as it was
+      await this.fs.rename(trash, snap.path).catch(() => {});
+      throw e;
+    }
+    // From here the snapshot is gone from the home. Deleting the (dot-named,
+    // never listed) trash and refreshing the index are best effort: a trash
+    // left behind is swept later as an abandoned staging directory.
+    await this.fs.remove(trash, { recursive: true, force: true }).catch(() => {});
+    await this.reconcile().catch(() => {});
     return snapshotInfo(snap);
   }
 
@@ -260,13 +281,36 @@ export class SnapshotStore {
     await this.reconcile({ roots: [...(prior?.roots ?? []), dir] });
   }
 
+  /**
+   * Make sure `dir` is an indexed root, writing the index if it is not. Unlike
+   * the cache refreshes, a failure to write is an error: an extra root is
+   * remembered only by the index.
+   */
+  private async ensureRoot(dir: string): Promise<void> {
+    const prior = await this.readIndex();
+    if (prior?.roots.map(normalize).includes(normalize(dir))) return;
+    await this.reconcile({ roots: [...(prior?.roots ?? []), dir], mustWrite: true });
+  }
+
+  /**
+   * The index, or `null` when it is missing or does not parse (then it is
+   * rebuilt). An I/O error reading it is thrown: rebuilding from a file that
+   * could not be read would forget the extra roots it records.
+   */
   private async readIndex(): Promise<IndexFile | null> {
+    let bytes: Uint8Array;
     try {
-      const raw = JSON.parse(new TextDecoder().decode(await readSmallFile(this.fs, this.layout.indexPath, MAX_INDEX_BYTES))) as IndexFile;
-      if (raw?.version !== INDEX_VERSION || !Array.isArray(raw.roots) || typeof raw.entries !== "object" || raw.entries === null) return null;
+      bytes = await readSmallFile(this.fs, this.layout.indexPath, MAX_INDEX_BYTES);
+    } catch (e) {
+      if (e instanceof FsError && e.errno !== "ENOENT" && e.errno !== "ENOTDIR") throw e;
+      return null; // missing, or too large to be ours: rebuild
+    }
+    try {
+      const raw = JSON.parse(new TextDecoder().decode(bytes)) as IndexFile;
+      if (raw?.version !== INDEX_VERSION || !Array.isArray(raw.roots) || !raw.roots.every((r) => typeof r === "string") || typeof raw.entries !== "object" || raw.entries === null) return null;
       return raw;
     } catch {
-      return null; // missing or unreadable: rebuild
+      return null; // corrupt: rebuild
     }
   }
 
@@ -278,7 +322,13 @@ export class SnapshotStore {
     return m === null ? null : [m.mtimeMs, m.size];
   }
 
-  private async reconcile(options: { fresh?: boolean; roots?: string[] } = {}): Promise<IndexFile> {
+  /**
+   * Bring the index up to date with the disk and write it if it changed.
+   * `strict`: an artifact that fails to open with an I/O error fails the call
+   * instead of becoming a listed problem. `mustWrite`: a failure to write the
+   * index is an error (otherwise it is ignored: the index is a cache).
+   */
+  private async reconcile(options: { fresh?: boolean; roots?: string[]; strict?: boolean; mustWrite?: boolean } = {}): Promise<IndexFile> {
     const prior = options.fresh ? null : await this.readIndex();
     const roots = [...new Set([this.layout.snapshotsDir, ...(options.roots ?? prior?.roots ?? [])].map(normalize))];
     const next: IndexFile = { version: INDEX_VERSION, roots, entries: {} };
@@ -286,8 +336,12 @@ export class SnapshotStore {
       let names: string[];
       try {
         names = await this.fs.readdir(root);
-      } catch {
-        continue; // a root that is gone has no snapshots
+      } catch (e) {
+        // A root that is gone has no snapshots; one that cannot be read is an
+        // error — skipping it would hide its snapshots (and make rm think a
+        // parent had no children).
+        if (isFsError(e, "ENOENT") || isFsError(e, "ENOTDIR")) continue;
+        throw e;
       }
       for (const name of names.sort()) {
         if (name.startsWith(".")) continue;
@@ -295,12 +349,16 @@ export class SnapshotStore {
         const manifest = await this.manifestStamp(dir);
         if (manifest === null) continue; // not an artifact
         const old = prior?.entries[dir];
-        next.entries[dir] = old && (await this.stillValid(dir, old, manifest)) ? old : await this.openEntry(dir, manifest);
+        next.entries[dir] = old && (await this.stillValid(dir, old, manifest)) ? old : await this.openEntry(dir, manifest, options.strict ?? false);
       }
     }
     if (JSON.stringify(prior) !== JSON.stringify(next)) {
-      await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true }).catch(() => {});
-      await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next))).catch(() => {});
+      const write = async () => {
+        await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true });
+        await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));
+      };
+      if (options.mustWrite) await write();
+      else await write().catch(() => {});
     }
     return next;
   }
@@ -312,12 +370,13 @@ export class SnapshotStore {
     return up !== null && up.kind === "file" && up.size === s.upper[1];
   }
 
-  private async openEntry(dir: string, manifest: [number, number]): Promise<IndexEntry> {
+  private async openEntry(dir: string, manifest: [number, number], strict: boolean): Promise<IndexEntry> {
     try {
       const snap = await openSnapshot(this.fs, dir);
       return { stamp: { manifest, upper: [snap.manifest.upper.file, snap.manifest.upper.size_bytes] }, info: snapshotInfo(snap) };
     } catch (e) {
       if (!(e instanceof SnapbundleError)) throw e;
+      if (strict && e instanceof FsError) throw e;
       return { stamp: { manifest, upper: null }, problem: e.message };
     }
   }

@@ -25,7 +25,7 @@
 
 import { ArchiveError, ImageCacheError, isFsError, SnapshotAlreadyExists } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, writeNewFile } from "../io.js";
+import { lstatOrNull, readSmallFile, writeNewFile } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES, parseManifest } from "../manifest.js";
 import { join } from "../path.js";
@@ -35,7 +35,7 @@ import { readTar, type TarEntry } from "../tar/mod.js";
 import { classifyEntry, validateArchiveEntryType } from "./grammar.js";
 import { expectedCacheFiles, MAX_METADATA_BYTES, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
 import { countingStream, decompressIfZstd, fileReadable, lendStream } from "./streams.js";
-import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
+import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
 
 /** Options of {@link loadArchive}. */
@@ -85,11 +85,27 @@ export async function loadArchive(
     const imported = await verifyImportedSnapshots(fs, unpacked, label);
     const head = imported[selectHeadSnapshot(imported, label)]!;
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
-    await ensurePromoteTargetsAvailable(fs, moves);
-    await installStagedCache(fs, layout, stage.cache, head.manifest, label, undo);
-    await promoteStage(fs, moves, snapshotsDir, undo);
+    // Steps 4–6 under the home's install lock: two loads never interleave their
+    // checks, cache renames and promotions, and a failed one undoes its cache
+    // installs before another load can see (and rely on) them.
+    const installed = await withInstallLock(fs, layout, options.sweep ?? defaultSweepPolicy(), async () => {
+      const installUndo = new UndoLog();
+      try {
+        await ensurePromoteTargetsAvailable(fs, moves);
+        await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo);
+        await promoteStage(fs, moves, snapshotsDir, installUndo);
+        // open before committing: once committed, nothing may fail any more
+        const snap = await openSnapshot(fs, moves.find((m) => m.from === head.path)!.to);
+        installUndo.commit();
+        return snap;
+      } catch (e) {
+        const stuck = await installUndo.rollback();
+        if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
+        throw e;
+      }
+    });
     undo.commit();
-    return await openSnapshot(fs, moves.find((m) => m.from === head.path)!.to);
+    return installed;
   } catch (e) {
     const stuck = await undo.rollback();
     if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
@@ -352,7 +368,12 @@ async function mkdirTracked(fs: FileSystem, root: string, target: string, undo: 
   for (const part of rel) {
     dir = join(dir, part);
     if ((await lstatOrNull(fs, dir)) === null) {
-      await fs.mkdir(dir);
+      try {
+        await fs.mkdir(dir);
+      } catch (e) {
+        if (isFsError(e, "EEXIST")) continue; // made meanwhile by another load: not ours to undo
+        throw e;
+      }
       const made = dir;
       undo.push(`remove directory ${made}`, () => removeDirIfEmpty(fs, made));
     }
@@ -390,4 +411,56 @@ export async function promoteStage(fs: FileSystem, moves: readonly Move[], snaps
     undo.push(`move ${m.to} back to staging`, () => fs.rename(m.to, m.from));
   }
   await fs.syncDir(snapshotsDir);
+}
+
+/** Name of the install lock in `<home>/cache/tmp`. */
+export const INSTALL_LOCK = "install.lock";
+
+/**
+ * Run `body` holding `<home>/cache/tmp/install.lock` (created with `"wx"`,
+ * holding the pid), waiting with backoff while another load holds it. A lock
+ * whose holder is gone — by the sweep's policy: its pid is dead, or no
+ * process check is possible and it is older than ABANDONED_AFTER_MS — is
+ * broken (a SIGKILLed load leaves its lock behind).
+ */
+async function withInstallLock<T>(fs: FileSystem, layout: HomeLayout, policy: SweepPolicy, body: () => Promise<T>): Promise<T> {
+  const lock = join(layout.cacheTmpDir, INSTALL_LOCK);
+  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+    try {
+      const h = await fs.open(lock, "wx");
+      try {
+        await h.write(new TextEncoder().encode(`${currentPid()}\n`), 0);
+        await h.close();
+      } catch (e) {
+        await h.close().catch(() => {});
+        await fs.remove(lock, { force: true }).catch(() => {});
+        throw e;
+      }
+      break;
+    } catch (e) {
+      if (!isFsError(e, "EEXIST")) throw e;
+      if (await lockAbandoned(fs, lock, policy)) {
+        await fs.remove(lock, { force: true });
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    await fs.remove(lock, { force: true }).catch(() => {});
+  }
+}
+
+/** True when the lock's holder is gone (see {@link withInstallLock}). */
+async function lockAbandoned(fs: FileSystem, lock: string, policy: SweepPolicy): Promise<boolean> {
+  const info = await lstatOrNull(fs, lock);
+  if (info === null) return false; // released meanwhile: just retry
+  const text = await readSmallFile(fs, lock, 64).then((b) => new TextDecoder().decode(b).trim(), () => "");
+  const pid = /^\d+$/.test(text) ? Number(text) : null;
+  const age = Date.now() - info.mtimeMs;
+  if (pid === null) return age > 10_000; // created, never written: its holder died at once
+  if (policy.isProcessAlive) return !policy.isProcessAlive(pid);
+  return age >= ABANDONED_AFTER_MS;
 }
