@@ -19,6 +19,7 @@
  * @module
  */
 
+import { pendingPromotionTargets } from "./archive/journal.js";
 import { loadArchive, type LoadOptions } from "./archive/load.js";
 import { stagingName } from "./archive/staging.js";
 import { saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
@@ -332,6 +333,8 @@ export class SnapshotStore {
     const prior = options.fresh ? null : await this.readIndex();
     const roots = [...new Set([this.layout.snapshotsDir, ...(options.roots ?? prior?.roots ?? [])].map(normalize))];
     const next: IndexFile = { version: INDEX_VERSION, roots, entries: {} };
+    // Targets of a load's uncommitted promotion (live, or crashed and not yet recovered) are not shown.
+    const pending = await pendingPromotionTargets(this.fs, this.layout);
     for (const root of roots) {
       let names: string[];
       try {
@@ -346,6 +349,7 @@ export class SnapshotStore {
       for (const name of names.sort()) {
         if (name.startsWith(".")) continue;
         const dir = join(root, name);
+        if (pending.has(dir)) continue;
         const manifest = await this.manifestStamp(dir);
         if (manifest === null) continue; // not an artifact
         const old = prior?.entries[dir];

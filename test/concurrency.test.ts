@@ -97,6 +97,29 @@ function jittery(fs: FileSystem, home: string, seed: number): SnapshotStore {
   return new SnapshotStore(new FaultyFs(fs, { before: randomDelays(seed) }), home);
 }
 
+/**
+ * `fs` as seen by a process killed right after its first promotion: once a
+ * rename into `snapshotsDir/sha256-…` has completed, no call ever returns.
+ */
+function freezeAfterFirstPromotion(fs: FileSystem, snapshotsDir: string): FileSystem {
+  let frozen = false;
+  const never = new Promise<never>(() => {});
+  return new Proxy(fs, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        if (frozen) return never;
+        const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+        if (prop === "rename" && typeof args[1] === "string" && args[1].startsWith(`${snapshotsDir}/sha256-`)) {
+          (r as Promise<unknown>).then(() => (frozen = true), () => {});
+        }
+        return r;
+      };
+    },
+  });
+}
+
 /** The store's view must be clean: no problems, every snapshot verifies, no staging left, index whole. */
 async function assertClean(fs: FileSystem, home: string, what: string): Promise<string[]> {
   const store = new SnapshotStore(fs, home);
@@ -162,6 +185,36 @@ for (const backend of BACKENDS) {
         }
       }
       assert.deepEqual(failures, [], `${failures.length} rounds went wrong`);
+    });
+
+    test("a load frozen between two promotions (as if killed) shows nothing; the next load removes what it promoted and installs the chain", async () => {
+      const fx = await getFixture();
+      const h = await makeHome(backend);
+      try {
+        await writeSparse(h.fs, `${h.root}/u-keep`, 16 << 10, [[0, "keep"]]);
+        const keep = await h.store.create("keep", { upper: `${h.root}/u-keep`, image: KEEP_IMAGE, integrity: true });
+        await put(h.fs, `${h.root}/chain.tar.zst`, fx.chain);
+        const snapshotsDir = `${h.home}/snapshots`;
+        const frozen = new SnapshotStore(freezeAfterFirstPromotion(h.fs, snapshotsDir), h.home);
+        let settled = false;
+        void frozen.load(`${h.root}/chain.tar.zst`).then(() => (settled = true), () => (settled = true));
+        // wait until the frozen load has renamed its first snapshot into place
+        for (let i = 0; i < 2000 && !(await h.fs.readdir(snapshotsDir)).some((n) => n.startsWith("sha256-")); i++) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(settled, false);
+        const promoted = (await h.fs.readdir(snapshotsDir)).filter((n) => n.startsWith("sha256-"));
+        assert.equal(promoted.length, 1, "one snapshot of the chain is in place, the others are not");
+        // a fresh view lists only what was there before
+        const { snapshots } = await new SnapshotStore(h.fs, h.home).list();
+        assert.deepEqual(snapshots.map((x) => x.digest), [keep.digest]);
+        // the next load, seeing the frozen one as dead, undoes its promotion and installs the whole chain
+        const dead = { now: Date.now(), isProcessAlive: () => false, staleAfterMs: 0 };
+        await new SnapshotStore(h.fs, h.home).load(`${h.root}/chain.tar.zst`, { sweep: dead });
+        const listed = await assertClean(h.fs, h.home, "after recovery");
+        assert.deepEqual(listed, [keep.digest, fx.digests.a, fx.digests.b, fx.digests.c].sort());
+        await assertCacheWhole(h.fs, h.home, fx.cache, "after recovery");
+      } finally {
+        await h.cleanup();
+      }
     });
 
     test("rm of a parent racing a load of its child leaves a store that lists and verifies", async () => {

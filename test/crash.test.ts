@@ -11,8 +11,9 @@
  *   a complete load installs, byte for byte;
  * - save's `out` holds the old archive or a complete new one; only a
  *   `.out.partial-*` temporary may remain beside it;
- * - leftovers are dot-directories in snapshots/ or entries of cache/tmp/, and
- *   list ignores them;
+ * - leftovers are dot-directories in snapshots/, entries of cache/tmp/, or
+ *   the targets of an uncommitted promotion named in its journal; list
+ *   ignores them all;
  * - a later `load` of the same archive succeeds (or, if the killed one had
  *   finished, says the snapshot already exists).
  *
@@ -26,6 +27,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pendingPromotionTargets } from "../src/archive/journal.js";
 import { sweepStaleStaging, stagingPid } from "../src/archive/staging.js";
 import { nodeFs } from "../src/fs/node.js";
 import { HomeLayout } from "../src/layout.js";
@@ -149,7 +151,7 @@ function names(dir: string): string[] {
 }
 
 /** The invariants after a killed load into `home` (which held `before`). */
-async function checkHomeAfterKill(home: string, before: string[], b: Big, what: string): Promise<{ installed: boolean }> {
+async function checkHomeAfterKill(home: string, before: string[], b: Big, what: string): Promise<{ installed: boolean; pending: number }> {
   const store = new SnapshotStore(nodeFs(), home);
   const { snapshots, problems } = await store.list();
   assert.deepEqual(problems, [], `${what}: list reports problems`);
@@ -168,12 +170,15 @@ async function checkHomeAfterKill(home: string, before: string[], b: Big, what: 
       assert.equal(sha(readFileSync(join(home, rel))), want, `${what}: cache file ${rel} is partial or different`);
     }
   }
-  // leftovers only where listings never look
+  // leftovers only where listings never look: dot-directories, and the
+  // targets of an uncommitted promotion (which the next load removes)
+  const pending = await pendingPromotionTargets(nodeFs(), new HomeLayout(home));
   for (const n of names(join(home, "snapshots"))) {
     if (n.startsWith(".")) continue;
-    assert.ok(snapshots.some((s) => s.name === n), `${what}: ${n} in snapshots/ is neither listed nor a dot-directory`);
+    const journaled = pending.has(join(home, "snapshots", n));
+    assert.ok(snapshots.some((s) => s.name === n) || journaled, `${what}: ${n} in snapshots/ is neither listed, nor a dot-directory, nor in the promotion journal`);
   }
-  return { installed };
+  return { installed, pending: pending.size };
 }
 
 // Heavy enough to take a moment, small enough for ~20 s per runtime.
@@ -224,6 +229,7 @@ describe(`killed processes (node:fs, CLI on ${RUNTIME})`, () => {
       }
       const after = await checkHomeAfterKill(home, [keep.digest], b, `load again after a kill ${t.label}`);
       assert.ok(after.installed, `${t.label}: the later load did not install the chain`);
+      assert.equal(after.pending, 0, `${t.label}: the later load left a promotion journal`);
       outcomes.push(`${t.label}: ${r.killed ? "killed" : "finished"}${installed ? " after promoting" : ""}`);
       rmSync(home, { recursive: true, force: true });
     }

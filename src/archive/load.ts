@@ -7,7 +7,9 @@
  * 3. {@link selectHeadSnapshot}: the last snapshot no other imported one names as parent;
  * 4. {@link ensurePromoteTargetsAvailable}: no target exists (lstat, links never followed);
  * 5. {@link installStagedCache}: check the image cache and install it, metadata last;
- * 6. {@link promoteStage}: rename the staged snapshots into place.
+ * 6. {@link promoteStage}: rename the staged snapshots into place, under a
+ *    promotion journal (`./journal.ts`) so that a process killed between two
+ *    renames leaves nothing listed, and the next load removes what it promoted.
  *
  * Any failure undoes what steps 5–6 made visible, removes the staging
  * directories and any of `snapshots/`, `cache/`, `cache/tmp/` that this load
@@ -36,6 +38,7 @@ import { classifyEntry, validateArchiveEntryType } from "./grammar.js";
 import { expectedCacheFiles, MAX_METADATA_BYTES, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
 import { countingStream, decompressIfZstd, fileReadable, lendStream } from "./streams.js";
 import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
+import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
 
 /** Options of {@link loadArchive}. */
@@ -91,15 +94,20 @@ export async function loadArchive(
     const installed = await withInstallLock(fs, layout, options.sweep ?? defaultSweepPolicy(), async () => {
       const installUndo = new UndoLog();
       try {
+        await recoverInterruptedPromotion(fs, layout);
         await ensurePromoteTargetsAvailable(fs, moves);
         await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo);
+        await writePromoteJournal(fs, layout, moves);
         await promoteStage(fs, moves, snapshotsDir, installUndo);
         // open before committing: once committed, nothing may fail any more
         const snap = await openSnapshot(fs, moves.find((m) => m.from === head.path)!.to);
+        await clearPromoteJournal(fs, layout); // the commit point
         installUndo.commit();
         return snap;
       } catch (e) {
         const stuck = await installUndo.rollback();
+        // Rolled back: the journal has nothing left to hide. If it stays, the next load clears it.
+        if (stuck.length === 0) await clearPromoteJournal(fs, layout).catch(() => {});
         if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
         throw e;
       }
@@ -291,8 +299,13 @@ export interface Move {
   readonly to: string;
 }
 
-function promotionPlan(imported: readonly Snapshot[], head: Snapshot, snapshotsDir: string, name: string | undefined): Move[] {
-  return imported.map((s) => ({ from: s.path, to: join(snapshotsDir, s === head && name !== undefined ? name : s.name) }));
+/** A staged snapshot's move, with its digest (recorded in the promotion journal). */
+export interface SnapshotMove extends Move {
+  readonly digest: string;
+}
+
+function promotionPlan(imported: readonly Snapshot[], head: Snapshot, snapshotsDir: string, name: string | undefined): SnapshotMove[] {
+  return imported.map((s) => ({ from: s.path, to: join(snapshotsDir, s === head && name !== undefined ? name : s.name), digest: s.digest }));
 }
 
 /** Step 4. No promote target may exist — checked with lstat, so a link there counts and is never followed. */
