@@ -85,32 +85,77 @@ export async function writeFileAtomic(fs: FileSystem, path: string, data: Uint8A
   await fs.syncDir(dirname(path));
 }
 
+/** Options of {@link readChunks}. */
+export interface ReadChunksOptions {
+  /** File offset to start at (default 0). */
+  readonly start?: number;
+  /** Largest chunk (default {@link CHUNK_BYTES}). */
+  readonly chunkBytes?: number;
+  /**
+   * Recycle two buffers instead of allocating one per chunk. Only for a
+   * consumer that is done with a chunk when it asks for the next one (it
+   * does not keep it, nor a view of it): the buffer is then refilled.
+   */
+  readonly reuse?: boolean;
+}
+
 /**
  * Read `length` bytes of an open file from `start` (default 0) sequentially,
  * in chunks of at most `chunkBytes`, yielding `(offset, bytes)` with file
- * offsets. Each chunk is a fresh buffer the consumer may keep. A file that
+ * offsets. The next chunk is read while the consumer works on the current
+ * one, so file I/O overlaps hashing, scanning or compression. Each chunk is
+ * a fresh buffer the consumer may keep — unless `reuse` is set. A file that
  * ends early is an {@link FsError} (`EIO`), so a caller never mistakes a
- * truncated file for a complete one.
+ * truncated file for a complete one. Leaving the loop early waits for the
+ * read in flight, so the handle may be closed right after.
+ *
+ * @example
+ * ```ts
+ * for await (const { offset, data } of readChunks(h, size, path, { reuse: true })) hasher.update(data);
+ * ```
  */
 export async function* readChunks(
   h: FileHandle,
   length: number,
   path: string,
-  options: { readonly start?: number; readonly chunkBytes?: number } = {},
+  options: ReadChunksOptions = {},
 ): AsyncGenerator<{ offset: number; data: Uint8Array }> {
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
   const end = (options.start ?? 0) + length;
-  let offset = options.start ?? 0;
-  while (offset < end) {
-    const want = Math.min(chunkBytes, end - offset);
-    const buf = new Uint8Array(want);
+  const reuse = options.reuse === true;
+  const spare: Uint8Array[] = [];
+  const buffer = (n: number): Uint8Array => {
+    const b = spare.pop();
+    if (b !== undefined && b.length >= n) return b.length === n ? b : b.subarray(0, n);
+    return new Uint8Array(n);
+  };
+  const fill = async (buf: Uint8Array, offset: number): Promise<Uint8Array> => {
     let got = 0;
-    while (got < want) {
+    while (got < buf.length) {
       const n = await h.read(buf.subarray(got), offset + got);
       if (n === 0) throw new FsError("EIO", "read", path, `file ended at ${offset + got} bytes, expected ${end}`);
       got += n;
     }
-    yield { offset, data: buf };
-    offset += want;
+    return buf;
+  };
+  const readAt = (offset: number): Promise<Uint8Array> | null => {
+    if (offset >= end) return null;
+    const p = fill(buffer(Math.min(chunkBytes, end - offset)), offset);
+    p.catch(() => {}); // observed when awaited; meanwhile not an unhandled rejection
+    return p;
+  };
+  let offset = options.start ?? 0;
+  let next = readAt(offset);
+  try {
+    while (next !== null) {
+      const data = await next;
+      const at = offset;
+      offset += data.length;
+      next = readAt(offset);
+      yield { offset: at, data };
+      if (reuse) spare.push(data);
+    }
+  } finally {
+    if (next !== null) await next.catch(() => {});
   }
 }

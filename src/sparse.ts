@@ -34,15 +34,42 @@ export interface Extent {
 
 /** True when every byte of `data` is zero. */
 export function isAllZero(data: Uint8Array): boolean {
-  const head = data.byteOffset & 7 ? Math.min(data.length, 8 - (data.byteOffset & 7)) : 0;
-  for (let i = 0; i < head; i++) if (data[i] !== 0) return false;
-  const words = (data.length - head) >>> 3;
-  if (words > 0) {
-    const w = new Float64Array(data.buffer, data.byteOffset + head, words);
-    // +0 is the only double whose bits are all zero; `!== 0` also rejects -0 and NaN bit patterns.
-    for (let i = 0; i < words; i++) if (w[i] !== 0 || 1 / w[i]! < 0) return false;
+  return rangeIsZero(data, wordsOf(data), wordLead(data), 0, data.length);
+}
+
+/** Bytes before the first 4-byte-aligned byte of `data`. */
+function wordLead(data: Uint8Array): number {
+  return Math.min(data.length, (4 - (data.byteOffset & 3)) & 3);
+}
+
+/** An `Int32Array` over the aligned whole words of `data` (from {@link wordLead}). */
+function wordsOf(data: Uint8Array): Int32Array {
+  const lead = wordLead(data);
+  return new Int32Array(data.buffer, data.byteOffset + lead, (data.length - lead) >>> 2);
+}
+
+/**
+ * True when `data[from, to)` is all zero. `words` views `data` from byte
+ * `lead` on. Whole words are OR-ed eight at a time (32 bytes), so a data block
+ * is rejected at its first non-zero 32 bytes and a zero block costs one pass.
+ */
+function rangeIsZero(data: Uint8Array, words: Int32Array, lead: number, from: number, to: number): boolean {
+  let w = from <= lead ? 0 : ((from - lead + 3) >>> 2);
+  const wEnd = to <= lead ? 0 : Math.min(words.length, (to - lead) >>> 2);
+  if (w >= wEnd) {
+    for (let i = from; i < to; i++) if (data[i] !== 0) return false;
+    return true;
   }
-  for (let i = head + words * 8; i < data.length; i++) if (data[i] !== 0) return false;
+  const alignedFrom = lead + 4 * w;
+  const alignedTo = lead + 4 * wEnd;
+  for (let i = from; i < alignedFrom; i++) if (data[i] !== 0) return false;
+  for (; w + 8 <= wEnd; w += 8) {
+    if ((words[w]! | words[w + 1]! | words[w + 2]! | words[w + 3]! | words[w + 4]! | words[w + 5]! | words[w + 6]! | words[w + 7]!) !== 0) {
+      return false;
+    }
+  }
+  for (; w < wEnd; w++) if (words[w] !== 0) return false;
+  for (let i = alignedTo; i < to; i++) if (data[i] !== 0) return false;
   return true;
 }
 
@@ -52,12 +79,19 @@ export function isAllZero(data: Uint8Array): boolean {
  * consecutive chunks join up): zero blocks are left out.
  */
 export function dataRuns(data: Uint8Array, base: number): Extent[] {
+  const words = wordsOf(data);
+  const lead = wordLead(data);
+  return blockRuns(data.length, base, (from, to) => rangeIsZero(data, words, lead, from, to));
+}
+
+/** {@link dataRuns} of a chunk of `n` bytes at `base`, with `isZero(from, to)` testing a block of it. */
+function blockRuns(n: number, base: number, isZero: (from: number, to: number) => boolean): Extent[] {
   const runs: Extent[] = [];
   let runStart = -1;
   let pos = 0;
-  while (pos < data.length) {
-    const next = Math.min(data.length, pos + SPARSE_BLOCK - ((base + pos) % SPARSE_BLOCK));
-    const zero = isAllZero(data.subarray(pos, next));
+  while (pos < n) {
+    const next = Math.min(n, pos + SPARSE_BLOCK - ((base + pos) % SPARSE_BLOCK));
+    const zero = isZero(pos, next);
     if (!zero && runStart < 0) runStart = pos;
     if (zero && runStart >= 0) {
       runs.push({ offset: base + runStart, length: pos - runStart });
@@ -65,7 +99,7 @@ export function dataRuns(data: Uint8Array, base: number): Extent[] {
     }
     pos = next;
   }
-  if (runStart >= 0) runs.push({ offset: base + runStart, length: data.length - runStart });
+  if (runStart >= 0) runs.push({ offset: base + runStart, length: n - runStart });
   return runs;
 }
 
@@ -104,7 +138,11 @@ export interface ScanOptions {
   readonly extents?: boolean;
   /** Called after each chunk with the bytes scanned so far. */
   readonly onProgress?: (bytes: number) => void;
-  /** Called with each chunk and its data runs, e.g. to copy only the data. */
+  /**
+   * Called with each chunk and its data runs, e.g. to copy only the data.
+   * The chunk's buffer is reused once the returned promise settles: copy
+   * what must outlive the call.
+   */
   readonly onChunk?: (chunk: { offset: number; data: Uint8Array }, runs: Extent[]) => Promise<void> | void;
 }
 
@@ -123,7 +161,7 @@ export async function scanHandle(h: FileHandle, size: number, path: string, opti
   const extents: Extent[] | null = options.extents || options.onChunk ? [] : null;
   let dataBytes = 0;
   try {
-    for await (const chunk of readChunks(h, size, path)) {
+    for await (const chunk of readChunks(h, size, path, { reuse: true })) {
       hasher?.update(chunk.data);
       if (extents) {
         const runs = dataRuns(chunk.data, chunk.offset);
@@ -160,13 +198,29 @@ export async function copySparse(fs: FileSystem, src: string, dest: string, size
       return scanHandle(h, size, src, {
         algorithm,
         onProgress,
-        onChunk: async (chunk, runs) => {
-          for (const r of runs) await out.write(chunk.data.subarray(r.offset - chunk.offset, r.offset - chunk.offset + r.length), r.offset);
-        },
+        onChunk: (chunk, runs) => writeRuns(out, chunk, runs),
       });
     });
     await out.setLength(size);
     await out.sync();
     return result;
   });
+}
+
+/**
+ * Write the data runs of a chunk at their offsets. The writes are positional
+ * and disjoint, so they are issued together (a fragmented chunk holds hundreds
+ * of 4 KiB runs; one at a time, each would wait a round trip). All settle
+ * before this does; the first failure is then thrown.
+ */
+async function writeRuns(out: FileHandle, chunk: { offset: number; data: Uint8Array }, runs: readonly Extent[]): Promise<void> {
+  if (runs.length === 1) {
+    const r = runs[0]!;
+    await out.write(chunk.data.subarray(r.offset - chunk.offset, r.offset - chunk.offset + r.length), r.offset);
+    return;
+  }
+  const results = await Promise.allSettled(
+    runs.map((r) => out.write(chunk.data.subarray(r.offset - chunk.offset, r.offset - chunk.offset + r.length), r.offset)),
+  );
+  for (const r of results) if (r.status === "rejected") throw r.reason;
 }

@@ -184,12 +184,16 @@ function isDense(extents: readonly Extent[], size: number): boolean {
   return size === 0 || (extents.length === 1 && extents[0]!.offset === 0 && extents[0]!.length === size);
 }
 
-/** The bytes of `ranges` of a file, in order, in bounded chunks. */
+/**
+ * The bytes of `ranges` of a file, in order, in bounded chunks. The chunk
+ * buffers are recycled: {@link TarWriter} copies each chunk before it asks
+ * for the next.
+ */
 async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
   const h = await fs.open(path, "r");
   try {
     for (const r of ranges) {
-      for await (const c of readChunks(h, r.length, path, { start: r.offset })) {
+      for await (const c of readChunks(h, r.length, path, { start: r.offset, reuse: true })) {
         onBytes?.(c.data.length);
         yield c.data;
       }
