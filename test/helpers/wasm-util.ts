@@ -8,6 +8,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 /** A small xorshift32 generator: the same seed gives the same bytes on every runtime. */
 export class Rng {
@@ -203,6 +205,25 @@ export function run(cmd: string, args: string[], input?: Uint8Array): Uint8Array
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
+/**
+ * Number of zstd frames in `data`, as `zstd -lv` counts them. microsandbox's
+ * loader (async-compression's `ZstdDecoder`, `multiple_members` off) reads
+ * only the first frame, so what we write must be exactly one.
+ */
+export function zstdFrameCount(data: Uint8Array): number {
+  const t = tempDir();
+  try {
+    const f = join(t.dir, "in.zst");
+    writeFileSync(f, data);
+    const out = new TextDecoder().decode(run("zstd", ["-lv", f]));
+    const m = /# Zstandard Frames: (\d+)/.exec(out);
+    if (!m) throw new Error(`zstd -lv printed no frame count: ${out}`);
+    return Number(m[1]);
+  } finally {
+    t.remove();
+  }
+}
+
 /** Compress with the zstd CLI (file input, so the content size is known unless `pipe`). */
 export function zstdCli(data: Uint8Array, args: string[], opts: { pipe?: boolean } = {}): Uint8Array {
   if (opts.pipe) return run("zstd", ["-q", "-c", ...args], data);
@@ -251,3 +272,23 @@ export function skippableFrame(payload: Uint8Array, nibble = 0): Uint8Array {
 export function rss(): number {
   return process.memoryUsage().rss;
 }
+
+/**
+ * A full synchronous garbage collection, where the runtime offers one: Bun's
+ * `Bun.gc(true)`; on Node and Deno the V8 `gc` function, exposed at run time.
+ * Memory tests call it so that RSS shows what is retained rather than how
+ * lazily a collector frees garbage (Bun, and V8 under `deno test`, let
+ * hundreds of MiB of dead buffers pile up).
+ */
+export const collectGarbage: () => void = (() => {
+  const bun = (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun;
+  if (bun) return () => bun.gc(true);
+  try {
+    setFlagsFromString("--expose-gc");
+    const gc: unknown = runInNewContext("gc");
+    if (typeof gc === "function") return gc as () => void;
+  } catch {
+    // no way to collect: RSS will include garbage
+  }
+  return () => {};
+})();
