@@ -48,6 +48,8 @@ const PIECE_OUTPUT_BYTES = 8 * 1024 * 1024;
 const QUEUE_BYTES = 8 * 1024 * 1024;
 /** Compressor output is gathered into chunks up to this size. */
 const OUT_CHUNK_BYTES = 1024 * 1024;
+/** Compressor outputs at least this large are passed on without joining. */
+const PASS_THROUGH_BYTES = 64 * 1024;
 
 /** Options of {@link zstdCompressStream}. */
 export interface ZstdCompressOptions {
@@ -310,6 +312,14 @@ class Gatherer {
   /** A chunk when enough is gathered (or anything at all when `all`). */
   take(all: boolean): Uint8Array | undefined {
     if (this.#size === 0 || (!all && this.#size < OUT_CHUNK_BYTES)) return undefined;
+    // A part that is large already (incompressible input) goes out as it is:
+    // joining it would copy every output byte once more for nothing.
+    const first = this.#parts[0]!;
+    if (first.length >= PASS_THROUGH_BYTES) {
+      this.#parts.shift();
+      this.#size -= first.length;
+      return first;
+    }
     const parts = this.#parts;
     this.#parts = [];
     const size = this.#size;
