@@ -159,3 +159,57 @@ export async function* readChunks(
     if (next !== null) await next.catch(() => {});
   }
 }
+
+/**
+ * Positional writes to one open file kept in flight together, bounded by
+ * count and bytes. Writing many small runs (a fragmented sparse upper holds
+ * thousands of 4 KiB runs) one at a time waits a full round trip per run;
+ * disjoint positional writes can be issued together. {@link WriteWindow.write}
+ * waits only when the window is full; {@link WriteWindow.drain} waits for
+ * all and throws the first failure. Always drain (also on error paths)
+ * before closing the handle, so no write lands after the close.
+ *
+ * The caller must not reuse a buffer it passed to `write` until a later
+ * `drain` (or a `write` that waited) has settled it.
+ *
+ * @example
+ * ```ts
+ * const w = new WriteWindow(h);
+ * try {
+ *   for (const r of runs) await w.write(data.subarray(r.from, r.to), r.offset);
+ * } finally {
+ *   await w.drain();
+ * }
+ * ```
+ */
+export class WriteWindow {
+  readonly #h: FileHandle;
+  readonly #maxWrites: number;
+  readonly #maxBytes: number;
+  #pending: Promise<unknown>[] = [];
+  #bytes = 0;
+
+  constructor(h: FileHandle, options: { maxWrites?: number; maxBytes?: number } = {}) {
+    this.#h = h;
+    this.#maxWrites = options.maxWrites ?? 64;
+    this.#maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Issue a write of all of `data` at `offset`; waits first if the window is full. */
+  async write(data: Uint8Array, offset: number): Promise<void> {
+    if (this.#pending.length >= this.#maxWrites || this.#bytes + data.length > this.#maxBytes) await this.drain();
+    const p = this.#h.write(data, offset);
+    p.catch(() => {}); // reported by drain()
+    this.#pending.push(p);
+    this.#bytes += data.length;
+  }
+
+  /** Wait for every write issued; throws the first failure, after all have settled. */
+  async drain(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#bytes = 0;
+    const results = await Promise.allSettled(pending);
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+}

@@ -20,7 +20,7 @@
 import { createSha256, type Sha256 } from "../wasm/mod.js";
 import { InvalidArgument } from "./errors.js";
 import type { FileHandle, FileSystem } from "./fs/types.js";
-import { readChunks, withFile } from "./io.js";
+import { readChunks, withFile, WriteWindow } from "./io.js";
 import { SPARSE_SHA256 } from "./manifest.js";
 
 /** Granularity of hole detection: the ext4 block size. */
@@ -198,29 +198,19 @@ export async function copySparse(fs: FileSystem, src: string, dest: string, size
       return scanHandle(h, size, src, {
         algorithm,
         onProgress,
-        onChunk: (chunk, runs) => writeRuns(out, chunk, runs),
+        onChunk: async (chunk, runs) => {
+          // the chunk's buffer is refilled once this returns: drain before returning
+          const writes = new WriteWindow(out);
+          try {
+            for (const r of runs) await writes.write(chunk.data.subarray(r.offset - chunk.offset, r.offset - chunk.offset + r.length), r.offset);
+          } finally {
+            await writes.drain();
+          }
+        },
       });
     });
     await out.setLength(size);
     await out.sync();
     return result;
   });
-}
-
-/**
- * Write the data runs of a chunk at their offsets. The writes are positional
- * and disjoint, so they are issued together (a fragmented chunk holds hundreds
- * of 4 KiB runs; one at a time, each would wait a round trip). All settle
- * before this does; the first failure is then thrown.
- */
-async function writeRuns(out: FileHandle, chunk: { offset: number; data: Uint8Array }, runs: readonly Extent[]): Promise<void> {
-  if (runs.length === 1) {
-    const r = runs[0]!;
-    await out.write(chunk.data.subarray(r.offset - chunk.offset, r.offset - chunk.offset + r.length), r.offset);
-    return;
-  }
-  const results = await Promise.allSettled(
-    runs.map((r) => out.write(chunk.data.subarray(r.offset - chunk.offset, r.offset - chunk.offset + r.length), r.offset)),
-  );
-  for (const r of results) if (r.status === "rejected") throw r.reason;
 }

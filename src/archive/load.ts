@@ -27,7 +27,7 @@
 
 import { ArchiveError, ImageCacheError, isFsError, SnapshotAlreadyExists } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallFile, writeNewFile } from "../io.js";
+import { lstatOrNull, readSmallFile, WriteWindow, writeNewFile } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES, parseManifest } from "../manifest.js";
 import { join } from "../path.js";
@@ -251,11 +251,20 @@ async function collectEntry(entry: TarEntry): Promise<Uint8Array> {
 /** Write an entry's data to a new file, only its non-zero blocks, then set its length: holes stay holes. */
 async function writeEntry(fs: FileSystem, target: string, entry: TarEntry): Promise<void> {
   const h = await fs.open(target, "wx");
+  // Segments are views of fresh input chunks (never refilled), so their writes
+  // may stay in flight while the next segments arrive.
+  const writes = new WriteWindow(h);
   try {
-    for await (const seg of entry.segments()) {
-      for (const r of dataRuns(seg.data, seg.offset)) {
-        await h.write(seg.data.subarray(r.offset - seg.offset, r.offset - seg.offset + r.length), r.offset);
+    try {
+      for await (const seg of entry.segments()) {
+        for (const r of dataRuns(seg.data, seg.offset)) {
+          await writes.write(seg.data.subarray(r.offset - seg.offset, r.offset - seg.offset + r.length), r.offset);
+        }
       }
+      await writes.drain();
+    } catch (e) {
+      await writes.drain().catch(() => {}); // nothing may land after the close; the first error is the one to report
+      throw e;
     }
     await h.setLength(entry.size);
     await h.sync();
