@@ -184,21 +184,51 @@ function isDense(extents: readonly Extent[], size: number): boolean {
   return size === 0 || (extents.length === 1 && extents[0]!.offset === 0 && extents[0]!.length === size);
 }
 
+/** Ranges closer than this are read as one span (the gap is read and skipped). */
+const MERGE_GAP_BYTES = 64 * 1024;
+
 /**
- * The bytes of `ranges` of a file, in order, in bounded chunks. The chunk
- * buffers are recycled: {@link TarWriter} copies each chunk before it asks
- * for the next.
+ * The bytes of `ranges` of a file, in order, in bounded chunks. Ranges less
+ * than {@link MERGE_GAP_BYTES} apart are read as one span, so a fragmented
+ * upper (thousands of 4 KiB extents) costs a few large reads, not one round
+ * trip per extent. The chunk buffers are recycled: {@link TarWriter} copies
+ * each piece before it asks for the next.
  */
 async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
   const h = await fs.open(path, "r");
   try {
-    for (const r of ranges) {
-      for await (const c of readChunks(h, r.length, path, { start: r.offset, reuse: true })) {
-        onBytes?.(c.data.length);
-        yield c.data;
+    for (const span of spansOf(ranges)) {
+      let i = 0;
+      for await (const c of readChunks(h, span.length, path, { start: span.offset, reuse: true })) {
+        const end = c.offset + c.data.length;
+        for (; i < span.ranges.length; i++) {
+          const r = span.ranges[i]!;
+          const from = Math.max(r.offset, c.offset);
+          const to = Math.min(r.offset + r.length, end);
+          if (from < to) {
+            onBytes?.(to - from);
+            yield c.data.subarray(from - c.offset, to - c.offset);
+          }
+          if (r.offset + r.length > end) break; // continues in the next chunk
+        }
       }
     }
   } finally {
     await h.close();
   }
+}
+
+/** Group sorted, disjoint ranges into spans whose gaps are under {@link MERGE_GAP_BYTES}. */
+function spansOf(ranges: readonly Extent[]): { offset: number; length: number; ranges: Extent[] }[] {
+  const spans: { offset: number; length: number; ranges: Extent[] }[] = [];
+  for (const r of ranges) {
+    const last = spans[spans.length - 1];
+    if (last && r.offset - (last.offset + last.length) < MERGE_GAP_BYTES) {
+      last.length = r.offset + r.length - last.offset;
+      last.ranges.push(r);
+    } else {
+      spans.push({ offset: r.offset, length: r.length, ranges: [r] });
+    }
+  }
+  return spans;
 }
