@@ -147,7 +147,9 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
     options.onProgress?.({ phase: "write", bytes: done, total });
   };
   try {
-    const tar = new TarWriter(writer);
+    // The zstd stream copies each chunk into the WASM heap before its write
+    // resolves, so the tar chunks can be reused; a caller's plain-tar sink may keep them.
+    const tar = new TarWriter(writer, { recycleChunks: compress !== null });
     for (const { snap, extents } of planned) {
       const prefix = archivePrefix(snap.digest);
       const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);

@@ -31,7 +31,19 @@ import { blockAlignMap, validateSparseMap, writeDescriptors, type SparseSegment 
 export interface TarWriterOptions {
   /** Size of the chunks handed to the sink (default 1 MiB, at least 512). */
   chunkSize?: number;
+  /**
+   * Reuse a chunk's buffer once the sink's write of it has resolved, instead
+   * of allocating one per chunk. Only for a sink that is done with a chunk
+   * when its write resolves and never keeps it — snapbundle's zstd stream,
+   * which copies each chunk into the WASM heap — not, e.g., an identity
+   * `TransformStream`, which hands the very chunk to its reader. Default
+   * `false`: every chunk is a fresh buffer the sink may keep.
+   */
+  recycleChunks?: boolean;
 }
+
+/** Chunk buffers kept for reuse with `recycleChunks`. */
+const MAX_SPARE_CHUNKS = 4;
 
 /** Per-entry options. */
 export interface TarFileOptions {
@@ -74,6 +86,8 @@ export class TarWriter {
   #failed: unknown = undefined;
   #finished = false;
   #bytes = 0;
+  readonly #recycle: boolean;
+  readonly #spare: Uint8Array[] = [];
 
   constructor(sink: WritableStreamDefaultWriter<Uint8Array>, options: TarWriterOptions = {}) {
     const size = options.chunkSize ?? DEFAULT_CHUNK;
@@ -83,6 +97,7 @@ export class TarWriter {
     this.#sink = sink;
     this.#chunkSize = size;
     this.#buf = new Uint8Array(size);
+    this.#recycle = options.recycleChunks === true;
   }
 
   /** Bytes of tar stream produced so far (some may still be buffered). */
@@ -290,14 +305,21 @@ export class TarWriter {
 
   async #flush(): Promise<void> {
     if (this.#len === 0) return;
-    const chunk = this.#len === this.#buf.length ? this.#buf : this.#buf.subarray(0, this.#len);
-    this.#buf = new Uint8Array(this.#chunkSize);
+    const whole = this.#buf;
+    const chunk = this.#len === whole.length ? whole : whole.subarray(0, this.#len);
+    // A fresh buffer is zero-filled, which #zeros relies on; a recycled one is zeroed when it comes back.
+    this.#buf = this.#spare.pop() ?? new Uint8Array(this.#chunkSize);
     this.#len = 0;
     await this.#sink.ready;
     const p = this.#sink.write(chunk);
-    p.catch(() => {
-      // Reported through `ready` on the next write, or by finish().
-    });
+    p.then(
+      () => {
+        if (this.#recycle && this.#spare.length < MAX_SPARE_CHUNKS) this.#spare.push(whole.fill(0));
+      },
+      () => {
+        // Reported through `ready` on the next write, or by finish().
+      },
+    );
     this.#lastWrite = p;
   }
 }
