@@ -28,6 +28,7 @@ export {
   validateManifest,
 } from "./manifest.js";
 export { archivePrefix, digestSafe, HomeLayout, imageCacheKey, normalizeImageRef } from "./layout.js";
+export { digestProblem, imageReferenceProblem, isSha256Digest } from "./reference.js";
 export {
   type CreateOptions,
   createSnapshot,

@@ -41,6 +41,17 @@ export class SnapshotAlreadyExists extends SnapbundleError {
   }
 }
 
+/**
+ * A load found the bundle's head snapshot installed already (same digest) and
+ * installed nothing. `existing` is the installed snapshot's directory.
+ */
+export class SnapshotAlreadyInstalled extends SnapshotAlreadyExists {
+  constructor(message: string, readonly existing: string, options?: { cause?: unknown }) {
+    super(message, options);
+    (this as { code: string }).code = "snapshot-already-installed";
+  }
+}
+
 /** A snapshot's upper does not match the integrity its manifest records. */
 export class SnapshotIntegrityError extends SnapbundleError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -134,7 +134,7 @@ export class SnapshotStore {
     if (isPathLike(ref)) return openSnapshot(this.fs, this.absolutePath(ref));
     const byName = join(this.layout.snapshotsDir, ref);
     if ((await lstatOrNull(this.fs, byName)) !== null) return openSnapshot(this.fs, byName);
-    const found = await this.findByDigest(ref);
+    const found = await this.findByDigest(ref, { unique: true });
     if (found) return openSnapshot(this.fs, found.path);
     throw new SnapshotNotFound(`no snapshot named ${JSON.stringify(ref)} in ${this.layout.snapshotsDir}, and no indexed snapshot has that digest`);
   }
@@ -183,23 +183,35 @@ export class SnapshotStore {
   async load(source: string | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<SnapshotInfo> {
     const dest = options.dest === undefined ? undefined : this.absolutePath(options.dest);
     if (dest !== undefined && dest !== this.layout.snapshotsDir) await this.ensureRoot(dest);
-    const head = await loadArchive(this.fs, this.layout, typeof source === "string" ? this.absolutePath(source) : source, { ...options, dest });
+    // read-only: a load that fails must leave snapshots/ as it found it, index file included
+    const findInstalled = async (digest: string) => (await this.findByDigest(digest, { readOnly: true }))?.path ?? null;
+    const head = await loadArchive(this.fs, this.layout, typeof source === "string" ? this.absolutePath(source) : source, { findInstalled, ...options, dest });
     // The load is complete: refreshing the index (a cache) must not turn it into a failure.
     await this.reconcile().catch(() => {});
     return snapshotInfo(head);
   }
 
-  /** The indexed snapshot with this digest (or unique digest prefix), if any. */
-  async findByDigest(digest: string): Promise<SnapshotInfo | null> {
+  /**
+   * The indexed snapshot with this digest (or unique digest prefix), if any.
+   * `readOnly`: do not refresh the index file. With `unique`, a digest installed twice (two copies) is an
+   * {@link InvalidArgument} listing both, as is a prefix of two digests;
+   * without it, any copy will do (the one under `<home>/snapshots` first).
+   */
+  async findByDigest(digest: string, options: { unique?: boolean; readOnly?: boolean } = {}): Promise<SnapshotInfo | null> {
     const full = digest.includes(":") ? digest : `sha256:${digest}`;
     const exactOnly = !/^sha256:[0-9a-f]{12,63}$/.test(full);
-    const { snapshots } = await this.list();
+    const { snapshots } = await this.listWith({ readOnly: options.readOnly });
     const exact = snapshots.filter((s) => s.digest === full);
+    if (exact.length > 1 && options.unique) {
+      throw new InvalidArgument(`digest ${digest} names ${exact.length} snapshots: ${exact.map((s) => s.path).join(", ")}; name one by its name or path`);
+    }
     if (exact.length > 0) return exact.find((s) => dirname(s.path) === this.layout.snapshotsDir) ?? exact[0]!;
     if (exactOnly) return null;
     const matches = snapshots.filter((s) => s.digest.startsWith(full));
     const distinct = new Set(matches.map((s) => s.digest));
-    if (distinct.size > 1) throw new InvalidArgument(`digest prefix ${digest} is ambiguous: ${[...distinct].join(", ")}`);
+    if (distinct.size > 1 || (options.unique && matches.length > 1)) {
+      throw new InvalidArgument(`digest prefix ${digest} is ambiguous: it matches ${matches.map((s) => `${s.digest} (${s.path})`).join(", ")}`);
+    }
     return matches[0] ?? null;
   }
 
@@ -213,8 +225,8 @@ export class SnapshotStore {
     return this.listWith({});
   }
 
-  private async listWith(options: { strict?: boolean }): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
-    const index = await this.reconcile({ strict: options.strict });
+  private async listWith(options: { strict?: boolean; readOnly?: boolean }): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
+    const index = await this.reconcile({ strict: options.strict, readOnly: options.readOnly });
     const snapshots: SnapshotInfo[] = [];
     const problems: ListProblem[] = [];
     for (const [path, e] of Object.entries(index.entries)) {
@@ -329,7 +341,7 @@ export class SnapshotStore {
    * instead of becoming a listed problem. `mustWrite`: a failure to write the
    * index is an error (otherwise it is ignored: the index is a cache).
    */
-  private async reconcile(options: { fresh?: boolean; roots?: string[]; strict?: boolean; mustWrite?: boolean } = {}): Promise<IndexFile> {
+  private async reconcile(options: { fresh?: boolean; roots?: string[]; strict?: boolean; mustWrite?: boolean; readOnly?: boolean } = {}): Promise<IndexFile> {
     const prior = options.fresh ? null : await this.readIndex();
     const roots = [...new Set([this.layout.snapshotsDir, ...(options.roots ?? prior?.roots ?? [])].map(normalize))];
     const next: IndexFile = { version: INDEX_VERSION, roots, entries: {} };
@@ -356,7 +368,7 @@ export class SnapshotStore {
         next.entries[dir] = old && (await this.stillValid(dir, old, manifest)) ? old : await this.openEntry(dir, manifest, options.strict ?? false);
       }
     }
-    if (JSON.stringify(prior) !== JSON.stringify(next)) {
+    if (!options.readOnly && JSON.stringify(prior) !== JSON.stringify(next)) {
       const write = async () => {
         await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true });
         await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));

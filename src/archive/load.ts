@@ -25,7 +25,7 @@
  * @module
  */
 
-import { ArchiveError, ImageCacheError, isFsError, SnapshotAlreadyExists } from "../errors.js";
+import { ArchiveError, ImageCacheError, isFsError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull, readSmallFile, WriteWindow, writeNewFile } from "../io.js";
 import type { HomeLayout } from "../layout.js";
@@ -36,7 +36,8 @@ import { dataRuns, scanFile } from "../sparse.js";
 import { readTar, type TarEntry } from "../tar/mod.js";
 import { classifyEntry, validateArchiveEntryType } from "./grammar.js";
 import { expectedCacheFiles, MAX_METADATA_BYTES, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
-import { countingStream, decompressIfZstd, fileReadable, lendStream } from "./streams.js";
+import { openBundleStream } from "./sniff.js";
+import { countingStream, fileReadable, lendStream } from "./streams.js";
 import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
@@ -53,6 +54,14 @@ export interface LoadOptions {
   readonly onProgress?: (bytes: number) => void;
   /** Used in messages for a stream source (a path source names itself). */
   readonly label?: string;
+  /** Progress after the unpack step: upper bytes verified of `total`, then the install. */
+  readonly onStep?: (p: { phase: "verifying" | "installing"; bytes: number; total: number }) => void;
+  /**
+   * Where a snapshot with this digest is installed already, if anywhere (the
+   * store's index). When the head is, and no `name` asks for a second copy,
+   * the load installs nothing and fails with {@link SnapshotAlreadyInstalled}.
+   */
+  readonly findInstalled?: (digest: string) => Promise<string | null>;
 }
 
 /** Staging directories of one load. */
@@ -85,9 +94,11 @@ export async function loadArchive(
   const stage = await createStaging(fs, layout, snapshotsDir, undo);
   try {
     const unpacked = await unpackArchive(fs, openArchive(fs, source, options.onProgress), stage, label);
-    const imported = await verifyImportedSnapshots(fs, unpacked, label);
+    const imported = await verifyImportedSnapshots(fs, unpacked, label, options.onStep);
     const head = imported[selectHeadSnapshot(imported, label)]!;
+    await ensureNotInstalled(head, options, label);
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
+    options.onStep?.({ phase: "installing", bytes: 0, total: 0 });
     // Steps 4–6 under the home's install lock: two loads never interleave their
     // checks, cache renames and promotions, and a failed one undoes its cache
     // installs before another load can see (and rely on) them.
@@ -170,7 +181,7 @@ async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
  * ignored, as GNU tar ignores them.
  */
 export async function unpackArchive(fs: FileSystem, source: ReadableStream<Uint8Array>, stage: Staging, label: string): Promise<Unpacked> {
-  const lent = lendStream(await decompressIfZstd(source, label));
+  const lent = lendStream(await openBundleStream(source, label));
   try {
     const unpacked = await unpackEntries(fs, lent.stream, stage, label);
     // Past the end-of-archive marker the archive is still read to its end, so
@@ -279,19 +290,43 @@ async function writeEntry(fs: FileSystem, target: string, entry: TarEntry): Prom
  * directory never received a manifest — it would be neither a snapshot nor
  * something a load may leave behind.
  */
-export async function verifyImportedSnapshots(fs: FileSystem, unpacked: Unpacked, label: string): Promise<Snapshot[]> {
+export async function verifyImportedSnapshots(
+  fs: FileSystem,
+  unpacked: Unpacked,
+  label: string,
+  onStep?: LoadOptions["onStep"],
+): Promise<Snapshot[]> {
   if (unpacked.snapshotDirs.length === 0) throw new ArchiveError(`${label}: the archive contains no snapshot manifest`);
   const bare = unpacked.bareDirs[0];
   if (bare !== undefined) {
     throw new ArchiveError(`${label}: archive entry ${JSON.stringify(`${bare}/`)}: the snapshot directory has no ${MANIFEST_FILENAME}; every directory in a bundle must hold a snapshot`);
   }
   const snapshots: Snapshot[] = [];
-  for (const dir of unpacked.snapshotDirs) {
-    const snap = await openSnapshot(fs, dir);
-    await verifySnapshot(fs, snap);
-    snapshots.push(snap);
+  for (const dir of unpacked.snapshotDirs) snapshots.push(await openSnapshot(fs, dir));
+  const total = snapshots.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
+  let done = 0;
+  onStep?.({ phase: "verifying", bytes: 0, total });
+  for (const snap of snapshots) {
+    await verifySnapshot(fs, snap, { onProgress: onStep && ((b) => onStep({ phase: "verifying", bytes: done + b, total })) });
+    done += snap.manifest.upper.size_bytes;
   }
   return snapshots;
+}
+
+/**
+ * The head's digest is installed already and no `name` asks for a second
+ * copy: refuse with {@link SnapshotAlreadyInstalled} before anything is
+ * installed (the caller may treat it as "nothing to do").
+ */
+async function ensureNotInstalled(head: Snapshot, options: LoadOptions, label: string): Promise<void> {
+  if (options.name !== undefined || options.findInstalled === undefined) return;
+  const existing = await options.findInstalled(head.digest);
+  if (existing !== null) {
+    throw new SnapshotAlreadyInstalled(
+      `${label}: snapshot ${head.digest} is already installed at ${existing}; nothing was loaded (give a name to install a second copy)`,
+      existing,
+    );
+  }
 }
 
 /** Step 3. The head: the last snapshot, in archive order, that no other imported snapshot names as parent. */

@@ -16,12 +16,19 @@
  */
 
 import { parseArgs } from "node:util";
+import { SnapbundleError } from "../errors.js";
+import { digestProblem, imageReferenceProblem } from "../reference.js";
+import { validateSnapshotName } from "../snapshot.js";
 
-/** One option in `parseArgs` form. */
+/** One option in `parseArgs` form, plus the checks made before anything is read. */
 export interface OptionSpec {
   readonly type: "string" | "boolean";
   readonly multiple?: boolean;
   readonly short?: string;
+  /** The command fails with a usage error (exit 2) without it. */
+  readonly required?: boolean;
+  /** Why a value is refused (a usage error: `--flag "value" <reason>`), or null. Runs on each value. */
+  readonly check?: (value: string) => string | null;
 }
 
 /** A command: how it is called and what it accepts. */
@@ -38,21 +45,43 @@ export interface CommandSpec {
   readonly summary: string;
   /** The body of `snapbundle <command> --help`. */
   readonly help: string;
+  /** Why a positional argument is refused (a usage error: `<arg> "value" <reason>`), or null; `index` counts from 0. */
+  readonly checkArg?: (value: string, index: number) => string | null;
 }
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  home: { type: "string" },
+  home: { type: "string", check: nonEmpty },
   json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  "no-progress": { type: "boolean" },
   help: { type: "boolean", short: "h" },
-  version: { type: "boolean" },
+  version: { type: "boolean", short: "V" },
 };
 
 const GLOBAL_HELP = `Global options (before or after the command):
-  --home DIR     the microsandbox home (default: $MSB_HOME, else ~/.microsandbox)
-  --json         print exactly one JSON document on stdout
-  -h, --help     show help
-  --version      print the version`;
+  --home DIR       the microsandbox home (default: $MSB_HOME, else ~/.microsandbox)
+  --json           print exactly one JSON document on stdout (on failure too:
+                   {"error": {"code", "message", "path"}}, same exit status)
+  -q, --quiet      no progress bars and no summary lines (errors still print)
+  --no-progress    no progress bars
+  -h, --help       show help
+  -V, --version    print the version`;
+
+function nonEmpty(value: string): string | null {
+  return value === "" ? "must not be empty" : null;
+}
+
+/** Why `name` is not a snapshot name (the library's own rule), or null. */
+function snapshotNameProblem(name: string): string | null {
+  try {
+    validateSnapshotName(name);
+    return null;
+  } catch (e) {
+    if (e instanceof SnapbundleError) return e.message.replace(`snapshot name ${JSON.stringify(name)} `, "");
+    throw e;
+  }
+}
 
 /** Every command, in the order `--help` lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -60,10 +89,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "create",
     args: ["<name>"],
     options: {
-      upper: { type: "string" },
-      image: { type: "string" },
-      "image-digest": { type: "string" },
-      parent: { type: "string" },
+      upper: { type: "string", required: true, check: nonEmpty },
+      image: { type: "string", required: true, check: imageReferenceProblem },
+      "image-digest": { type: "string", required: true, check: digestProblem },
+      parent: { type: "string", check: nonEmpty },
       label: { type: "string", multiple: true },
       integrity: { type: "boolean" },
       "source-sandbox": { type: "string" },
@@ -71,16 +100,17 @@ export const COMMANDS: readonly CommandSpec[] = [
       force: { type: "boolean" },
     },
     usage:
-      "create <name> --upper FILE --image REF --image-digest DIGEST [--parent DIGEST] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force]",
+      "create <name> --upper FILE --image REF --image-digest DIGEST [--parent SNAPSHOT] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force]",
     summary: "capture an upper file as a new snapshot",
     help: `Create snapshot <name> under <home>/snapshots (or --dest-dir) from an upper
 file. The upper is copied sparsely; the source is not changed.
 
 Options:
   --upper FILE            the upper layer to capture (required)
-  --image REF             the image reference, e.g. python:3.12 (required)
-  --image-digest DIGEST   the image manifest digest, sha256:… (required)
-  --parent DIGEST         the parent snapshot's digest
+  --image REF             the image reference, e.g. python:3.12 (required; the
+                          OCI reference grammar: [registry/]repository[:tag][@digest])
+  --image-digest DIGEST   the image manifest digest: sha256: and 64 lowercase hex digits (required)
+  --parent SNAPSHOT       the parent: the name, digest or path of a snapshot in the home
   --label K=V             a label; repeat for more
   --integrity             record msb-sparse-sha256-v1 integrity (reads the upper once more)
   --source-sandbox NAME   the sandbox the upper came from
@@ -88,6 +118,7 @@ Options:
   --force                 replace an existing snapshot of the same name
 
 With --json, prints the new snapshot.`,
+    checkArg: snapshotNameProblem,
   },
   {
     name: "ls",
@@ -95,7 +126,7 @@ With --json, prints the new snapshot.`,
     options: {},
     usage: "ls",
     summary: "list the snapshots of the home",
-    help: `List every snapshot in the indexed roots: NAME, DIGEST, SIZE, CREATED, PARENT.
+    help: `List every snapshot in the indexed roots: NAME, DIGEST, SIZE, CREATED, PARENT, LABELS.
 Artifacts that do not open are reported on stderr as "warning: …" lines; they
 do not change the exit status.
 
@@ -162,8 +193,9 @@ With --json, prints the array of indexed snapshots.`,
       "with-image": { type: "boolean" },
       "plain-tar": { type: "boolean" },
       dense: { type: "boolean" },
+      "no-verify": { type: "boolean" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense] [--no-verify]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -174,6 +206,9 @@ Options:
   --with-image     include the image cache files the snapshot's image needs
   --plain-tar      write a plain .tar instead of zstd
   --dense          write uppers as regular entries, even when they have holes
+  --no-verify      skip checking each upper against its recorded integrity
+                   before writing (microsandbox stopped verifying on save in
+                   0.6.9); the summary says "not verified"
 
 With --json, prints {path, snapshots, cache_files, bytes}: the archive's
 absolute path, the digests it holds (oldest first), the image cache files and
@@ -184,7 +219,7 @@ a terminal).`,
   {
     name: "load",
     args: ["<archive|->"],
-    options: { dest: { type: "string" }, name: { type: "string" } },
+    options: { dest: { type: "string", check: nonEmpty }, name: { type: "string", check: snapshotNameProblem } },
     usage: "load <archive|-> [--dest DIR] [--name NAME]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
@@ -193,9 +228,24 @@ nothing new is left in the home.
 
 Options:
   --dest DIR    install into DIR instead of <home>/snapshots (DIR becomes an indexed root)
-  --name NAME   install the head snapshot under NAME
+  --name NAME   install the head snapshot under NAME (also when a snapshot with
+                the head's digest is installed already: a second copy)
 
-With --json, prints the head snapshot.`,
+A bundle whose head snapshot is installed already (same digest) installs
+nothing and says so (exit status 0), unless --name asks for a second copy.
+
+With --json, prints the head snapshot (plus "already_installed": true when
+nothing was installed).`,
+  },
+  {
+    name: "help",
+    args: ["[command]"],
+    optionalArgs: 1,
+    options: {},
+    usage: "help [command]",
+    summary: "show the usage of snapbundle or of one command",
+    help: `Print the usage of snapbundle, or of <command> (the same as 'snapbundle <command> --help').`,
+    checkArg: (name) => (findCommand(name) === null ? "is not a command" : null),
   },
 ];
 
@@ -304,11 +354,46 @@ ${GLOBAL_HELP}
 `;
 }
 
+/** Options in the form `parseArgs` takes (only the keys it knows). */
+type ParseArgsOptions = Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
+
+function forParseArgs(...specs: Readonly<Record<string, OptionSpec>>[]): ParseArgsOptions {
+  const out: ParseArgsOptions = {};
+  for (const spec of specs) {
+    for (const [name, o] of Object.entries(spec)) {
+      out[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+    }
+  }
+  return out;
+}
+
 /** All command options together, for the first pass that only locates the command. */
-function allOptions(): Record<string, OptionSpec> {
-  const all: Record<string, OptionSpec> = { ...GLOBAL_OPTIONS };
-  for (const c of COMMANDS) Object.assign(all, c.options);
-  return all;
+function allOptions(): ParseArgsOptions {
+  return forParseArgs(GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options));
+}
+
+/**
+ * The checks that need no home: required options, each option's value check
+ * and each positional's check. Throws a {@link UsageError} naming the flag.
+ */
+function checkValues(command: CommandSpec, positionals: readonly string[], values: Readonly<Record<string, unknown>>): void {
+  const options = { ...GLOBAL_OPTIONS, ...command.options };
+  for (const [name, spec] of Object.entries(options)) {
+    const v = values[name];
+    if (v === undefined) {
+      if (spec.required) throw new UsageError(`missing required option --${name}`, command);
+      continue;
+    }
+    if (spec.check === undefined) continue;
+    for (const item of Array.isArray(v) ? v : [v]) {
+      const problem = spec.check(String(item));
+      if (problem !== null) throw new UsageError(`--${name} ${JSON.stringify(item)} ${problem}`, command);
+    }
+  }
+  positionals.forEach((value, i) => {
+    const problem = command.checkArg?.(value, i) ?? null;
+    if (problem !== null) throw new UsageError(`${command.args[i]} ${JSON.stringify(value)} ${problem}`, command);
+  });
 }
 
 /** Turn a `parseArgs` error into a short message. */
@@ -350,13 +435,13 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
     // Report a bad option before a bad command; then help/version; then the command.
     let values: Record<string, unknown>;
     try {
-      values = parseArgs({ args: [...argv], options: GLOBAL_OPTIONS, strict: true, allowPositionals: true }).values;
+      values = parseArgs({ args: [...argv], options: forParseArgs(GLOBAL_OPTIONS), strict: true, allowPositionals: true }).values;
     } catch (e) {
       throw new UsageError(parseArgsMessage(e));
     }
-    if (values.help) return { kind: "help", command: null };
     if (values.version) return { kind: "version" };
-    if (commandName === null) throw new UsageError("missing command");
+    // `snapbundle` alone (or with only global options) prints the usage, like `snapbundle --help`
+    if (values.help || commandName === null) return { kind: "help", command: null };
     throw new UsageError(`unknown command '${commandName}'`);
   }
 
@@ -364,7 +449,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const rest = argv.filter((_, i) => i !== commandIndex);
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, strict: true, allowPositionals: true, tokens: true });
+    parsed = parseArgs({ args: rest, options: forParseArgs(GLOBAL_OPTIONS, command.options), strict: true, allowPositionals: true, tokens: true });
   } catch (e) {
     throw new UsageError(parseArgsMessage(e), command);
   }
@@ -380,6 +465,9 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const required = command.args.length - (command.optionalArgs ?? 0);
   if (positionals.length < required) throw new UsageError(`missing argument ${command.args[positionals.length]}`, command);
   if (positionals.length > command.args.length) throw new UsageError(`unexpected argument '${positionals[command.args.length]}'`, command);
+  checkValues(command, positionals, values);
+  if (command.name === "help") return { kind: "help", command: positionals[0] === undefined ? null : findCommand(positionals[0]) };
+  parseLabels(values.label as string[] | undefined, command); // its rules are usage rules too
   return { kind: "run", command, positionals, values };
 }
 

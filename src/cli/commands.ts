@@ -11,7 +11,8 @@
  * @module
  */
 
-import { statSync } from "node:fs";
+import { fstatSync, statSync } from "node:fs";
+import { SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
@@ -22,8 +23,10 @@ import { stdinSource, stdoutWritable } from "./stdio.js";
 export interface CommandContext {
   readonly store: SnapshotStore;
   readonly json: boolean;
-  /** Draw progress bars (stderr is a terminal and `--json` is off). */
+  /** Draw progress bars (stderr is a terminal; no `--json`, `--quiet` or `--no-progress`). */
   readonly progress: boolean;
+  /** `--quiet`: no summary sentences (tables and JSON still print). */
+  readonly quiet?: boolean;
   /** Write to stdout. */
   out(text: string): void;
   /** Write to stderr. */
@@ -65,11 +68,19 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
   }
 }
 
-function requiredString(values: Values, name: string, command: CommandSpec): string {
-  const v = values[name];
-  if (typeof v !== "string") throw new UsageError(`missing required option --${name}`, command);
-  if (v === "") throw new UsageError(`option --${name} must not be empty`, command);
-  return v;
+/** A summary sentence: printed unless `--quiet`. */
+function say(ctx: CommandContext, text: string): void {
+  if (!ctx.quiet) ctx.out(text);
+}
+
+/** True when stdout is a pipe or socket: another process reads it, and draws its own progress. */
+function stdoutIsPipe(): boolean {
+  try {
+    const s = fstatSync(1);
+    return s.isFIFO() || s.isSocket();
+  } catch {
+    return false;
+  }
 }
 
 function optionalString(values: Values, name: string): string | undefined {
@@ -107,19 +118,29 @@ function describeSnapshot(s: SnapshotInfo, extra: readonly (readonly [string, st
   ]);
 }
 
+/** `--parent`: the digest of an existing snapshot named by name, digest or path. */
+async function parentDigest(ctx: CommandContext, ref: string | undefined): Promise<string | null> {
+  if (ref === undefined) return null;
+  try {
+    return (await ctx.store.resolve(ref)).digest;
+  } catch (e) {
+    if (e instanceof SnapbundleError) e.message = `--parent ${JSON.stringify(ref)}: ${e.message}`;
+    throw e;
+  }
+}
+
 async function create(ctx: CommandContext, command: CommandSpec, name: string, values: Values): Promise<void> {
-  const upper = requiredString(values, "upper", command);
-  const imageRef = requiredString(values, "image", command);
-  const imageDigest = requiredString(values, "image-digest", command);
+  const upper = values.upper as string;
   const labels = parseLabels(values.label as string[] | undefined, command);
   const integrity = values.integrity === true;
-  const bar = startProgress(ctx.progress, integrity ? "copy+hash" : "copy", ctx.progress ? sizeOf(ctx, upper) : null);
+  const parent = await parentDigest(ctx, optionalString(values, "parent"));
+  const bar = startProgress(ctx.progress, integrity ? "copying+hashing" : "copying", ctx.progress ? sizeOf(ctx, upper) : null);
   let info: SnapshotInfo;
   try {
     info = await ctx.store.create(name, {
       upper,
-      image: { ref: imageRef, manifest_digest: imageDigest },
-      parent: optionalString(values, "parent") ?? null,
+      image: { ref: values.image as string, manifest_digest: values["image-digest"] as string },
+      parent,
       labels,
       integrity,
       sourceSandbox: optionalString(values, "source-sandbox") ?? null,
@@ -127,11 +148,15 @@ async function create(ctx: CommandContext, command: CommandSpec, name: string, v
       force: values.force === true,
       onProgress: (bytes) => bar.update(bytes),
     });
+  } catch (e) {
+    // the library's message says "use force"; on the command line the flag is --force
+    if (e instanceof SnapshotAlreadyExists && e.message.includes("(use force ")) e.message = e.message.replace("(use force ", "(use --force ");
+    throw e;
   } finally {
     bar.stop();
   }
   if (ctx.json) ctx.out(jsonDocument(info));
-  else ctx.out(`created ${printable(info.name)} ${info.digest} at ${printable(info.path)}\n`);
+  else say(ctx, `created ${printable(info.name)} ${info.digest} at ${printable(info.path)}\n`);
 }
 
 async function ls(ctx: CommandContext): Promise<void> {
@@ -145,7 +170,7 @@ async function ls(ctx: CommandContext): Promise<void> {
 /** Resolve, then verify with a progress bar sized to the upper. */
 async function verified(ctx: CommandContext, ref: string) {
   const snap = await ctx.store.resolve(ref);
-  const bar = startProgress(ctx.progress && snap.manifest.upper.integrity !== null, "verify", snap.manifest.upper.size_bytes);
+  const bar = startProgress(ctx.progress && snap.manifest.upper.integrity !== null, "verifying", snap.manifest.upper.size_bytes);
   try {
     return await ctx.store.verify(snap.path, { onProgress: (bytes) => bar.update(bytes) });
   } finally {
@@ -191,7 +216,7 @@ async function verify(ctx: CommandContext, ref: string): Promise<void> {
 async function rm(ctx: CommandContext, ref: string, force: boolean): Promise<void> {
   const info = await ctx.store.remove(ref, { force });
   if (ctx.json) ctx.out(jsonDocument(info));
-  else ctx.out(`removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
+  else say(ctx, `removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
 }
 
 async function reindex(ctx: CommandContext, dir: string | undefined): Promise<void> {
@@ -199,7 +224,7 @@ async function reindex(ctx: CommandContext, dir: string | undefined): Promise<vo
   warnProblems(ctx, problems);
   if (ctx.json) ctx.out(jsonDocument(snapshots));
   else {
-    ctx.out(`indexed ${snapshots.length} snapshot${snapshots.length === 1 ? "" : "s"}\n`);
+    say(ctx, `indexed ${snapshots.length} snapshot${snapshots.length === 1 ? "" : "s"}\n`);
     if (snapshots.length > 0) ctx.out(snapshotTable(snapshots));
   }
 }
@@ -207,7 +232,9 @@ async function reindex(ctx: CommandContext, dir: string | undefined): Promise<vo
 async function save(ctx: CommandContext, ref: string, out: string, values: Values): Promise<void> {
   const toStdout = out === "-";
   const sink = toStdout ? stdoutWritable() : out;
-  const bar = startProgress(ctx.progress, "verify", null);
+  const verify = values["no-verify"] !== true;
+  // In `save x - | snapbundle load -` only the reading end draws: two bars on one terminal line would overwrite each other.
+  const bar = startProgress(ctx.progress && !(toStdout && stdoutIsPipe()), verify ? "verifying" : "reading", null);
   let result;
   try {
     result = await ctx.store.save(ref, sink, {
@@ -215,7 +242,8 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       withImage: values["with-image"] === true,
       plainTar: values["plain-tar"] === true,
       dense: values.dense === true,
-      onProgress: (p) => bar.update(p.bytes, p.total, p.phase),
+      verify,
+      onProgress: (p) => bar.update(p.bytes, p.total, p.phase === "write" ? "writing" : verify ? "verifying" : "reading"),
     });
   } finally {
     bar.stop();
@@ -224,19 +252,37 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
   const path = ctx.store.absolutePath(out);
   const bytes = sizeOf(ctx, path) ?? 0;
   if (ctx.json) {
-    ctx.out(jsonDocument({ path, snapshots: result.snapshots.map((s) => s.digest), cache_files: result.cacheFiles, bytes }));
+    ctx.out(jsonDocument({ path, snapshots: result.snapshots.map((s) => s.digest), cache_files: result.cacheFiles, bytes, verified: verify }));
     return;
   }
   const n = result.snapshots.length;
   const cache = result.cacheFiles.length > 0 ? ` and ${result.cacheFiles.length} image cache file${result.cacheFiles.length === 1 ? "" : "s"}` : "";
-  ctx.out(`saved ${n} snapshot${n === 1 ? "" : "s"}${cache} to ${printable(path)} (${humanBytes(bytes)})\n`);
+  const checked = verify ? "" : "; not verified (--no-verify)";
+  say(ctx, `saved ${n} snapshot${n === 1 ? "" : "s"}${cache} to ${printable(path)} (${humanBytes(bytes)})${checked}\n`);
+}
+
+/**
+ * Run `body`; a failure that names no file of its own gets `path` (the
+ * archive a command reads), for the `path` of the `--json` error document.
+ */
+async function about<T>(path: string | null, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (e) {
+    if (e instanceof SnapbundleError && path !== null && !("path" in e)) Object.defineProperty(e, "path", { value: path, enumerable: false });
+    throw e;
+  }
 }
 
 async function load(ctx: CommandContext, source: string, values: Values): Promise<void> {
+  return about(source === "-" ? null : ctx.store.absolutePath(source), () => loadFrom(ctx, source, values));
+}
+
+async function loadFrom(ctx: CommandContext, source: string, values: Values): Promise<void> {
   const fromStdin = source === "-";
   const stdin = fromStdin ? stdinSource() : null;
   const total = fromStdin || !ctx.progress ? null : sizeOf(ctx, source);
-  const bar = startProgress(ctx.progress, "load", total);
+  const bar = startProgress(ctx.progress, "unpacking", total);
   let head: SnapshotInfo;
   try {
     head = await ctx.store.load(stdin ? stdin.stream : source, {
@@ -244,8 +290,14 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
       name: optionalString(values, "name"),
       label: fromStdin ? "stdin" : undefined,
       onProgress: (bytes) => bar.update(bytes),
+      onStep: (p) => bar.update(p.bytes, p.phase === "installing" ? null : p.total, p.phase),
     });
   } catch (e) {
+    if (e instanceof SnapshotAlreadyInstalled) {
+      bar.stop();
+      if (stdin) await stdin.drain();
+      return alreadyInstalled(ctx, e);
+    }
     stdin?.close();
     throw e;
   } finally {
@@ -253,5 +305,13 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
   }
   if (stdin) await stdin.drain();
   if (ctx.json) ctx.out(jsonDocument(head));
-  else ctx.out(`loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
+  else say(ctx, `loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
+}
+
+/** The bundle's head is installed already: nothing was loaded, which is success. */
+async function alreadyInstalled(ctx: CommandContext, e: SnapshotAlreadyInstalled): Promise<void> {
+  const existing = await ctx.store.resolve(e.existing);
+  const info = snapshotInfo(existing);
+  if (ctx.json) ctx.out(jsonDocument({ ...info, already_installed: true }));
+  else say(ctx, `already installed: ${printable(info.name)} ${info.digest} at ${printable(info.path)}; nothing loaded (use --name NAME for a second copy)\n`);
 }

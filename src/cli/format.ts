@@ -67,7 +67,7 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 /**
- * The `ls` table: NAME DIGEST SIZE CREATED PARENT.
+ * The `ls` table: NAME DIGEST SIZE CREATED PARENT LABELS.
  *
  * @example
  * ```ts
@@ -76,8 +76,8 @@ export function table(rows: readonly (readonly string[])[]): string {
  */
 export function snapshotTable(snapshots: readonly SnapshotInfo[]): string {
   return table([
-    ["NAME", "DIGEST", "SIZE", "CREATED", "PARENT"],
-    ...snapshots.map((s) => [printable(s.name), shortDigest(s.digest), humanBytes(s.size_bytes), s.created_at, shortDigest(s.parent)]),
+    ["NAME", "DIGEST", "SIZE", "CREATED", "PARENT", "LABELS"],
+    ...snapshots.map((s) => [printable(s.name), shortDigest(s.digest), humanBytes(s.size_bytes), printable(s.created_at), shortDigest(s.parent), labelList(s.labels)]),
   ]);
 }
 

@@ -1,84 +1,130 @@
 /**
- * Progress bars on stderr (cli-progress): bytes done, total and rate. Drawn
- * only when stderr is a terminal and `--json` is off; otherwise every method
- * is a no-op, so scripts and pipes never see progress output.
+ * Progress on stderr: one line, redrawn in place, that names its phase
+ * (`unpacking`, `verifying`, `installing`, …) and shows bytes done, total,
+ * percentage and rate — whatever of it fits the terminal's width. Drawn only
+ * when asked (stderr is a terminal, no `--json`, `--quiet` or
+ * `--no-progress`); otherwise every method is a no-op, so scripts and pipes
+ * never see progress output.
  *
  * @example
  * ```ts
  * import { startProgress } from "./progress.js";
- * const bar = startProgress(process.stderr.isTTY === true, "verify", 1 << 30);
- * bar.update(512 << 20);  // half way
+ * const bar = startProgress(true, "verifying", 1 << 30);
+ * bar.update(512 << 20);          // half way
+ * bar.update(0, 4096, "installing"); // a new phase, its own total
  * bar.stop();
  * ```
  * @module
  */
 
-import cliProgress from "cli-progress";
 import { humanBytes } from "./format.js";
 
 /** A running progress display. */
 export interface Progress {
-  /** Report `bytes` done (and optionally a new total and phase label). */
-  update(bytes: number, total?: number | null, label?: string): void;
-  /** Remove the bar. Safe to call twice. */
+  /** Report `bytes` done (and optionally a new total and phase). A new phase restarts the rate. */
+  update(bytes: number, total?: number | null, phase?: string): void;
+  /** Remove the line. Safe to call twice. */
   stop(): void;
 }
 
+/** Where a progress line is drawn. */
+export interface ProgressTarget {
+  write(text: string): void;
+  /** The terminal's width in columns (read at each redraw: the window may be resized). */
+  columns(): number;
+}
+
 const NO_PROGRESS: Progress = { update() {}, stop() {} };
-const BAR_WIDTH = 30;
+const REDRAW_MS = 125;
+const MAX_BAR = 30;
+const MIN_BAR = 10;
 
 /**
- * Start a bar labelled `label` for `total` bytes (`null`: unknown, e.g. a
- * stream on stdin — then only bytes and rate are shown). Returns a no-op
- * when `enabled` is false.
+ * The line for one state, at most `columns - 1` characters wide (the last
+ * column is left free, so a terminal never wraps it). Parts are dropped from
+ * the right end as the width shrinks: rate, then sizes, then the bar.
  *
  * @example
  * ```ts
- * const bar = startProgress(process.stderr.isTTY === true, "load", null); // unknown total
+ * progressLine("verifying", 50, 100, 1000, 80); // "verifying [███…░░░]  50% | 50 B / 100 B | 50 B/s"
+ * progressLine("unpacking", 5 << 20, null, 1000, 40); // "unpacking 5.0 MiB | 5.0 MiB/s"
+ * ```
+ */
+export function progressLine(phase: string, bytes: number, total: number | null, elapsedMs: number, columns: number): string {
+  const width = Math.max(columns - 1, 1);
+  const rate = `${humanBytes(Math.round(bytes / Math.max(elapsedMs / 1000, 0.001)))}/s`;
+  const candidates: string[] = [];
+  if (total === null || total <= 0) {
+    candidates.push(`${phase} ${humanBytes(bytes)} | ${rate}`, `${phase} ${humanBytes(bytes)}`, phase);
+  } else {
+    const fraction = Math.min(Math.max(bytes / total, 0), 1);
+    const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+    const sizes = `${humanBytes(bytes)} / ${humanBytes(total)}`;
+    const bar = (n: number) => {
+      const filled = Math.round(fraction * n);
+      return `[${"█".repeat(filled)}${"░".repeat(n - filled)}]`;
+    };
+    const tails = [` | ${sizes} | ${rate}`, ` | ${sizes}`, ""];
+    for (const tail of tails) {
+      const room = width - phase.length - 1 - 2 - pct.length - 1 - tail.length;
+      if (room >= MIN_BAR) candidates.push(`${phase} ${bar(Math.min(room, MAX_BAR + 2) - 2)} ${pct}${tail}`);
+    }
+    candidates.push(`${phase} ${pct.trim()} | ${sizes}`, `${phase} ${pct.trim()}`);
+  }
+  const fit = candidates.find((c) => c.length <= width) ?? candidates[candidates.length - 1]!;
+  return fit.length <= width ? fit : fit.slice(0, width);
+}
+
+/** stderr of this process as a {@link ProgressTarget}. */
+export function stderrTarget(): ProgressTarget {
+  return {
+    write: (text) => void process.stderr.write(text),
+    columns: () => (process.stderr.columns && process.stderr.columns > 0 ? process.stderr.columns : 80),
+  };
+}
+
+/**
+ * Start a progress line for `phase` and `total` bytes (`null`: unknown, e.g. a
+ * stream on stdin — then only bytes and rate are shown). Returns a no-op when
+ * `enabled` is false.
+ *
+ * @example
+ * ```ts
+ * const bar = startProgress(process.stderr.isTTY === true, "unpacking", null);
  * bar.update(1 << 20);
  * bar.stop();
  * ```
  */
-export function startProgress(enabled: boolean, label: string, total: number | null): Progress {
+export function startProgress(enabled: boolean, phase: string, total: number | null, target: ProgressTarget = stderrTarget()): Progress {
   if (!enabled) return NO_PROGRESS;
-  let currentLabel = label;
-  let currentTotal = total;
-  let startedAt = Date.now();
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    hideCursor: true,
-    clearOnComplete: true,
-    stopOnComplete: false,
-    fps: 8,
-    format: (_options, params) => {
-      const seconds = Math.max((Date.now() - startedAt) / 1000, 0.001);
-      const rate = `${humanBytes(Math.round(params.value / seconds))}/s`;
-      if (currentTotal === null || currentTotal <= 0) return `${currentLabel} ${humanBytes(params.value)} | ${rate}`;
-      const fraction = Math.min(Math.max(params.value / currentTotal, 0), 1);
-      const filled = Math.round(fraction * BAR_WIDTH);
-      const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
-      return `${currentLabel} [${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}] ${pct} | ${humanBytes(params.value)} / ${humanBytes(currentTotal)} | ${rate}`;
-    },
-  });
-  bar.start(total ?? 0, 0);
+  let state = { phase, total, bytes: 0, startedAt: Date.now() };
+  let drawnAt = 0;
   let stopped = false;
+  const draw = () => {
+    drawnAt = Date.now();
+    target.write(`\r${progressLine(state.phase, state.bytes, state.total, drawnAt - state.startedAt, target.columns())}\x1b[K`);
+  };
+  // redraw now and then even without updates (a slow phase still shows it is alive)
+  const timer = setInterval(draw, 1000);
+  (timer as { unref?: () => void }).unref?.();
+  draw();
   return {
-    update(bytes, newTotal, newLabel) {
+    update(bytes, newTotal, newPhase) {
       if (stopped) return;
-      if (newLabel !== undefined && newLabel !== currentLabel) {
-        currentLabel = newLabel;
-        startedAt = Date.now(); // a new phase: its own rate
-      }
-      if (newTotal !== undefined && newTotal !== currentTotal) {
-        currentTotal = newTotal;
-        bar.setTotal(newTotal ?? 0);
-      }
-      bar.update(bytes);
+      const phaseChanged = newPhase !== undefined && newPhase !== state.phase;
+      state = {
+        phase: newPhase ?? state.phase,
+        total: newTotal === undefined ? state.total : newTotal,
+        bytes,
+        startedAt: phaseChanged ? Date.now() : state.startedAt,
+      };
+      if (phaseChanged || Date.now() - drawnAt >= REDRAW_MS) draw();
     },
     stop() {
       if (stopped) return;
       stopped = true;
-      bar.stop();
+      clearInterval(timer);
+      target.write("\r\x1b[K");
     },
   };
 }

@@ -22,6 +22,7 @@ import { nodeFs } from "../fs/node.js";
 import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
 import { runCommand } from "./commands.js";
+import { jsonDocument } from "./format.js";
 import { packageVersion } from "./version.js";
 
 /** Where the process's text output goes (stdout, stderr) and what it runs in. */
@@ -57,6 +58,24 @@ function oneLine(message: string): string {
 }
 
 /**
+ * The `--json` document of a failure: `{"error": {"code", "message", "path"}}`.
+ *
+ * @example
+ * ```ts
+ * jsonError("snapshot-not-found", "no snapshot named \"x\"", null);
+ * ```
+ */
+export function jsonError(code: string, message: string, path: string | null): string {
+  return jsonDocument({ error: { code, message, path } });
+}
+
+/** The file at fault, when the error knows it (an {@link FsError}, or an error naming its snapshot directory). */
+function errorPath(e: SnapbundleError): string | null {
+  const p = (e as { path?: unknown; existing?: unknown }).path;
+  return typeof p === "string" ? p : null;
+}
+
+/**
  * Run the CLI on `argv` (without runtime and script path). Resolves the exit
  * status; never throws.
  *
@@ -67,6 +86,8 @@ function oneLine(message: string): string {
  */
 export async function runCli(argv: readonly string[], env: CliEnvironment): Promise<number> {
   let usageCommand: CommandSpec | null = null;
+  // Until the arguments parse, `--json` is whatever the raw argv says.
+  let json = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : argv.length).includes("--json");
   try {
     const parsed = parseCommandLine(argv);
     if (parsed.kind === "help") {
@@ -78,11 +99,12 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
       return 0;
     }
     usageCommand = parsed.command;
-    const json = parsed.values.json === true;
+    json = parsed.values.json === true;
+    const quiet = parsed.values.quiet === true;
     const home = resolveHome(parsed.values.home as string | undefined, env);
     const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });
     await runCommand(
-      { store, json, progress: env.stderrIsTTY && !json, out: env.out, err: env.err },
+      { store, json, quiet, progress: env.stderrIsTTY && !json && !quiet && parsed.values["no-progress"] !== true, out: env.out, err: env.err },
       parsed.command,
       parsed.positionals,
       parsed.values,
@@ -92,15 +114,18 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     if (e instanceof UsageError) {
       const command = e.command ?? usageCommand;
       env.err(`error: ${oneLine(e.message)}\n${usageLine(command)}\n${tryHelpLine(command)}\n`);
+      if (json) env.out(jsonError("usage", oneLine(e.message), null));
       return 2;
     }
     if (e instanceof SnapbundleError) {
       env.err(`error: ${oneLine(e.message)}\n`);
       if (env.env.SNAPBUNDLE_DEBUG === "1" && e.stack) env.err(`${e.stack}\n`);
+      if (json) env.out(jsonError(e.code, oneLine(e.message), errorPath(e)));
       return 1;
     }
     const message = e instanceof Error ? e.message : String(e);
     env.err(`error: internal: ${oneLine(message)}\n`);
+    if (json) env.out(jsonError("internal", `internal: ${oneLine(message)}`, null));
     if (env.env.SNAPBUNDLE_DEBUG === "1" && e instanceof Error && e.stack) env.err(`${e.stack}\n`);
     return 1;
   }
