@@ -5,7 +5,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,6 +47,8 @@ describe("README", () => {
     const snippets = blocks("runnable");
     assert.equal(snippets.length, 2);
     const dir = mkdtempSync(join(repo, "dist", ".readme-"));
+    const leftovers = () => readdirSync(tmpdir()).filter((n) => n.startsWith("snapbundle-readme-")).sort();
+    const before = leftovers();
     try {
       snippets.forEach((code, i) => {
         const file = join(dir, `snippet-${i}.mjs`);
@@ -59,6 +62,7 @@ describe("README", () => {
           assert.match(out, /^sha256-[0-9a-f]{16}$/m);
         }
       });
+      assert.deepEqual(leftovers(), before, "the snippets clean up their temporary directories");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,0 +1,111 @@
+/**
+ * The npm tarball (issue 14): `npm pack`, then check what it carries and use
+ * it the way an installer would — extracted into a fresh project's
+ * node_modules (the registry is not reachable here, so its dependencies are
+ * linked from this repository's node_modules), imported by name and its CLI
+ * run, on the runtime running this test.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { childEnv, PACKAGE_VERSION, RUNTIME } from "./helpers/cli-run.js";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+let work = "";
+let pkgDir = "";
+let files: string[] = [];
+
+function listFiles(dir: string, prefix = ""): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? listFiles(join(dir, d.name), `${prefix}${d.name}/`) : [`${prefix}${d.name}`]
+  );
+}
+
+/** How to run a script file on this runtime. */
+function runtimeArgs(script: string): [string, string[]] {
+  if (RUNTIME === "deno") return [process.execPath, ["run", "-A", "--no-lock", script]];
+  return [process.execPath, [script]];
+}
+
+describe(`the npm package on ${RUNTIME}`, () => {
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), "snapbundle-pack-"));
+    // --ignore-scripts: dist/ is already built; packing must not rebuild it under a test
+    const out = execFileSync("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", work], { cwd: repo, encoding: "utf8", env: childEnv() });
+    const tgz = join(work, out.trim().split("\n").pop()!);
+    const project = join(work, "project");
+    pkgDir = join(project, "node_modules", "snapbundle");
+    mkdirSync(pkgDir, { recursive: true });
+    execFileSync("tar", ["-xzf", tgz, "-C", pkgDir, "--strip-components=1"]);
+    files = listFiles(pkgDir);
+    const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
+    for (const dep of Object.keys(pkg.dependencies ?? {})) symlinkSync(join(repo, "node_modules", dep), join(project, "node_modules", dep));
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", type: "module", dependencies: { snapbundle: PACKAGE_VERSION } }));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  test("carries LICENSE (the Apache-2.0 text package.json names), the README, and no source maps", () => {
+    assert.ok(files.includes("LICENSE"), "LICENSE is shipped");
+    const license = readFileSync(join(pkgDir, "LICENSE"), "utf8");
+    assert.match(license, /Apache License\s+Version 2\.0, January 2004/);
+    assert.match(license, /END OF TERMS AND CONDITIONS/);
+    assert.equal(JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).license, "Apache-2.0");
+    assert.ok(files.includes("README.md"));
+    const maps = files.filter((f) => f.endsWith(".map"));
+    assert.deepEqual(maps, [], "no source maps (their sources are not shipped)");
+    for (const f of files.filter((f) => f.endsWith(".js"))) {
+      assert.doesNotMatch(readFileSync(join(pkgDir, f), "utf8"), /sourceMappingURL/, `${f} points at no map`);
+    }
+    assert.ok(!files.some((f) => f.startsWith("dist/test/") || f.startsWith("dist/bench/")), "no tests or benchmarks");
+  });
+
+  test("every relative link in the shipped README resolves inside the package", () => {
+    const readme = readFileSync(join(pkgDir, "README.md"), "utf8");
+    const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:|^#/.test(l));
+    for (const link of links) assert.ok(existsSync(join(pkgDir, link.split("#")[0]!)), `README links ${link}, which the package does not carry`);
+  });
+
+  test("installing it runs no script: no install hooks, and npm does not run prepare for a tarball", () => {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
+    for (const hook of ["preinstall", "install", "postinstall"]) assert.equal(pkg.scripts?.[hook], undefined, `no ${hook} script`);
+    // Install a copy of the tarball with its own scripts but no dependencies (the registry is
+    // offline): if npm ran `prepare`, its build would fail here (the package has no sources).
+    const probe = join(work, "probe");
+    const probePkg = join(work, "probe-pkg");
+    mkdirSync(probe);
+    execFileSync("cp", ["-r", pkgDir, probePkg]);
+    const marker = join(work, "prepare-ran");
+    writeFileSync(join(probePkg, "package.json"), JSON.stringify({ ...pkg, dependencies: {}, peerDependencies: {}, scripts: { ...pkg.scripts, prepare: `touch '${marker}' && ${pkg.scripts?.prepare ?? "true"}` } }));
+    execFileSync("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", probe], { cwd: probePkg, env: childEnv() });
+    writeFileSync(join(probe, "package.json"), JSON.stringify({ name: "probe", version: "1.0.0" }));
+    const tgz = readdirSync(probe).find((f) => f.endsWith(".tgz"))!;
+    const r = spawnSync("npm", ["install", "--offline", "--no-audit", "--no-fund", `./${tgz}`], { cwd: probe, encoding: "utf8", env: childEnv() });
+    assert.equal(r.status, 0, `npm install of the tarball: ${r.stderr}`);
+    assert.equal(existsSync(marker), false, "prepare did not run");
+    assert.ok(existsSync(join(probe, "node_modules", "snapbundle", "dist", "src", "mod.js")));
+  });
+
+  test("imported by name and its CLI run from node_modules", () => {
+    const project = dirname(dirname(pkgDir));
+    const script = join(project, "use.mjs");
+    writeFileSync(
+      script,
+      `import { SnapshotStore, memFs, imageReferenceProblem } from "snapbundle";\n` +
+        `import { Volume } from "${join(repo, "node_modules", "memfs", "lib", "index.js")}";\n` +
+        `const vol = new Volume(); vol.mkdirSync("/s", { recursive: true }); vol.writeFileSync("/s/u", "hi");\n` +
+        `const store = new SnapshotStore(memFs(vol), "/home");\n` +
+        `const snap = await store.create("t", { upper: "/s/u", image: { ref: "alpine", manifest_digest: "sha256:" + "b".repeat(64) } });\n` +
+        `console.log(snap.digest.length, imageReferenceProblem("alpine:3"));\n`,
+    );
+    const [cmd, args] = runtimeArgs(script);
+    assert.equal(execFileSync(cmd, args, { cwd: project, encoding: "utf8", env: childEnv() }), "71 null\n");
+    const [cliCmd, cliArgs] = runtimeArgs(join(pkgDir, "dist", "src", "cli", "main.js"));
+    assert.equal(execFileSync(cliCmd, [...cliArgs, "-V"], { cwd: project, encoding: "utf8", env: childEnv() }), `${PACKAGE_VERSION}\n`);
+    const help = execFileSync(cliCmd, [...cliArgs, "help"], { cwd: project, encoding: "utf8", env: childEnv() });
+    assert.match(help, /^usage: snapbundle /m);
+  });
+});
