@@ -40,5 +40,6 @@ export {
 } from "./snapshot.js";
 export { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, SnapshotStore } from "./store.js";
 export { type LoadOptions } from "./archive/load.js";
+export { type BundleReport, type BundleSnapshotReport, inspectBundle, type InspectOptions, verifyBundle } from "./archive/inspect.js";
 export { type SaveOptions, type SaveResult } from "./archive/save.js";
 export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";

@@ -134,12 +134,17 @@ With --json, prints an array of snapshots.`,
   },
   {
     name: "inspect",
-    args: ["<name|digest|path>"],
+    args: ["<name|digest|path|bundle|->"],
     options: { verify: { type: "boolean" } },
-    usage: "inspect <name|digest|path> [--verify]",
-    summary: "show a snapshot's manifest (and verify it)",
+    usage: "inspect <name|digest|path|bundle|-> [--verify]",
+    summary: "show a snapshot's manifest, or what a bundle holds",
     help: `Show a snapshot as "key: value" lines. A digest may be a unique prefix of at
 least 12 hex digits.
+
+A regular file (or "-" for stdin) is a bundle: it is streamed through the
+load's own checks, writing nothing, and its snapshots (digest, parent, image,
+size, integrity checked as the data streams past, labels), head, image cache
+files, compression and tar formats are shown. No home is needed.
 
 Options:
   --verify   also read the whole upper and check its recorded integrity
@@ -149,11 +154,16 @@ With --json, prints the snapshot (with --verify, plus "integrity").`,
   },
   {
     name: "verify",
-    args: ["<name|digest|path>"],
+    args: ["<name|digest|path|bundle|->"],
     options: {},
-    usage: "verify <name|digest|path>",
-    summary: "check a snapshot's upper against its recorded integrity",
+    usage: "verify <name|digest|path|bundle|->",
+    summary: "check a snapshot's upper, or a whole bundle, against its recorded integrity",
     help: `Read the whole upper and check it against the integrity its manifest records.
+
+A regular file (or "-" for stdin) is a bundle: verify runs every check a load
+would run on it (grammar, sizes, checksums, each upper's recorded integrity,
+hashed as the data streams past) and writes nothing; exit status 0 only if a
+load into an empty home would succeed. No home is needed.
 Exit status 1 on a mismatch (the error names the upper and both digests);
 a snapshot with no recorded integrity is reported as "not-recorded".
 

@@ -12,6 +12,7 @@
  */
 
 import { fstatSync, statSync } from "node:fs";
+import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, parseLabels, UsageError } from "./args.js";
@@ -52,8 +53,10 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
+      if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
+      if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
       return rm(ctx, positionals[0]!, values.force === true);
@@ -314,4 +317,68 @@ async function alreadyInstalled(ctx: CommandContext, e: SnapshotAlreadyInstalled
   const info = snapshotInfo(existing);
   if (ctx.json) ctx.out(jsonDocument({ ...info, already_installed: true }));
   else say(ctx, `already installed: ${printable(info.name)} ${info.digest} at ${printable(info.path)}; nothing loaded (use --name NAME for a second copy)\n`);
+}
+
+/** A bundle rather than a snapshot: `-` (stdin) or a path to a regular file. */
+function isBundle(ctx: CommandContext, ref: string): boolean {
+  if (ref === "-") return true;
+  try {
+    return statSync(ctx.store.absolutePath(ref)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** `inspect BUNDLE` / `verify BUNDLE`: stream the bundle through the load's checks, writing nothing. */
+async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "verify"): Promise<void> {
+  const fromStdin = source === "-";
+  const path = fromStdin ? null : ctx.store.absolutePath(source);
+  return about(path, async () => {
+    const stdin = fromStdin ? stdinSource() : null;
+    const bar = startProgress(ctx.progress, "reading", path === null || !ctx.progress ? null : sizeOf(ctx, path));
+    let report: BundleReport;
+    try {
+      const run = mode === "verify" ? verifyBundle : inspectBundle;
+      report = await run(ctx.store.fs, stdin ? stdin.stream : path!, { label: fromStdin ? "stdin" : undefined, onProgress: (b) => bar.update(b) });
+    } catch (e) {
+      stdin?.close();
+      throw e;
+    } finally {
+      bar.stop();
+    }
+    if (stdin) await stdin.drain();
+    if (ctx.json) {
+      ctx.out(jsonDocument(report));
+      return;
+    }
+    if (mode === "verify") {
+      const n = report.snapshots.length;
+      say(ctx, `verified ${fromStdin ? "stdin" : printable(path!)}: ${n} snapshot${n === 1 ? "" : "s"}, head ${report.head}; a load into an empty home would succeed\n`);
+      return;
+    }
+    ctx.out(
+      keyValues([
+        ["bundle", fromStdin ? "stdin" : printable(path!)],
+        ["compression", report.compression],
+        ["tar formats", report.tar_formats.join(", ") || "-"],
+        ["head", report.head ?? "-"],
+        ["cache files", report.cache_files.length === 0 ? "-" : report.cache_files.map(printable).join(", ")],
+      ]),
+    );
+    for (const s of report.snapshots) {
+      const i = s.integrity;
+      ctx.out(
+        "\n" +
+          keyValues([
+            ["snapshot", printable(s.name)],
+            ["digest", s.digest],
+            ["parent", s.parent ?? "-"],
+            ["image", printable(s.image_ref)],
+            ["size", `${humanBytes(s.size_bytes)} (${s.size_bytes} bytes)`],
+            ["integrity", i.status === "not-recorded" ? "not recorded" : `${i.status} (${i.algorithm} ${i.recorded})`],
+            ["labels", labelList(s.labels)],
+          ]),
+      );
+    }
+  });
 }
