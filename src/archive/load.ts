@@ -26,7 +26,7 @@
  * @module
  */
 
-import { ArchiveError, isFsError, SnapshotAlreadyInstalled } from "../errors.js";
+import { ArchiveError, isFsError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull, readSmallFile } from "../io.js";
 import type { HomeLayout } from "../layout.js";
@@ -35,7 +35,7 @@ import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } fro
 import { installStagedCache } from "./cache-install.js";
 import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
-import { ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
+import { ensureNotInstalled, ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
 import { countingStream, fileReadable } from "./streams.js";
 import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
@@ -95,7 +95,7 @@ export async function loadArchive(
     const contents = await unpackArchive(openArchive(fs, source, options.onProgress), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes });
     const imported = await verifyImportedSnapshots(fs, stage, contents, options.onStep);
     const head = imported[selectHeadSnapshot(imported, label)]!;
-    await ensureNotInstalled(head, options, label);
+    await ensureNotInstalled(head, options.name, options.findInstalled, label);
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
     options.onStep?.({ phase: "installing", bytes: 0, total: 0 });
     // Steps 4–6 under the home's install lock: two loads never interleave their
@@ -184,22 +184,6 @@ export async function verifyImportedSnapshots(fs: FileSystem, stage: Staging, co
     done += snap.manifest.upper.size_bytes;
   }
   return snapshots;
-}
-
-/**
- * The head's digest is installed already and no `name` asks for a second
- * copy: refuse with {@link SnapshotAlreadyInstalled} before anything is
- * installed (the caller may treat it as "nothing to do").
- */
-async function ensureNotInstalled(head: Snapshot, options: LoadOptions, label: string): Promise<void> {
-  if (options.name !== undefined || options.findInstalled === undefined) return;
-  const existing = await options.findInstalled(head.digest);
-  if (existing !== null) {
-    throw new SnapshotAlreadyInstalled(
-      `${label}: snapshot ${head.digest} is already installed at ${existing}; nothing was loaded (give a name to install a second copy)`,
-      existing,
-    );
-  }
 }
 
 /** Step 3. The head: the last snapshot, in archive order, that no other imported snapshot names as parent. */

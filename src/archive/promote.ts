@@ -1,5 +1,6 @@
 /**
- * Steps 4 and 6 of a load: check that no promote target exists, then rename
+ * Steps 4 and 6 of a load: check that the head is not installed already
+ * (unless a name asks for a second copy) and that no promote target exists, then rename
  * each staged snapshot directory into place. The load writes the promotion
  * journal (`./journal.ts`) before the first rename and removes it after the
  * last: that removal is the commit point.
@@ -15,7 +16,7 @@
  * @module
  */
 
-import { SnapshotAlreadyExists } from "../errors.js";
+import { SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { isRenameCollision, lstatOrNull } from "../io.js";
 import { join } from "../path.js";
@@ -43,6 +44,33 @@ export interface SnapshotMove extends Move {
  */
 export function promotionPlan(imported: readonly Snapshot[], head: Snapshot, snapshotsDir: string, name: string | undefined): SnapshotMove[] {
   return imported.map((s) => ({ from: s.path, to: join(snapshotsDir, s === head && name !== undefined ? name : s.name), digest: s.digest }));
+}
+
+/**
+ * The head's digest is installed already and no `name` asks for a second
+ * copy: refuse with {@link SnapshotAlreadyInstalled} before anything is
+ * installed (the caller may treat it as "nothing to do"). Checked before
+ * the install lock: the step reads the store's index, not the targets.
+ *
+ * @example
+ * ```ts
+ * await ensureNotInstalled(head, options.name, options.findInstalled, label);
+ * ```
+ */
+export async function ensureNotInstalled(
+  head: Snapshot,
+  name: string | undefined,
+  findInstalled: ((digest: string) => Promise<string | null>) | undefined,
+  label: string,
+): Promise<void> {
+  if (name !== undefined || findInstalled === undefined) return;
+  const existing = await findInstalled(head.digest);
+  if (existing !== null) {
+    throw new SnapshotAlreadyInstalled(
+      `${label}: snapshot ${head.digest} is already installed at ${existing}; nothing was loaded (give a name to install a second copy)`,
+      existing,
+    );
+  }
 }
 
 /**
