@@ -89,6 +89,26 @@ describe(`the npm package on ${RUNTIME}`, () => {
     assert.ok(existsSync(join(probe, "node_modules", "snapbundle", "dist", "src", "mod.js")));
   });
 
+  test("npm test's scripts: only *.test.js files are test files, and Deno writes no colour codes into a redirect", () => {
+    const scripts = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).scripts as Record<string, string>;
+    for (const name of ["test:node", "test:deno", "test:bun"]) {
+      assert.match(scripts[name]!, / dist\/test\/\*\.test\.js$/, `${name} names the test files, not the helper modules beside them`);
+    }
+    // run test:deno's own command line on one small test file, its stdout a pipe
+    const dir = mkdtempSync(join(repo, "dist", ".colour-"));
+    try {
+      writeFileSync(join(dir, "one.test.js"), `import { test } from "node:test";\ntest("passes", () => {});\n`);
+      const command = scripts["test:deno"]!.replace("dist/test/*.test.js", `'${join(dir, "one.test.js")}'`);
+      const env = childEnv({ NO_COLOR: undefined, PATH: `${join(repo, "node_modules", ".bin")}:${process.env.PATH}` });
+      const r = spawnSync("sh", ["-c", command], { cwd: repo, encoding: "utf8", env });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout + r.stderr, /passes/);
+      assert.doesNotMatch(r.stdout + r.stderr, /\x1b\[/, "no ANSI escape codes when redirected");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("imported by name and its CLI run from node_modules", () => {
     const project = dirname(dirname(pkgDir));
     const script = join(project, "use.mjs");
