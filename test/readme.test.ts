@@ -47,14 +47,14 @@ describe("README", () => {
     const snippets = blocks("runnable");
     assert.equal(snippets.length, 2);
     const dir = mkdtempSync(join(repo, "dist", ".readme-"));
-    const leftovers = () => readdirSync(tmpdir()).filter((n) => n.startsWith("snapbundle-readme-")).sort();
-    const before = leftovers();
+    // the snippets' temporary directories go to a private TMPDIR, so that other runs cannot blur the count
+    const privateTmp = mkdtempSync(join(tmpdir(), "snapbundle-readme-tmp-"));
     try {
       snippets.forEach((code, i) => {
         const file = join(dir, `snippet-${i}.mjs`);
         writeFileSync(file, code);
         const [cmd, ...args] = runtimeCommand(file);
-        const out = execFileSync(cmd!, args, { cwd: repo, encoding: "utf8" });
+        const out = execFileSync(cmd!, args, { cwd: repo, encoding: "utf8", env: { ...process.env, TMPDIR: privateTmp } });
         if (i === 0) {
           assert.match(out, /^true verified$/m);
           assert.match(out, /^true snapshot .*\/base already exists$/m);
@@ -62,8 +62,9 @@ describe("README", () => {
           assert.match(out, /^sha256-[0-9a-f]{16}$/m);
         }
       });
-      assert.deepEqual(leftovers(), before, "the snippets clean up their temporary directories");
+      assert.deepEqual(readdirSync(privateTmp), [], "the snippets clean up their temporary directories");
     } finally {
+      rmSync(privateTmp, { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
     }
   });
