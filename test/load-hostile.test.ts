@@ -358,6 +358,11 @@ for (const backend of BACKENDS) {
       await rejects(h, tarOf(fileEntry(`${S.prefix}/manifest.json`, bad), snapEntries(S)[1]!), InvalidManifest, [`${S.prefix}/manifest.json`, '"extra"']);
     });
 
+    withHome("a manifest naming a reserved upper (manifest.json) is refused at parse time", async (h) => {
+      const X = snapFixture({ upperFile: "manifest.json" });
+      await rejects(h, tarOf(fileEntry(`${X.prefix}/manifest.json`, X.manifest)), InvalidManifest, [`${X.prefix}/manifest.json`, '"upper.file"', "reserved name"]);
+    });
+
     withHome("a manifest whose upper never comes", async (h) => {
       await rejects(h, tarOf(snapEntries(S)[0]!), InvalidSnapshot, [`${S.prefix}/upper.ext4`, "does not exist"]);
     });
@@ -556,6 +561,21 @@ for (const backend of BACKENDS) {
       const o = await otherImg();
       const files = [{ archivePath: i.files[0]!.archivePath, bytes: o.files[0]!.bytes }, ...i.files.slice(1)];
       await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [i.files[0]!.archivePath, `is for ${o.manifest_digest}`, i.manifest_digest]);
+    });
+
+    withHome("metadata made of a million empty arrays is refused by the value bound, not parsed into memory", async (h) => {
+      const { i, s } = await imagedSnap();
+      const bytes = enc.encode('{"config":[' + "[],".repeat(1_000_000) + "[]]}");
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, ["image metadata", "more than 1000000 values"]);
+    });
+
+    withHome("metadata with a duplicate key is refused (strict JSON, as serde_json)", async (h) => {
+      const { i, s } = await imagedSnap();
+      const text = new TextDecoder().decode(i.files[0]!.bytes);
+      const bytes = enc.encode(text.replace(/^\{/, '{"manifest_digest":"sha256:' + "0".repeat(64) + '",'));
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, ["image metadata", 'duplicate key "manifest_digest"']);
     });
 
     withHome("metadata whose raw_manifest_json does not hash to manifest_digest", async (h) => {
