@@ -177,9 +177,9 @@ describe("what we write, as GNU tar sees it", () => {
   /** Names in SPEC order: ancestors first, each manifest then upper, then metadata, fsmeta, vmdk, layers. */
   const specOrder = (src: Source) => src.files;
 
-  withSource("entries in SPEC order, GNU headers, the holed upper as an S entry; tar -x and tar -x --sparse reproduce every byte", async (src) => {
+  withSource("sparse: true — entries in SPEC order, GNU headers, the holed upper as an S entry; tar -x and tar -x --sparse reproduce every byte", async (src) => {
     const out = `${src.home.root}/ours.tar.zst`;
-    await src.home.store.save("head", out, { withParents: true, withImage: true });
+    await src.home.store.save("head", out, { withParents: true, withImage: true, sparse: true });
     const bytes = new Uint8Array(nodeFs.readFileSync(out));
     assert.ok(hasZstdMagic(bytes));
     const tarPath = `${src.home.root}/ours.tar`;
@@ -223,9 +223,12 @@ describe("what we write, as GNU tar sees it", () => {
     assert.deepEqual(walkHeaders(bytes).map((h) => h.name), specOrder(src));
   });
 
-  withSource("dense: true writes the holed upper as a regular entry (typeflag 0)", async (src) => {
+  withSource("the default writes the holed upper as a regular entry (typeflag 0); dense: true (the old option) too", async (src) => {
+    const old = `${src.home.root}/dense-option.tar`;
+    await src.home.store.save("head", old, { plainTar: true, dense: true, sparse: true });
     const out = `${src.home.root}/dense.tar`;
-    await src.home.store.save("head", out, { plainTar: true, dense: true });
+    await src.home.store.save("head", out, { plainTar: true });
+    assert.deepEqual(nodeFs.readFileSync(old), nodeFs.readFileSync(out));
     const headUpper = `${archivePrefix(src.head.digest)}/upper.ext4`;
     const h = walkHeaders(new Uint8Array(nodeFs.readFileSync(out))).find((e) => e.name === headUpper)!;
     assert.equal(h.typeflag, "0");
