@@ -202,10 +202,11 @@ With --json, prints the array of indexed snapshots.`,
       "with-parents": { type: "boolean" },
       "with-image": { type: "boolean" },
       "plain-tar": { type: "boolean" },
+      sparse: { type: "boolean" },
       dense: { type: "boolean" },
       "no-verify": { type: "boolean" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense] [--no-verify]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--no-verify]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -215,7 +216,12 @@ Options:
   --with-parents   include every ancestor, oldest first
   --with-image     include the image cache files the snapshot's image needs
   --plain-tar      write a plain .tar instead of zstd
-  --dense          write uppers as regular entries, even when they have holes
+  --sparse         store only the data of uppers with holes, as old-GNU sparse
+                   (S) entries: smaller and faster, but microsandbox before
+                   0.6.7 (and the npm tar package) cannot load them. The
+                   default writes regular entries every reader loads; zero
+                   runs compress to almost nothing and load turns them back
+                   into holes. (--dense, the default, is accepted and ignored.)
   --no-verify      skip checking each upper against its recorded integrity
                    before writing (microsandbox stopped verifying on save in
                    0.6.9); the summary says "not verified"
@@ -229,8 +235,12 @@ a terminal).`,
   {
     name: "load",
     args: ["<archive|->"],
-    options: { dest: { type: "string", check: nonEmpty }, name: { type: "string", check: snapshotNameProblem } },
-    usage: "load <archive|-> [--dest DIR] [--name NAME]",
+    options: {
+      dest: { type: "string", check: nonEmpty },
+      name: { type: "string", check: snapshotNameProblem },
+      "max-apparent-size": { type: "string" },
+    },
+    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-apparent-size SIZE]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
 from <archive>, or from stdin when it is "-". All or nothing: on any failure
@@ -240,6 +250,11 @@ Options:
   --dest DIR    install into DIR instead of <home>/snapshots (DIR becomes an indexed root)
   --name NAME   install the head snapshot under NAME (also when a snapshot with
                 the head's digest is installed already: a second copy)
+  --max-apparent-size SIZE
+                refuse an archive whose files declare more than SIZE bytes in
+                all, holes included (default 256G; suffixes K, M, G, T are
+                powers of 1024). A load reads and hashes every logical byte,
+                so this bounds what a tiny archive declaring a huge upper costs.
 
 A bundle whose head snapshot is installed already (same digest) installs
 nothing and says so (exit status 0), unless --name asks for a second copy.
@@ -479,6 +494,22 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   if (command.name === "help") return { kind: "help", command: positionals[0] === undefined ? null : findCommand(positionals[0]) };
   parseLabels(values.label as string[] | undefined, command); // its rules are usage rules too
   return { kind: "run", command, positionals, values };
+}
+
+/**
+ * Parse a byte size such as `4096`, `512M`, `256G` or `1TiB` (suffixes are
+ * powers of 1024, as in GNU tools). Throws {@link UsageError} naming `flag`.
+ *
+ * @example
+ * ```ts
+ * parseByteSize("256G", "--max-apparent-size"); // 274877906944
+ * ```
+ */
+export function parseByteSize(text: string, flag: string, command: CommandSpec | null = null): number {
+  const m = /^([0-9]+)([KMGTP]?)(i?B)?$/i.exec(text.trim());
+  const n = m ? Number(m[1]) * 1024 ** "KMGTP".indexOf(m[2]!.toUpperCase()) * (m[2] === "" ? 1 : 1024) : NaN;
+  if (!m || !Number.isSafeInteger(n)) throw new UsageError(`bad ${flag} ${JSON.stringify(text)}: expected a byte count such as 4096, 512M or 256G`, command);
+  return n;
 }
 
 /**

@@ -15,7 +15,7 @@ import { fstatSync, statSync } from "node:fs";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
-import { type CommandSpec, parseLabels, UsageError } from "./args.js";
+import { type CommandSpec, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { stdinSource, stdoutWritable } from "./stdio.js";
@@ -244,7 +244,7 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       withParents: values["with-parents"] === true,
       withImage: values["with-image"] === true,
       plainTar: values["plain-tar"] === true,
-      dense: values.dense === true,
+      sparse: values.sparse === true,
       verify,
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase === "write" ? "writing" : verify ? "verifying" : "reading"),
     });
@@ -291,6 +291,7 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
     head = await ctx.store.load(stdin ? stdin.stream : source, {
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
+      maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
       label: fromStdin ? "stdin" : undefined,
       onProgress: (bytes) => bar.update(bytes),
       onStep: (p) => bar.update(p.bytes, p.phase === "installing" ? null : p.total, p.phase),
