@@ -162,8 +162,9 @@ With --json, prints the array of indexed snapshots.`,
       "with-image": { type: "boolean" },
       "plain-tar": { type: "boolean" },
       dense: { type: "boolean" },
+      force: { type: "boolean" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense] [--force]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -174,6 +175,10 @@ Options:
   --with-image     include the image cache files the snapshot's image needs
   --plain-tar      write a plain .tar instead of zstd
   --dense          write uppers as regular entries, even when they have holes
+  --force          replace an existing <out> (otherwise refused)
+
+<out> must be a new file in an existing directory, an existing file with
+--force, or an existing FIFO or device (written into as a stream).
 
 With --json, prints {path, snapshots, cache_files, bytes}: the archive's
 absolute path, the digests it holds (oldest first), the image cache files and
@@ -196,6 +201,26 @@ Options:
   --name NAME   install the head snapshot under NAME
 
 With --json, prints the head snapshot.`,
+  },
+  {
+    name: "gc",
+    args: ["[DIR]"],
+    optionalArgs: 1,
+    options: { "dry-run": { type: "boolean" } },
+    usage: "gc [--dry-run] [DIR]",
+    summary: "reclaim what interrupted or killed commands left behind",
+    help: `Remove the leftovers of interrupted or killed commands: load and create
+staging directories, removed snapshots not yet deleted, stale lease files, and
+in DIR (e.g. where a save was killed) partial archives. Only leftovers
+whose owner is provably gone are removed: its process is dead (or its pid
+now belongs to another process), or it stopped refreshing its lease. Those of
+a process that may be alive on another host or pid namespace sharing the home
+are kept, and the output says so. Prints what it removed and the space freed.
+
+Options:
+  --dry-run   only list what would be removed
+
+With --json, prints {dry_run, removed, kept, failed, freed_bytes}.`,
   },
 ];
 
