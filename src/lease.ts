@@ -254,13 +254,7 @@ export class Lease {
   async cover(dir: string): Promise<void> {
     const path = this.fileIn(dir);
     if (this.files.has(path)) return;
-    const h = await this.fs.open(path, "w");
-    try {
-      await h.write(this.bytes, 0);
-    } finally {
-      await h.close();
-    }
-    this.track(path);
+    await this.writeNew(path, "w");
   }
 
   /**
@@ -268,15 +262,22 @@ export class Lease {
    * lease, and refresh it with the others: a lock file.
    */
   async claim(path: string): Promise<void> {
-    const h = await this.fs.open(path, "wx");
+    await this.writeNew(path, "wx");
+  }
+
+  /** Write the lease to `path` and track it; nothing is left if that fails. */
+  private async writeNew(path: string, mode: "w" | "wx"): Promise<void> {
+    const h = await this.fs.open(path, mode);
     try {
-      await h.write(this.bytes, 0);
+      try {
+        await h.write(this.bytes, 0);
+      } finally {
+        await h.close();
+      }
     } catch (e) {
-      await h.close().catch(() => {});
       await this.fs.remove(path, { force: true }).catch(() => {});
       throw e;
     }
-    await h.close();
     this.track(path);
   }
 
@@ -292,7 +293,7 @@ export class Lease {
   async releaseFile(path: string): Promise<void> {
     this.files.delete(path);
     if (this.files.size === 0) this.stop();
-    await this.fs.remove(path, { force: true }).catch(() => {});
+    await removeTwice(this.fs, path);
   }
 
   /** Refresh every lease file now (best effort: a failed refresh is retried at the next beat). */
@@ -321,11 +322,20 @@ export class Lease {
     this.stop();
     const files = [...this.files];
     this.files.clear();
-    for (const f of files) await this.fs.remove(f, { force: true }).catch(() => {});
+    for (const f of files) await removeTwice(this.fs, f);
   }
 
   private stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
+}
+
+/**
+ * Remove a lease file, trying once more after a transient failure (EIO): a
+ * lease left behind is harmless — the next command reclaims it, its owner
+ * being gone — but litters the user's directory meanwhile.
+ */
+async function removeTwice(fs: FileSystem, path: string): Promise<void> {
+  await fs.remove(path, { force: true }).catch(() => fs.remove(path, { force: true })).catch(() => {});
 }

@@ -325,7 +325,8 @@ export class SnapshotStore {
   async reindex(dir?: string): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
     const extra = dir === undefined ? [] : [this.absolutePath(dir)];
     const prior = await this.readIndex();
-    await this.reconcile({ fresh: true, roots: [...(prior?.roots ?? []), ...extra] });
+    // a new root is remembered only by the index: writing it is then part of the command
+    await this.reconcile({ fresh: true, roots: [...(prior?.roots ?? []), ...extra], mustWrite: extra.length > 0 });
     return this.list();
   }
 
