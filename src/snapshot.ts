@@ -35,8 +35,10 @@ import {
   SPARSE_SHA256,
   validateManifest,
 } from "./manifest.js";
+import { abortingProgress, throwIfAborted } from "./abort.js";
 import { basename, dirname, join } from "./path.js";
-import { stagingName, stagingPrefix } from "./archive/staging.js";
+import { Lease } from "./lease.js";
+import { CREATE_STAGE_PREFIX, REPLACED_PREFIX } from "./staging.js";
 import { copySparse, type Extent, scanFile } from "./sparse.js";
 
 /** An opened snapshot artifact. */
@@ -90,6 +92,8 @@ export interface VerifyOptions {
   readonly onProgress?: (bytes: number) => void;
   /** Also return the upper's data extents (used by save to write sparse entries). */
   readonly extents?: boolean;
+  /** Stop reading (rejecting with `OperationAborted`) once this fires. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -105,11 +109,12 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
       `${snap.upperPath}: integrity algorithm ${JSON.stringify(integrity.algorithm)} is not supported (known: sha256, ${SPARSE_SHA256})`,
     );
   }
+  throwIfAborted(options.signal);
   if (integrity === null && !options.extents) return { status: "not-recorded", algorithm: null, digest: null, extents: null };
   const r = await scanFile(fs, snap.upperPath, snap.manifest.upper.size_bytes, {
     algorithm: integrity?.algorithm ?? null,
     extents: options.extents ?? false,
-    onProgress: options.onProgress,
+    onProgress: abortingProgress(options.signal, options.onProgress),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
   if (r.digest !== integrity.digest) {
@@ -144,6 +149,8 @@ export interface CreateOptions {
   /** Replace an existing snapshot of the same name (the old one is removed only once the new one is in place). */
   readonly force?: boolean;
   readonly onProgress?: (bytes: number) => void;
+  /** Stop (rejecting with `OperationAborted`, nothing left behind) once this fires. */
+  readonly signal?: AbortSignal;
 }
 
 /** RFC 3339 UTC timestamp with second precision, e.g. `2026-05-01T12:00:00Z`. */
@@ -171,12 +178,17 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
   if (srcInfo === null) throw new InvalidArgument(`upper file ${options.upper} does not exist`);
   if (srcInfo.kind !== "file") throw new InvalidArgument(`upper file ${options.upper} must be a regular file, not a ${srcInfo.kind}`);
 
+  // A failed create leaves no directory it made (the home included).
+  const made = await missingAncestors(fs, parentDir);
   await fs.mkdir(parentDir, { recursive: true });
-  const stage = await fs.makeTempDir(parentDir, stagingPrefix(".msb-create-"));
+  const lease = new Lease(fs);
   let staged: Snapshot;
+  const stage = join(parentDir, lease.name(CREATE_STAGE_PREFIX));
   try {
+    await lease.cover(parentDir);
+    await fs.mkdir(stage);
     const upperFile = "upper.ext4";
-    const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, options.integrity ? SPARSE_SHA256 : null, options.onProgress);
+    const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, options.integrity ? SPARSE_SHA256 : null, abortingProgress(options.signal, options.onProgress));
     const draft: Manifest = {
       schema: 1,
       format: options.format ?? "raw",
@@ -192,12 +204,25 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
     await writeFileAtomic(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
     // Open it while it is still staged: once it is renamed into place, nothing may fail any more.
     staged = await openSnapshot(fs, stage);
-    await installDir(fs, stage, dir, options.force ?? false);
+    throwIfAborted(options.signal);
+    await installDir(fs, stage, dir, options.force ?? false, lease);
   } catch (e) {
     await fs.remove(stage, { recursive: true, force: true }).catch(() => {});
+    await lease.release();
+    for (const d of made) {
+      if ((await fs.readdir(d).catch(() => ["?"])).length === 0) await fs.remove(d, { recursive: true, force: true }).catch(() => {});
+    }
     throw e;
   }
+  await lease.release();
   return { ...staged, path: dir, name, upperPath: join(dir, staged.manifest.upper.file) };
+}
+
+/** The directories from `dir` up that do not exist yet, deepest first. */
+async function missingAncestors(fs: FileSystem, dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = dir; d !== "/" && (await lstatOrNull(fs, d)) === null; d = dirname(d)) missing.push(d);
+  return missing;
 }
 
 /**
@@ -209,10 +234,10 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
  * effort: a leftover `.msb-replaced-*` directory is never listed and is swept
  * later.
  */
-async function installDir(fs: FileSystem, stage: string, dir: string, replace: boolean): Promise<void> {
+async function installDir(fs: FileSystem, stage: string, dir: string, replace: boolean, lease: Lease): Promise<void> {
   let aside: string | null = null;
   if (replace && (await lstatOrNull(fs, dir)) !== null) {
-    aside = join(dirname(dir), stagingName(".msb-replaced-"));
+    aside = join(dirname(dir), lease.name(REPLACED_PREFIX));
     await fs.rename(dir, aside);
   }
   const putBack = async () => {

@@ -205,8 +205,9 @@ With --json, prints the array of indexed snapshots.`,
       sparse: { type: "boolean" },
       dense: { type: "boolean" },
       "no-verify": { type: "boolean" },
+      force: { type: "boolean" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--no-verify]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--no-verify] [--force]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -225,6 +226,10 @@ Options:
   --no-verify      skip checking each upper against its recorded integrity
                    before writing (microsandbox stopped verifying on save in
                    0.6.9); the summary says "not verified"
+  --force          replace an existing <out> (otherwise refused)
+
+<out> must be a new file in an existing directory, an existing file with
+--force, or an existing FIFO or device (written into as a stream).
 
 With --json, prints {path, snapshots, cache_files, bytes}: the archive's
 absolute path, the digests it holds (oldest first), the image cache files and
@@ -271,6 +276,26 @@ nothing was installed).`,
     summary: "show the usage of snapbundle or of one command",
     help: `Print the usage of snapbundle, or of <command> (the same as 'snapbundle <command> --help').`,
     checkArg: (name) => (findCommand(name) === null ? "is not a command" : null),
+  },
+  {
+    name: "gc",
+    args: ["[DIR]"],
+    optionalArgs: 1,
+    options: { "dry-run": { type: "boolean" } },
+    usage: "gc [--dry-run] [DIR]",
+    summary: "reclaim what interrupted or killed commands left behind",
+    help: `Remove the leftovers of interrupted or killed commands: load and create
+staging directories, removed snapshots not yet deleted, stale lease files, and
+in DIR (e.g. where a save was killed) partial archives. Only leftovers
+whose owner is provably gone are removed: its process is dead (or its pid
+now belongs to another process), or it stopped refreshing its lease. Those of
+a process that may be alive on another host or pid namespace sharing the home
+are kept, and the output says so. Prints what it removed and the space freed.
+
+Options:
+  --dry-run   only list what would be removed
+
+With --json, prints {dry_run, removed, kept, failed, freed_bytes}.`,
   },
 ];
 

@@ -35,6 +35,22 @@ export interface ProgressTarget {
 }
 
 const NO_PROGRESS: Progress = { update() {}, stop() {} };
+
+/** Lines being drawn, so that a signal handler can remove them. */
+const active = new Set<Progress>();
+
+/**
+ * Stop every progress line now (each clears its line; the cursor is never
+ * hidden): for a signal handler, before the command has unwound.
+ *
+ * @example
+ * ```ts
+ * process.on("SIGINT", () => stopAllProgress());
+ * ```
+ */
+export function stopAllProgress(): void {
+  for (const bar of [...active]) bar.stop();
+}
 const REDRAW_MS = 125;
 const MAX_BAR = 30;
 const MIN_BAR = 10;
@@ -108,7 +124,7 @@ export function startProgress(enabled: boolean, phase: string, total: number | n
   const timer = setInterval(draw, 1000);
   (timer as { unref?: () => void }).unref?.();
   draw();
-  return {
+  const progress: Progress = {
     update(bytes, newTotal, newPhase) {
       if (stopped) return;
       const phaseChanged = newPhase !== undefined && newPhase !== state.phase;
@@ -123,8 +139,11 @@ export function startProgress(enabled: boolean, phase: string, total: number | n
     stop() {
       if (stopped) return;
       stopped = true;
+      active.delete(progress);
       clearInterval(timer);
       target.write("\r\x1b[K");
     },
   };
+  active.add(progress);
+  return progress;
 }
