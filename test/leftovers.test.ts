@@ -267,8 +267,9 @@ describe("read-only commands write nothing; failed commands leave no trace", () 
       const noUpper = await runCli(["--home", home, "create", "x", "--upper", join(root, "missing"), "--image", IMAGE.ref, "--image-digest", IMAGE_DIGEST]);
       assert.equal(noUpper.code, 1);
       writeFileSync(join(root, "u"), "x");
+      // a malformed digest is a usage error (exit 2), refused before the home is looked at
       const badParent = await runCli(["--home", home, "create", "x", "--upper", join(root, "u"), "--image", IMAGE.ref, "--image-digest", "nope"]);
-      assert.equal(badParent.code, 1);
+      assert.equal(badParent.code, 2);
       assert.deepEqual(names(root), ["u"]);
     } finally {
       cleanup();

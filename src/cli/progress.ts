@@ -40,8 +40,8 @@ const NO_PROGRESS: Progress = { update() {}, stop() {} };
 const active = new Set<Progress>();
 
 /**
- * Stop every progress line now (each clears its line; the cursor is never
- * hidden): for a signal handler, before the command has unwound.
+ * Stop every progress line now (each clears its line and shows the cursor
+ * again): for a signal handler, before the command has unwound.
  *
  * @example
  * ```ts
@@ -123,6 +123,7 @@ export function startProgress(enabled: boolean, phase: string, total: number | n
   // redraw now and then even without updates (a slow phase still shows it is alive)
   const timer = setInterval(draw, 1000);
   (timer as { unref?: () => void }).unref?.();
+  target.write("\x1b[?25l"); // the cursor would flicker at the line's end; stop() shows it again
   draw();
   const progress: Progress = {
     update(bytes, newTotal, newPhase) {
@@ -141,7 +142,7 @@ export function startProgress(enabled: boolean, phase: string, total: number | n
       stopped = true;
       active.delete(progress);
       clearInterval(timer);
-      target.write("\r\x1b[K");
+      target.write("\r\x1b[K\x1b[?25h");
     },
   };
   active.add(progress);
