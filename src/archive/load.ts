@@ -162,6 +162,11 @@ async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
 /**
  * Step 2. Open and verify every staged snapshot, in archive order (the
  * grammar has already required at least one, each with its upper).
+ *
+ * @example
+ * ```ts
+ * const imported = await verifyImportedSnapshots(fs, stage, contents);
+ * ```
  */
 export async function verifyImportedSnapshots(fs: FileSystem, stage: Staging, contents: BundleContents): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
