@@ -163,3 +163,17 @@ describe("unpack step with a sink that writes nothing (verify without installing
     await assert.rejects(unpackArchive(stream(tarOf(m!, u!, fileEntry(`${S.prefix}/x`, "1"))), discardSink, { label: "t.tar" }), /t\.tar: archive entry ".*\/x" is not part of the snapshot/);
   });
 });
+
+describe("load --max-apparent-size: the byte sizes it takes", () => {
+  test("plain counts and K/M/G/T suffixes (powers of 1024, optional iB/B), others refused naming the flag", async () => {
+    const { parseByteSize } = await import("../src/cli/args.js");
+    assert.equal(parseByteSize("4096", "--max-apparent-size"), 4096);
+    assert.equal(parseByteSize("512M", "--max-apparent-size"), 512 * 2 ** 20);
+    assert.equal(parseByteSize("256G", "--max-apparent-size"), DEFAULT_MAX_APPARENT_BYTES);
+    assert.equal(parseByteSize("1TiB", "--max-apparent-size"), 2 ** 40);
+    assert.equal(parseByteSize("2kb", "--max-apparent-size"), 2048);
+    for (const bad of ["", "-1", "1.5G", "12Q", "G", "99999999999P"]) {
+      assert.throws(() => parseByteSize(bad, "--max-apparent-size"), (e: Error) => e.name === "UsageError" && e.message.includes("--max-apparent-size"), bad);
+    }
+  });
+});
