@@ -42,7 +42,7 @@ import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, unpackArchive } from "./unpack.js";
+import { stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
 
 export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 
@@ -73,11 +73,8 @@ export interface LoadOptions {
   readonly lockTimeoutMs?: number;
 }
 
-/** Staging directories of one load. */
-export interface Staging {
-  readonly snapshots: string;
-  readonly cache: string;
-}
+/** Staging directories of one load (where the unpack step's {@link stagingSink} writes). */
+export type Staging = StagingDirs;
 
 /** The pipeline, one named step per line. Resolves the promoted head snapshot. */
 export async function loadArchive(
@@ -186,6 +183,11 @@ async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
 /**
  * Step 2. Open and verify every staged snapshot, in archive order (the
  * grammar has already required at least one, each with its upper).
+ *
+ * @example
+ * ```ts
+ * const imported = await verifyImportedSnapshots(fs, stage, contents);
+ * ```
  */
 export async function verifyImportedSnapshots(fs: FileSystem, stage: Staging, contents: BundleContents, signal?: AbortSignal): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
