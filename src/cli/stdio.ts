@@ -160,6 +160,24 @@ export function stdoutWritable(): WritableStream<Uint8Array> {
   if (out.isTTY) {
     throw new StdioError("refusing to write a binary archive to a terminal: redirect stdout to a file or a pipe");
   }
+  // Deno's process.stdout.write is a blocking write: with a slow reader it
+  // would stall the event loop, and with it the signal handlers. Deno.stdout
+  // writes off the main thread.
+  const deno = (globalThis as { Deno?: { stdout: { write(p: Uint8Array): Promise<number> } } }).Deno;
+  if (deno) {
+    return new WritableStream<Uint8Array>(
+      {
+        async write(chunk) {
+          try {
+            for (let done = 0; done < chunk.length; ) done += await deno.stdout.write(chunk.subarray(done));
+          } catch (e) {
+            throw describe(e, "stdout");
+          }
+        },
+      },
+      { highWaterMark: 1 },
+    );
+  }
   let failure: Error | null = null;
   const waiting = new Set<(e: Error) => void>();
   // Keep a listener for the life of the process: an EPIPE emitted after the
