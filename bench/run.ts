@@ -14,12 +14,14 @@
  *
  * Flags (environment variables `SNAPBUNDLE_BENCH_<FLAG>` in upper case work too):
  *   --quick                 one small case (256 MiB apparent, 16 MiB text), 1 run
+ *   --target                issue 10's target case only: 2 GiB apparent holding
+ *                           256 MiB, half text half random (kind "mixed"), 16 extents
  *   --scaling               add the scaling rows: apparent 1/4/16 GiB at 64 MiB data;
  *                           data 64 MiB/256 MiB/1 GiB at 4 GiB apparent (1 run each)
  *   --scaling-only          the 1G/64M text case and the scaling rows only
  *   --memory                only the memory check: save and load of a 4 GiB upper
  *                           holding 16 MiB, peak RSS each; fails above --limit (200M)
- *   --apparent 4G --data 64M --kind random|text|zeros --extents 16
+ *   --apparent 4G --data 64M --kind random|text|zeros|mixed --extents 16
  *                           one custom case instead of the default set
  *   --integrity null,recorded   integrity modes to benchmark (default both)
  *   --runs N                runs per measurement (default 3; scaling rows 1)
@@ -106,7 +108,7 @@ function has(name: string): boolean {
   return v === "1" || v === "true";
 }
 
-const KNOWN = new Set(["quick", "scaling", "scaling-only", "memory", "keep", "apparent", "data", "kind", "extents", "integrity", "runs", "only", "runtimes", "work", "json", "limit"]);
+const KNOWN = new Set(["quick", "target", "scaling", "scaling-only", "memory", "keep", "apparent", "data", "kind", "extents", "integrity", "runs", "only", "runtimes", "work", "json", "limit"]);
 for (const a of argv) {
   if (a.startsWith("--") && !KNOWN.has(a.slice(2))) {
     process.stderr.write(`bench: unknown flag ${a}\n`);
@@ -137,6 +139,9 @@ function defaultCases(): Case[] {
     const kind = (opt("kind") ?? "text") as DataKind;
     const extents = Number(opt("extents") ?? 16);
     return [{ label: `${fmtBytes(apparent)}/${fmtBytes(data)} ${kind}, ${extents} extents`, apparent, data, kind, extents, runs, integrities: both }];
+  }
+  if (has("target")) {
+    return [{ label: "target 2G/256M mixed", apparent: 2 * G, data: 256 * M, kind: "mixed", extents: 16, runs: runsFlag ?? 1, integrities: plain }];
   }
   if (quick) {
     return [{ label: "quick 256M/16M text", apparent: 256 * M, data: 16 * M, kind: "text", extents: 8, runs: runsFlag ?? 1, integrities: both }];

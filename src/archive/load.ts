@@ -36,7 +36,8 @@ import { dataRuns, scanFile } from "../sparse.js";
 import { readTar, type TarEntry } from "../tar/mod.js";
 import { classifyEntry, validateArchiveEntryType } from "./grammar.js";
 import { expectedCacheFiles, MAX_METADATA_BYTES, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
-import { countingStream, decompressIfZstd, fileReadable, lendStream } from "./streams.js";
+import { checkMaxWindow } from "../../wasm/mod.js";
+import { countingStream, decompressIfZstd, fileReadable, lendStream, type ZstdReadOptions } from "./streams.js";
 import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
@@ -53,6 +54,12 @@ export interface LoadOptions {
   readonly onProgress?: (bytes: number) => void;
   /** Used in messages for a stream source (a path source names itself). */
   readonly label?: string;
+  /**
+   * Largest zstd window a frame may need, in bytes (default 128 MiB, the
+   * `zstd` CLI's default; at most 1 GiB, zstd's 32-bit limit). The decoder holds up to one window
+   * of memory; a frame needing more is an {@link ArchiveError}.
+   */
+  readonly maxWindowBytes?: number;
 }
 
 /** Staging directories of one load. */
@@ -79,12 +86,13 @@ export async function loadArchive(
 ): Promise<Snapshot> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
   if (options.name !== undefined) validateSnapshotName(options.name);
+  if (options.maxWindowBytes !== undefined) checkMaxWindow(options.maxWindowBytes);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
   const undo = new UndoLog();
   await sweepStaleStaging(fs, layout, snapshotsDir, options.sweep ?? defaultSweepPolicy());
   const stage = await createStaging(fs, layout, snapshotsDir, undo);
   try {
-    const unpacked = await unpackArchive(fs, openArchive(fs, source, options.onProgress), stage, label);
+    const unpacked = await unpackArchive(fs, openArchive(fs, source, options.onProgress), stage, label, { maxWindowBytes: options.maxWindowBytes });
     const imported = await verifyImportedSnapshots(fs, unpacked, label);
     const head = imported[selectHeadSnapshot(imported, label)]!;
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
@@ -169,8 +177,14 @@ async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
  * past the tar's last block fails too; bytes after the marker are otherwise
  * ignored, as GNU tar ignores them.
  */
-export async function unpackArchive(fs: FileSystem, source: ReadableStream<Uint8Array>, stage: Staging, label: string): Promise<Unpacked> {
-  const lent = lendStream(await decompressIfZstd(source, label));
+export async function unpackArchive(
+  fs: FileSystem,
+  source: ReadableStream<Uint8Array>,
+  stage: Staging,
+  label: string,
+  zstd: ZstdReadOptions = {},
+): Promise<Unpacked> {
+  const lent = lendStream(await decompressIfZstd(source, label, zstd));
   try {
     const unpacked = await unpackEntries(fs, lent.stream, stage, label);
     // Past the end-of-archive marker the archive is still read to its end, so

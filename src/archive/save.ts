@@ -18,7 +18,7 @@
  * @module
  */
 
-import { zstdCompressStream } from "../../wasm/mod.js";
+import { checkLevel, ZSTD_DEFAULT_LEVEL, zstdCompressStream } from "../../wasm/mod.js";
 import { SnapshotNotFound } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { readChunks, readSmallFile } from "../io.js";
@@ -39,6 +39,8 @@ export interface SaveOptions {
   readonly withImage?: boolean;
   /** Write a plain `.tar` instead of zstd. */
   readonly plainTar?: boolean;
+  /** zstd level, 1 (fastest) to 19 (smallest); default 3, as the `zstd` CLI. */
+  readonly level?: number;
   /** Write uppers as regular entries even when they have holes (for readers without sparse support). */
   readonly dense?: boolean;
   /** Progress: `phase` "verify" while reading uppers to check them, "write" while writing the archive. */
@@ -72,6 +74,7 @@ export async function saveArchive(
   out: string | WritableStream<Uint8Array>,
   options: SaveOptions = {},
 ): Promise<SaveResult> {
+  if (options.level !== undefined) checkLevel(options.level);
   const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
   const planned = await verifyChain(fs, chain, options);
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
@@ -136,7 +139,7 @@ async function writeAtomically(fs: FileSystem, out: string, write: (sink: Writab
 
 /** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
 async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
-  const compress = options.plainTar ? null : zstdCompressStream({ level: 3 });
+  const compress = options.plainTar ? null : zstdCompressStream({ level: options.level ?? ZSTD_DEFAULT_LEVEL });
   const piping = compress ? compress.readable.pipeTo(sink) : null;
   piping?.catch(() => {}); // observed below; without this a failing sink is an unhandled rejection meanwhile
   const writer = (compress ? compress.writable : sink).getWriter();

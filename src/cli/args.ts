@@ -162,8 +162,9 @@ With --json, prints the array of indexed snapshots.`,
       "with-image": { type: "boolean" },
       "plain-tar": { type: "boolean" },
       dense: { type: "boolean" },
+      level: { type: "string" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense] [--level N]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -174,6 +175,7 @@ Options:
   --with-image     include the image cache files the snapshot's image needs
   --plain-tar      write a plain .tar instead of zstd
   --dense          write uppers as regular entries, even when they have holes
+  --level N        zstd level, 1 (fastest) to 19 (smallest); default 3
 
 With --json, prints {path, snapshots, cache_files, bytes}: the archive's
 absolute path, the digests it holds (oldest first), the image cache files and
@@ -184,8 +186,8 @@ a terminal).`,
   {
     name: "load",
     args: ["<archive|->"],
-    options: { dest: { type: "string" }, name: { type: "string" } },
-    usage: "load <archive|-> [--dest DIR] [--name NAME]",
+    options: { dest: { type: "string" }, name: { type: "string" }, "max-window": { type: "string" } },
+    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-window SIZE]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
 from <archive>, or from stdin when it is "-". All or nothing: on any failure
@@ -194,6 +196,9 @@ nothing new is left in the home.
 Options:
   --dest DIR    install into DIR instead of <home>/snapshots (DIR becomes an indexed root)
   --name NAME   install the head snapshot under NAME
+  --max-window SIZE
+                largest zstd window a frame may need (default 128M, at most 1G);
+                the decoder holds up to that much memory
 
 With --json, prints the head snapshot.`,
   },

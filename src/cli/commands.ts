@@ -17,6 +17,7 @@ import { type CommandSpec, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { stdinSource, stdoutWritable } from "./stdio.js";
+import { levelOption, maxWindowOption } from "./zstd-options.js";
 
 /** What a command needs from its surroundings. */
 export interface CommandContext {
@@ -215,6 +216,7 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       withImage: values["with-image"] === true,
       plainTar: values["plain-tar"] === true,
       dense: values.dense === true,
+      level: levelOption(values),
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase),
     });
   } finally {
@@ -243,6 +245,7 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
       label: fromStdin ? "stdin" : undefined,
+      maxWindowBytes: maxWindowOption(values),
       onProgress: (bytes) => bar.update(bytes),
     });
   } catch (e) {
