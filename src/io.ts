@@ -14,6 +14,7 @@
 
 import { FsError, InvalidArgument, isFsError } from "./errors.js";
 import type { FileHandle, FileInfo, FileSystem } from "./fs/types.js";
+import { decodeUtf8Strict, type JsonValue, parseStrictJson, type StrictJsonOptions } from "./json.js";
 import { basename, dirname, join } from "./path.js";
 
 /** Default size of one read when streaming a large file: large, because WASM calls cost per call. */
@@ -27,6 +28,21 @@ export async function lstatOrNull(fs: FileSystem, path: string): Promise<FileInf
     if (isFsError(e, "ENOENT") || isFsError(e, "ENOTDIR")) return null;
     throw e;
   }
+}
+
+/**
+ * True when a `rename(from, to)` failed because something is already at
+ * `to`: a non-empty directory (`ENOTEMPTY`, or `EEXIST` on some systems), a
+ * file where a directory goes (`ENOTDIR`) or a directory where a file goes
+ * (`EISDIR`). The one mapping of these errnos to "the target exists".
+ *
+ * @example
+ * ```ts
+ * try { await fs.rename(stage, dir); } catch (e) { if (isRenameCollision(e)) throw new SnapshotAlreadyExists(dir); throw e; }
+ * ```
+ */
+export function isRenameCollision(e: unknown): boolean {
+  return isFsError(e, "ENOTEMPTY") || isFsError(e, "EEXIST") || isFsError(e, "ENOTDIR") || isFsError(e, "EISDIR");
 }
 
 /** Run `body` with an open handle and close it whatever happens. */
@@ -56,6 +72,21 @@ export async function readSmallFile(fs: FileSystem, path: string, maxBytes: numb
     }
     return off === out.length ? out : out.subarray(0, off);
   });
+}
+
+/**
+ * The one small strict-JSON read: at most `maxBytes` (else
+ * {@link InvalidArgument}), strict UTF-8, then {@link parseStrictJson} with
+ * its depth and value bounds (else `JsonSyntaxError`, or `TypeError` for bad
+ * UTF-8). Callers rewrap these with their own error and rule.
+ *
+ * @example
+ * ```ts
+ * const doc = plainJson(await readSmallJson(fs, "/h/cache/tmp/promote.json", 1 << 20));
+ * ```
+ */
+export async function readSmallJson(fs: FileSystem, path: string, maxBytes: number, options: StrictJsonOptions = {}): Promise<JsonValue> {
+  return parseStrictJson(decodeUtf8Strict(await readSmallFile(fs, path, maxBytes)), options);
 }
 
 /** Write all of `data` to a new file at `path` (mode `wx` unless `overwrite`), fsync and close it. */

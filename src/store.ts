@@ -26,6 +26,7 @@ import { saveArchive, type SaveOptions, type SaveResult } from "./archive/save.j
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { decodeUtf8Strict, parseStrictJson, plainJson } from "./json.js";
 import { HomeLayout } from "./layout.js";
 import { MANIFEST_FILENAME } from "./manifest.js";
 import { basename, dirname, join, normalize, resolve } from "./path.js";
@@ -307,7 +308,7 @@ export class SnapshotStore {
       return null; // missing, or too large to be ours: rebuild
     }
     try {
-      const raw = JSON.parse(new TextDecoder().decode(bytes)) as IndexFile;
+      const raw = plainJson(parseStrictJson(decodeUtf8Strict(bytes))) as IndexFile;
       if (raw?.version !== INDEX_VERSION || !Array.isArray(raw.roots) || !raw.roots.every((r) => typeof r === "string") || typeof raw.entries !== "object" || raw.entries === null) return null;
       return raw;
     } catch {

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -80,7 +80,7 @@ describe(`zstd options of the CLI on ${RUNTIME}`, () => {
     assert.match(r2g.stderr, /--max-window 2G: must be a size from 1K to 1G/);
     // what snapbundle refused, the zstd CLI unpacks, and the plain tar loads
     const unpacked = join(root, "long31.tar");
-    writeFileSync(unpacked, execFileSync("zstd", ["-q", "-d", "-c", "--long=31", long31]));
+    execFileSync("zstd", ["-q", "-d", "-f", "--long=31", long31, "-o", unpacked]);
     assert.deepEqual(readFileSync(unpacked), readFileSync(plain));
     succeeded(await runCli(["--home", homeC, "load", unpacked]), "load the unpacked tar");
   }));

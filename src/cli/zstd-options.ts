@@ -3,34 +3,14 @@
  *
  * @example
  * ```ts
- * parseSize("1G");     // 1073741824
- * parseSize("128MiB"); // 134217728
+ * levelOption({ level: "19" });          // 19
+ * maxWindowOption({ "max-window": "1G" }); // 1073741824
  * ```
  * @module
  */
 
 import { ZSTD_MAX_LEVEL, ZSTD_MAX_WINDOW_BYTES, ZSTD_MIN_LEVEL } from "../../wasm/mod.js";
-import { UsageError } from "./args.js";
-
-const UNITS: Readonly<Record<string, number>> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/**
- * A byte size as the `zstd` CLI spells it: a number with an optional binary
- * unit `K`, `M`, `G`, `T` (also `KB`/`KiB`, …; all powers of 1024); null when
- * it is not one.
- *
- * @example
- * ```ts
- * parseSize("1.5G"); // 1610612736
- * parseSize("lots"); // null
- * ```
- */
-export function parseSize(text: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
-  if (m === null) return null;
-  const n = Number(m[1]) * UNITS[m[2]!.toUpperCase()]!;
-  return Number.isSafeInteger(n) ? n : Math.round(n);
-}
+import { parseByteSize, UsageError } from "./args.js";
 
 /**
  * `--level N` of `save`: undefined when absent.
@@ -61,8 +41,8 @@ export function levelOption(values: Readonly<Record<string, unknown>>): number |
 export function maxWindowOption(values: Readonly<Record<string, unknown>>): number | undefined {
   const v = values["max-window"];
   if (typeof v !== "string") return undefined;
-  const n = parseSize(v);
-  if (n === null || n < 1024 || n > ZSTD_MAX_WINDOW_BYTES) {
+  const n = parseByteSize(v, "--max-window");
+  if (n < 1024 || n > ZSTD_MAX_WINDOW_BYTES) {
     throw new UsageError(
       `--max-window ${v}: must be a size from 1K to 1G, such as 128M or 1G (1 GiB is zstd's limit on 32-bit builds such as WebAssembly)`,
     );
