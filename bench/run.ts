@@ -16,6 +16,7 @@
  *   --quick                 one small case (256 MiB apparent, 16 MiB text), 1 run
  *   --target                issue 10's target case only: 2 GiB apparent holding
  *                           256 MiB, half text half random (kind "mixed"), 16 extents
+ *   --sparse-too            also time the CLI's `save --sparse` and a load of its archive
  *   --scaling               add the scaling rows: apparent 1/4/16 GiB at 64 MiB data;
  *                           data 64 MiB/256 MiB/1 GiB at 4 GiB apparent (1 run each)
  *   --scaling-only          the 1G/64M text case and the scaling rows only
@@ -108,7 +109,7 @@ function has(name: string): boolean {
   return v === "1" || v === "true";
 }
 
-const KNOWN = new Set(["quick", "target", "scaling", "scaling-only", "memory", "keep", "apparent", "data", "kind", "extents", "integrity", "runs", "only", "runtimes", "work", "json", "limit"]);
+const KNOWN = new Set(["quick", "target", "sparse-too", "scaling", "scaling-only", "memory", "keep", "apparent", "data", "kind", "extents", "integrity", "runs", "only", "runtimes", "work", "json", "limit"]);
 for (const a of argv) {
   if (a.startsWith("--") && !KNOWN.has(a.slice(2))) {
     process.stderr.write(`bench: unknown flag ${a}\n`);
@@ -376,6 +377,33 @@ async function benchCase(c: Case, work: string): Promise<Row[]> {
         rss = Math.max(rss, r.peakRss);
       }
       push({ integrity, op: "save", impl: "cli", runs: c.runs, allMs: ms, peakRss: rss, archive: statSync(out).size, nativeMs: nativeFor("save") });
+      rmSync(out, { force: true });
+    }
+    // --sparse-too: the CLI's `save --sparse` (old-GNU sparse entries, like the
+    // native pipeline's) and a CLI load of what it wrote, beside the dense default.
+    if (impls.has("cli") && has("sparse-too")) {
+      const out = `${dir}/cli-sparse.tar.zst`;
+      const saveMs: number[] = [];
+      const loadMs: number[] = [];
+      let saveRss = 0;
+      let loadRss = 0;
+      for (let i = 0; i < c.runs; i++) {
+        rmSync(out, { force: true });
+        const r = await cliOp(dir, ["--home", home, "save", name, out, "--sparse"]);
+        saveMs.push(r.ms);
+        saveRss = Math.max(saveRss, r.peakRss);
+      }
+      push({ integrity, op: "save --sparse", impl: "cli", runs: c.runs, allMs: saveMs, peakRss: saveRss, archive: statSync(out).size, nativeMs: nativeFor("save") });
+      for (let i = 0; i < c.runs; i++) {
+        const h = `${dir}/load-home`;
+        rmSync(h, { recursive: true, force: true });
+        const r = await cliOp(dir, ["--home", h, "--json", "load", out]);
+        loadMs.push(r.ms);
+        loadRss = Math.max(loadRss, r.peakRss);
+        if (i === 0) await checkUpper(`${(JSON.parse(r.stdout) as { path: string }).path}/upper.ext4`, "cli load of save --sparse");
+        rmSync(h, { recursive: true, force: true });
+      }
+      push({ integrity, op: "load (--sparse archive)", impl: "cli", runs: c.runs, allMs: loadMs, peakRss: loadRss, archive: null, nativeMs: nativeFor("load") });
       rmSync(out, { force: true });
     }
     // load: library, then CLI, each into a fresh home, checked against sha256sum
