@@ -2,7 +2,7 @@
  * `npm run bench:profile`: where snapbundle's time goes, component by
  * component, on the runtime this runs on — reading holes through the
  * `FileSystem` adapter, the zero-scan (`dataRuns`), SHA-256 (hash-wasm),
- * zstd compress and decompress (zstd-codec, through the Web Streams of
+ * zstd compress and decompress (our zstd.wasm, through the Web Streams of
  * `wasm/zstd.ts`), tar framing (writer and reader), and the native `zstd`
  * CLI on the same bytes for reference. Each figure is MB/s over the bytes
  * the component touches (10^6 bytes per MB), best of `--runs` (default 3).
@@ -19,7 +19,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createSha256, zstdCompressStream, zstdDecompressStream } from "../wasm/mod.js";
-import { leaseZstd } from "../wasm/zstd-pool.js";
 import { nodeFs } from "../src/fs/node.js";
 import { CHUNK_BYTES, readChunks } from "../src/io.js";
 import { dataRuns } from "../src/sparse.js";
@@ -166,37 +165,6 @@ async function main(): Promise<void> {
     line("zstd decompress, random", BYTES, await best(async () => {
       await pump(pieces(randZ, CHUNK_BYTES), zstdDecompressStream());
     }));
-    // zstd-codec's streaming bindings, as snapbundle used them before (for comparison)
-    const lease = await leaseZstd();
-    const M = lease.module;
-    line("zstd-codec streaming binding: compress text, 512 KiB feeds (old path)", BYTES, await best(() => {
-      const e = new M.ZstdCompressStreamBinding();
-      e.begin(3);
-      const sink = (u: Uint8Array) => void u.slice();
-      for (const c of pieces(text, 512 << 10)) e.transform(c, sink);
-      e.flush(sink);
-      e.end(sink);
-      e.delete();
-    }));
-    line("zstd-codec streaming binding: compress random (old path)", BYTES, await best(() => {
-      const e = new M.ZstdCompressStreamBinding();
-      e.begin(3);
-      const sink = (u: Uint8Array) => void u.slice();
-      for (const c of pieces(rand, 512 << 10)) e.transform(c, sink);
-      e.flush(sink);
-      e.end(sink);
-      e.delete();
-    }));
-    line("zstd-codec streaming binding: decompress random (old path)", BYTES, await best(() => {
-      const d = new M.ZstdDecompressStreamBinding();
-      d.begin();
-      const sink = (u: Uint8Array) => void u;
-      for (const c of pieces(randZ, 512 << 10)) d.transform(c, sink);
-      d.flush(sink);
-      d.end(sink);
-      d.delete();
-    }));
-    lease.release();
     writeFileSync(`${work}/text.zst`, textZ);
     line("native zstd -3 -T1 compress, text (CLI, incl. start)", BYTES, await best(async () => {
       await mustRun("zstd", ["-3", "-T1", "-q", "-f", "-o", "/dev/null", textPath]);

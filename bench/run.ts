@@ -14,12 +14,15 @@
  *
  * Flags (environment variables `SNAPBUNDLE_BENCH_<FLAG>` in upper case work too):
  *   --quick                 one small case (256 MiB apparent, 16 MiB text), 1 run
+ *   --target                issue 10's target case only: 2 GiB apparent holding
+ *                           256 MiB, half text half random (kind "mixed"), 16 extents
+ *   --sparse-too            also time the CLI's `save --sparse` and a load of its archive
  *   --scaling               add the scaling rows: apparent 1/4/16 GiB at 64 MiB data;
  *                           data 64 MiB/256 MiB/1 GiB at 4 GiB apparent (1 run each)
  *   --scaling-only          the 1G/64M text case and the scaling rows only
  *   --memory                only the memory check: save and load of a 4 GiB upper
  *                           holding 16 MiB, peak RSS each; fails above --limit (200M)
- *   --apparent 4G --data 64M --kind random|text|zeros --extents 16
+ *   --apparent 4G --data 64M --kind random|text|zeros|mixed --extents 16
  *                           one custom case instead of the default set
  *   --integrity null,recorded   integrity modes to benchmark (default both)
  *   --runs N                runs per measurement (default 3; scaling rows 1)
@@ -106,7 +109,7 @@ function has(name: string): boolean {
   return v === "1" || v === "true";
 }
 
-const KNOWN = new Set(["quick", "scaling", "scaling-only", "memory", "keep", "apparent", "data", "kind", "extents", "integrity", "runs", "only", "runtimes", "work", "json", "limit"]);
+const KNOWN = new Set(["quick", "target", "sparse-too", "scaling", "scaling-only", "memory", "keep", "apparent", "data", "kind", "extents", "integrity", "runs", "only", "runtimes", "work", "json", "limit"]);
 for (const a of argv) {
   if (a.startsWith("--") && !KNOWN.has(a.slice(2))) {
     process.stderr.write(`bench: unknown flag ${a}\n`);
@@ -137,6 +140,9 @@ function defaultCases(): Case[] {
     const kind = (opt("kind") ?? "text") as DataKind;
     const extents = Number(opt("extents") ?? 16);
     return [{ label: `${fmtBytes(apparent)}/${fmtBytes(data)} ${kind}, ${extents} extents`, apparent, data, kind, extents, runs, integrities: both }];
+  }
+  if (has("target")) {
+    return [{ label: "target 2G/256M mixed", apparent: 2 * G, data: 256 * M, kind: "mixed", extents: 16, runs: runsFlag ?? 1, integrities: plain }];
   }
   if (quick) {
     return [{ label: "quick 256M/16M text", apparent: 256 * M, data: 16 * M, kind: "text", extents: 8, runs: runsFlag ?? 1, integrities: both }];
@@ -371,6 +377,33 @@ async function benchCase(c: Case, work: string): Promise<Row[]> {
         rss = Math.max(rss, r.peakRss);
       }
       push({ integrity, op: "save", impl: "cli", runs: c.runs, allMs: ms, peakRss: rss, archive: statSync(out).size, nativeMs: nativeFor("save") });
+      rmSync(out, { force: true });
+    }
+    // --sparse-too: the CLI's `save --sparse` (old-GNU sparse entries, like the
+    // native pipeline's) and a CLI load of what it wrote, beside the dense default.
+    if (impls.has("cli") && has("sparse-too")) {
+      const out = `${dir}/cli-sparse.tar.zst`;
+      const saveMs: number[] = [];
+      const loadMs: number[] = [];
+      let saveRss = 0;
+      let loadRss = 0;
+      for (let i = 0; i < c.runs; i++) {
+        rmSync(out, { force: true });
+        const r = await cliOp(dir, ["--home", home, "save", name, out, "--sparse"]);
+        saveMs.push(r.ms);
+        saveRss = Math.max(saveRss, r.peakRss);
+      }
+      push({ integrity, op: "save --sparse", impl: "cli", runs: c.runs, allMs: saveMs, peakRss: saveRss, archive: statSync(out).size, nativeMs: nativeFor("save") });
+      for (let i = 0; i < c.runs; i++) {
+        const h = `${dir}/load-home`;
+        rmSync(h, { recursive: true, force: true });
+        const r = await cliOp(dir, ["--home", h, "--json", "load", out]);
+        loadMs.push(r.ms);
+        loadRss = Math.max(loadRss, r.peakRss);
+        if (i === 0) await checkUpper(`${(JSON.parse(r.stdout) as { path: string }).path}/upper.ext4`, "cli load of save --sparse");
+        rmSync(h, { recursive: true, force: true });
+      }
+      push({ integrity, op: "load (--sparse archive)", impl: "cli", runs: c.runs, allMs: loadMs, peakRss: loadRss, archive: null, nativeMs: nativeFor("load") });
       rmSync(out, { force: true });
     }
     // load: library, then CLI, each into a fresh home, checked against sha256sum

@@ -15,7 +15,7 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 
 /** What the data extents hold. */
-export type DataKind = "random" | "text" | "zeros";
+export type DataKind = "random" | "text" | "zeros" | "mixed";
 
 /** Shape of a synthetic upper. */
 export interface UpperSpec {
@@ -26,7 +26,8 @@ export interface UpperSpec {
   /**
    * `random`: incompressible; `text`: words and lines, compresses ~3-4x with
    * zstd -3; `zeros`: random blocks with every other 4 KiB block all zero
-   * *written* (allocated) — zero-scan finds half the data to be holes.
+   * *written* (allocated) — zero-scan finds half the data to be holes;
+   * `mixed`: 4 MiB pieces alternately text and random (half each, issue 10's target case).
    */
   readonly kind: DataKind;
   /** Number of data extents, evenly spread over the file (the first at offset 0). */
@@ -126,11 +127,12 @@ export function writeUpper(path: string, spec: UpperSpec): { offset: number; len
   const buf = new Uint8Array(PIECE);
   const fd = openSync(path, "w");
   try {
+    let pieceNo = 0;
     for (const e of extents) {
       for (let done = 0; done < e.length; done += PIECE) {
         const n = Math.min(PIECE, e.length - done);
         const piece = buf.subarray(0, n);
-        if (spec.kind === "text") fillText(piece, rng);
+        if (spec.kind === "text" || (spec.kind === "mixed" && pieceNo++ % 2 === 0)) fillText(piece, rng);
         else rng.fill(piece);
         if (spec.kind === "zeros") for (let b = BLOCK; b < n; b += 2 * BLOCK) piece.fill(0, b, Math.min(n, b + BLOCK));
         // a block that happens to be all zero is impossible for random/text; keep the first byte non-zero anyway

@@ -38,6 +38,9 @@ import { fingerprint, spyFs, writeBytes } from "./helpers/archive-fs.js";
 import { type Backend, BACKENDS, makeHome, noise, tree, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
 import { base256, concatBytes, craftData, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
+import { skippableFrame, zstdCli as zstdPipe } from "./helpers/wasm-util.js";
+
+const MiB = 1024 * 1024;
 
 const enc = new TextEncoder();
 
@@ -74,7 +77,7 @@ async function rejects(
   archive: Uint8Array,
   cls: ErrorClass,
   needles: (string | RegExp)[],
-  options: { store?: SnapshotStore; name?: string; dest?: string; keepTrees?: boolean } = {},
+  options: { store?: SnapshotStore; name?: string; dest?: string; keepTrees?: boolean; maxWindowBytes?: number } = {},
 ): Promise<SnapbundleError> {
   const snapsBefore = await tree(h.fs, `${h.home}/snapshots`);
   const cacheBefore = await tree(h.fs, `${h.home}/cache`);
@@ -83,7 +86,7 @@ async function rejects(
   await writeBytes(h.fs, path, archive);
   let caught: unknown = null;
   try {
-    await (options.store ?? h.store).load(path, { name: options.name, dest: options.dest });
+    await (options.store ?? h.store).load(path, { name: options.name, dest: options.dest, maxWindowBytes: options.maxWindowBytes });
   } catch (e) {
     caught = e;
   }
@@ -105,7 +108,7 @@ async function rejects(
 }
 
 /** Load that must succeed; resolves the head. */
-async function loads(h: Home, archive: Uint8Array, options: { name?: string; dest?: string } = {}) {
+async function loads(h: Home, archive: Uint8Array, options: { name?: string; dest?: string; maxWindowBytes?: number } = {}) {
   const path = `${h.root}/ok-${Math.random().toString(36).slice(2)}.bundle`;
   await writeBytes(h.fs, path, archive);
   const head = await h.store.load(path, options);
@@ -303,16 +306,55 @@ for (const backend of BACKENDS) {
       await rejects(h, garbage, CompressionError, [".bundle"]);
     });
 
-    withHome("zstd frame needing a 16 MiB+ window: refused before decoding, the process lives on", async (h) => {
-      await rejects(h, concatBytes(bigWindowFrame(24), zstdCli(full)), CompressionError, ["window", "16 MiB"]);
-      await rejects(h, bigWindowFrame(27), CompressionError, ["window"]);
-      // the real thing: `zstd --long=24` on 17 MiB of data states a 16 MiB window
-      const big = snapFixture({ size: 17 << 20, pieces: [[0, noise(17 << 20, 3)]], integrity: false });
-      const z = zstdCli(tarOf(...snapEntries(big)), ["-3", "--long=24"]);
-      await rejects(h, z, CompressionError, ["window"]);
+    withHome("zstd frame needing more than the 128 MiB default window: an ArchiveError naming offset, window and option", async (h) => {
+      const e = await rejects(h, concatBytes(bigWindowFrame(28), zstdCli(full)), ArchiveError, ["zstd frame at byte 0", "256 MiB window", "128 MiB allowed", "maxWindowBytes", "--max-window"]);
+      assert.ok(!(e instanceof CompressionError));
+      await rejects(h, bigWindowFrame(41), ArchiveError, ["needs a 2 TiB window", "more than snapbundle can decode", "zstd -d"]);
+      // a 1 MiB limit refuses what zstd -3 writes for 3 MiB of data from a pipe (a 2 MiB window)
+      const piped = zstdPipe(full, ["-3", "--long=21"], { pipe: true });
+      await rejects(h, concatBytes(zstdCli(full.subarray(0, 0)), piped), ArchiveError, [`zstd frame at byte ${zstdCli(full.subarray(0, 0)).length}`, "2 MiB window", "1 MiB allowed"], { maxWindowBytes: MiB });
       // still alive, and the decoder still works
       const head = await loads(h, zstdCli(full));
       assert.equal(head.digest, S.digest);
+    });
+
+    withHome("zstd --ultra -22 --long=27 (a 128 MiB window) loads", async (h) => {
+      const z = zstdPipe(full, ["--ultra", "-22", "--long=27"], { pipe: true });
+      assert.equal((await loads(h, z)).digest, S.digest);
+    });
+
+    withHome("zstd -19 loads", async (h) => {
+      assert.equal((await loads(h, zstdCli(full, ["-19"]))).digest, S.digest);
+    });
+
+    withHome("several zstd frames in a row (cat a.zst b.zst) load", async (h) => {
+      const cut = 1536;
+      const z = concatBytes(zstdCli(full.subarray(0, cut)), zstdCli(full.subarray(cut, cut + 5000)), zstdCli(full.subarray(cut + 5000)));
+      assert.equal((await loads(h, z)).digest, S.digest);
+    });
+
+    withHome("a leading skippable frame (and one between frames) loads", async (h) => {
+      const z = concatBytes(skippableFrame(noise(100, 4)), zstdCli(full.subarray(0, 4096)), skippableFrame(new Uint8Array(9), 7), zstdCli(full.subarray(4096)));
+      assert.equal((await loads(h, z)).digest, S.digest);
+    });
+
+    withHome("zstd --long=30 (a 1 GiB window) is refused by default and loads with maxWindowBytes 1 GiB", async (h) => {
+      const z = zstdPipe(full, ["-1", "--long=30"], { pipe: true });
+      await rejects(h, z, ArchiveError, ["zstd frame at byte 0", "1 GiB window", "128 MiB allowed", "maxWindowBytes", "--max-window"]);
+      assert.equal((await loads(h, z, { maxWindowBytes: 1024 * MiB })).digest, S.digest);
+    });
+
+    withHome("zstd --long=31 (a 2 GiB window) is refused even at the largest maxWindowBytes, saying to zstd -d it", async (h) => {
+      const z = zstdPipe(full, ["-1", "--long=31"], { pipe: true });
+      await rejects(h, z, ArchiveError, ["zstd frame at byte 0", "2 GiB window", "more than snapbundle can decode", "zstd -d"], { maxWindowBytes: 1024 * MiB });
+    });
+
+    withHome("a flipped bit in a checksummed frame of a bundle without recorded integrity is refused", async (h) => {
+      const R = snapFixture({ size: 1 << 20, pieces: [[0, noise(256 << 10, 8)]], integrity: false });
+      const z = zstdCli(tarOf(...snapEntries(R)), ["-3"]); // random data: stored (raw) blocks
+      const bad = z.slice();
+      bad[z.length >> 1]! ^= 0x20;
+      await rejects(h, bad, CompressionError, ["checksum mismatch", `the frame at bytes 0..${z.length}`, ".bundle"]);
     });
 
     // ---- entry kinds the loader does not interpret --------------------------------------

@@ -1,7 +1,8 @@
 /**
- * snapbundle's WebAssembly boundary: the only module that touches `hash-wasm`
- * (SHA-256) and `zstd-codec` (zstd). Each WASM module is loaded lazily, once,
- * and exposed as plain typed functions and Web Streams.
+ * snapbundle's WebAssembly boundary: the only modules that touch `hash-wasm`
+ * (SHA-256) and snapbundle's own zstd build (`zstd.wasm`). Each WASM module
+ * is loaded lazily, once (see `load.ts`), and exposed as plain typed
+ * functions and Web Streams.
  *
  * @example
  * ```ts
@@ -13,9 +14,15 @@
  * @module
  */
 
+export { setWasmReader, type WasmReader } from "./load.js";
 export { createSha256, type Sha256, sha256Hex } from "./sha256.js";
 export {
+  checkLevel,
+  checkMaxWindow,
+  formatBytes,
   isZstdMagic,
+  ZSTD_DEFAULT_LEVEL,
+  ZSTD_DEFAULT_MAX_WINDOW_BYTES,
   ZSTD_MAX_LEVEL,
   ZSTD_MAX_WINDOW_BYTES,
   ZSTD_MIN_LEVEL,

@@ -1,18 +1,18 @@
 /**
- * zstd compression and decompression as Web Streams, on `zstd-codec`'s
- * streaming bindings.
+ * zstd compression and decompression as Web Streams, on zstd's own C library
+ * compiled to WebAssembly (`dist/wasm/zstd.wasm`, built by `wasm/build.mjs`
+ * from `wasm/zstd-shim.c`).
  *
- * Each stream leases its own WASM module instance (see `zstd-pool.ts`) for as
- * long as it lives. The decompressor runs every input byte through the frame
- * guard of `zstd-frame.ts` first, so a frame needing a window the fixed
- * 16 MiB heap cannot hold, a truncated stream, reserved header bits or a
- * dictionary frame become a {@link CompressionError} instead of a WASM abort
- * or a quiet early end.
+ * Each stream instantiates its own module (compiled once, see `load.ts`),
+ * so the memory a large window needed is given back when the stream ends.
+ * Input is copied once into the module's memory and output once out of it;
+ * zstd's streaming API (`ZSTD_compressStream2`, `ZSTD_decompressStream`)
+ * does the rest: several frames in a row, skippable frames anywhere,
+ * content checksums verified, windows up to `maxWindowBytes`.
  *
- * Memory stays bounded: the decoder is fed at most 512 KiB per call, each
- * call's output is bounded (8 MiB) using the block headers, and both streams
- * wait for the reader once more than 8 MiB of output is queued. Consequently
- * a writer must not wait for its writes to finish before it starts reading.
+ * Both streams wait for their reader once more than 8 MiB of output is
+ * queued, so a writer must not wait for its writes to finish before it
+ * starts reading.
  *
  * @example
  * ```ts
@@ -23,52 +23,139 @@
  * @module
  */
 
-import { CompressionError, InvalidArgument } from "../src/errors.js";
-import { type ZstdCompressBinding, type ZstdDecompressBinding, type ZstdLease, leaseZstd } from "./zstd-pool.js";
-import { formatBytes, isZstdMagic, ZstdFrameScanner } from "./zstd-frame.js";
+import { ArchiveError, CompressionError, InvalidArgument } from "../src/errors.js";
+import { wasmModule } from "./load.js";
 
-export { isZstdMagic };
-
+/** Default largest window a frame may need: 128 MiB, the `zstd` CLI's default limit. */
+export const ZSTD_DEFAULT_MAX_WINDOW_BYTES: number = 128 * 1024 * 1024;
 /**
- * Largest window {@link zstdDecompressStream} accepts: 8 MiB, the largest
- * measured to decode in `zstd-codec`'s fixed 16 MiB heap (`zstd --long=23`).
+ * Largest `maxWindowBytes` accepted: 1 GiB (`zstd --long=30`), zstd's own
+ * limit for 32-bit builds, which WebAssembly is: its decoder's pointer
+ * arithmetic does not hold a 2 GiB buffer (`zstd --long=31`).
  */
-export const ZSTD_MAX_WINDOW_BYTES: number = 8 * 1024 * 1024;
+export const ZSTD_MAX_WINDOW_BYTES: number = 1024 * 1024 * 1024;
+/** Lowest compression level `save` accepts. */
+export const ZSTD_MIN_LEVEL = 1;
+/** Highest compression level `save` accepts (20–22, zstd's `--ultra` levels, need up to 1 GiB more memory to write). */
+export const ZSTD_MAX_LEVEL = 19;
+/** Default compression level (the `zstd` CLI's). */
+export const ZSTD_DEFAULT_LEVEL = 3;
 
-/** Highest compression level that fits the 16 MiB heap (10 and above abort with OOM). */
-export const ZSTD_MAX_LEVEL = 9;
-/** Lowest (fastest) compression level accepted. */
-export const ZSTD_MIN_LEVEL = -7;
-
-/** Largest input handed to the binding in one call (it copies each call's input into the heap). */
-const FEED_BYTES = 512 * 1024;
-/** Upper bound on decoded bytes per decoder call. */
-const PIECE_OUTPUT_BYTES = 8 * 1024 * 1024;
+/** Bytes copied into the module per call. */
+const IN_BYTES = 1024 * 1024;
+/** Output gathered in the module's memory before it is copied out as one chunk. */
+const OUT_BYTES = 1024 * 1024;
 /** Output queued before a stream waits for its reader. */
 const QUEUE_BYTES = 8 * 1024 * 1024;
-/** Compressor output is gathered into chunks up to this size. */
-const OUT_CHUNK_BYTES = 1024 * 1024;
-/** Compressor outputs at least this large are passed on without joining. */
-const PASS_THROUGH_BYTES = 64 * 1024;
+
+const ZSTD_E_CONTINUE = 0;
+const ZSTD_E_END = 2;
+const ERROR_WINDOW_TOO_LARGE = 16;
+const ERROR_CHECKSUM_WRONG = 22;
+const ERROR_DICTIONARY_WRONG = 32;
 
 /** Options of {@link zstdCompressStream}. */
 export interface ZstdCompressOptions {
-  /** zstd level, {@link ZSTD_MIN_LEVEL}..{@link ZSTD_MAX_LEVEL}; 0 means zstd's default, 3 (the default). */
+  /** zstd level, {@link ZSTD_MIN_LEVEL}..{@link ZSTD_MAX_LEVEL} (default {@link ZSTD_DEFAULT_LEVEL}). */
   level?: number;
 }
 
 /** Options of {@link zstdDecompressStream}. */
 export interface ZstdDecompressOptions {
-  /** Refuse frames needing a larger window (default and maximum {@link ZSTD_MAX_WINDOW_BYTES}). */
+  /**
+   * Refuse frames needing a larger window, in bytes (default
+   * {@link ZSTD_DEFAULT_MAX_WINDOW_BYTES}, at most {@link ZSTD_MAX_WINDOW_BYTES}).
+   * A decoder holds up to one window of memory.
+   */
   maxWindowBytes?: number;
   /** Names the stream in error messages, e.g. the archive path. */
   label?: string;
 }
 
+/** The exports of `zstd.wasm` (see `zstd-shim.c`); `size_t` values arrive as signed 32-bit numbers. */
+interface ZstdExports {
+  memory: WebAssembly.Memory;
+  _initialize?: () => void;
+  sb_malloc(n: number): number;
+  sb_free(p: number): void;
+  sb_cstream_new(level: number): number;
+  sb_dstream_new(maxWindow: number): number;
+  sb_stream_free(s: number): void;
+  sb_compress(s: number, src: number, size: number, pos: number, dst: number, cap: number, dstPos: number, end: number): number;
+  sb_decompress(s: number, src: number, size: number, pos: number, dst: number, cap: number, dstPos: number): number;
+  sb_in_pos(s: number): number;
+  sb_out_pos(s: number): number;
+  sb_error_code(code: number): number;
+  sb_error_name(code: number): number;
+  sb_frame_window(s: number): number;
+  sb_frame_consumed(s: number): number;
+  sb_find_frame_size(src: number, size: number): number;
+}
+
+/** One module instance running one zstd stream, with its input and output buffers. */
+class ZstdCall {
+  readonly #x: ZstdExports;
+  readonly stream: number;
+  readonly inPtr: number;
+  readonly outPtr: number;
+  /** Bytes of output waiting in the output buffer. */
+  outPos = 0;
+
+  private constructor(x: ZstdExports, stream: number) {
+    this.#x = x;
+    this.stream = stream;
+    this.inPtr = x.sb_malloc(IN_BYTES);
+    this.outPtr = x.sb_malloc(OUT_BYTES);
+    if (this.inPtr === 0 || this.outPtr === 0) throw new CompressionError("zstd: out of memory for buffers");
+  }
+
+  static async open(make: (x: ZstdExports) => number, what: string): Promise<ZstdCall> {
+    const instance = await WebAssembly.instantiate(await wasmModule("zstd.wasm"), {});
+    const x = instance.exports as unknown as ZstdExports;
+    x._initialize?.();
+    const s = make(x);
+    if (s === 0) throw new CompressionError(`zstd: could not create the ${what}`);
+    return new ZstdCall(x, s);
+  }
+
+  get x(): ZstdExports {
+    return this.#x;
+  }
+
+  /** Copy `bytes` (≤ {@link IN_BYTES}) into the input buffer. */
+  load(bytes: Uint8Array): void {
+    new Uint8Array(this.#x.memory.buffer, this.inPtr, bytes.length).set(bytes);
+  }
+
+  /** A copy of the gathered output; empties the output buffer. */
+  takeOutput(): Uint8Array {
+    const out = new Uint8Array(this.#x.memory.buffer, this.outPtr, this.outPos).slice();
+    this.outPos = 0;
+    return out;
+  }
+
+  errorCode(ret: number): number {
+    return this.#x.sb_error_code(ret);
+  }
+
+  errorName(ret: number): string {
+    const p = this.#x.sb_error_name(ret) >>> 0;
+    const mem = new Uint8Array(this.#x.memory.buffer);
+    let end = p;
+    while (end < mem.length && mem[end] !== 0) end++;
+    return new TextDecoder().decode(mem.subarray(p, end));
+  }
+
+  /** Free the zstd context; the instance and its memory go with the last reference. */
+  close(): void {
+    this.#x.sb_stream_free(this.stream);
+  }
+}
+
 /**
- * A stream that zstd-compresses its input into one zstd frame (level 3 by
- * default, no content checksum, window ≤ 8 MiB for every accepted level).
- * Throws {@link InvalidArgument} for a level outside
+ * A stream that zstd-compresses its input into exactly one zstd frame with
+ * a content checksum (XXH64), at `level` (default 3). Throws
+ * {@link InvalidArgument} for a level outside
  * {@link ZSTD_MIN_LEVEL}..{@link ZSTD_MAX_LEVEL}.
  *
  * @example
@@ -77,37 +164,36 @@ export interface ZstdDecompressOptions {
  * ```
  */
 export function zstdCompressStream(options: ZstdCompressOptions = {}): TransformStream<Uint8Array, Uint8Array> {
-  const level = options.level ?? 3;
-  if (!Number.isInteger(level) || level < ZSTD_MIN_LEVEL || level > ZSTD_MAX_LEVEL) {
-    throw new InvalidArgument(
-      `zstd level ${String(level)}: must be an integer from ${ZSTD_MIN_LEVEL} to ${ZSTD_MAX_LEVEL} ` +
-        `(higher levels need more memory than zstd-codec's 16 MiB heap)`,
-    );
-  }
-  let lease: ZstdLease | undefined;
-  let encoder: ZstdCompressBinding | undefined;
+  const level = checkLevel(options.level ?? ZSTD_DEFAULT_LEVEL);
+  let call: ZstdCall | undefined;
   let cancelled = false;
-  const gather = new Gatherer();
-  const fail = (what: string, cause?: unknown): CompressionError =>
-    new CompressionError(`zstd compression ${what}`, cause === undefined ? undefined : { cause });
-
-  const start = async (): Promise<ZstdCompressBinding> => {
-    if (encoder) return encoder;
-    lease = await leaseZstd();
-    const enc = new lease.module.ZstdCompressStreamBinding();
-    encoder = enc;
-    if (!enc.begin(level)) throw fail(`could not start at level ${level}`);
-    return enc;
-  };
+  const start = async (): Promise<ZstdCall> =>
+    (call ??= await ZstdCall.open((x) => x.sb_cstream_new(level), `compressor at level ${level}`));
   const drop = (): void => {
-    lease?.discard();
-    lease = undefined;
-    encoder = undefined;
+    call?.close();
+    call = undefined;
   };
-  const emit = async (controller: TransformStreamDefaultController<Uint8Array>, all: boolean): Promise<void> => {
-    for (let c = gather.take(all); c !== undefined; c = gather.take(all)) {
-      controller.enqueue(c);
-      await roomFor(controller, () => cancelled);
+
+  /** Run the compressor over `bytes` (or finish the frame when `end`), passing full output buffers on. */
+  const step = async (
+    c: ZstdCall,
+    controller: TransformStreamDefaultController<Uint8Array>,
+    bytes: Uint8Array,
+    end: boolean,
+  ): Promise<void> => {
+    c.load(bytes);
+    let pos = 0;
+    for (;;) {
+      const ret = c.x.sb_compress(c.stream, c.inPtr, bytes.length, pos, c.outPtr, OUT_BYTES, c.outPos, end ? ZSTD_E_END : ZSTD_E_CONTINUE);
+      if (c.errorCode(ret) !== 0) throw new CompressionError(`zstd compression failed: ${c.errorName(ret)}`);
+      pos = c.x.sb_in_pos(c.stream) >>> 0;
+      c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
+      const full = c.outPos === OUT_BYTES;
+      if (full || (end && ret === 0)) {
+        if (c.outPos > 0) controller.enqueue(c.takeOutput());
+        await roomFor(controller, () => cancelled);
+      }
+      if (end ? ret === 0 : pos === bytes.length && !full) return;
     }
   };
 
@@ -116,32 +202,18 @@ export function zstdCompressStream(options: ZstdCompressOptions = {}): Transform
       async transform(chunk, controller) {
         try {
           checkChunk(chunk);
-          const enc = await start();
-          const heap = lease!.module.HEAPU8;
-          const out = (u: Uint8Array): void => gather.add(u, heap);
-          for (let i = 0; i < chunk.length; i += FEED_BYTES) {
-            if (!enc.transform(chunk.subarray(i, i + FEED_BYTES), out)) throw fail("failed (zstd-codec error)");
-            await emit(controller, false);
-          }
+          const c = await start();
+          for (let i = 0; i < chunk.length; i += IN_BYTES) await step(c, controller, chunk.subarray(i, i + IN_BYTES), false);
         } catch (e) {
           drop();
-          throw wrapAbort(e, "zstd compression");
+          throw e;
         }
       },
       async flush(controller) {
         try {
-          const enc = await start();
-          const heap = lease!.module.HEAPU8;
-          const out = (u: Uint8Array): void => gather.add(u, heap);
-          if (!enc.flush(out) || !enc.end(out)) throw fail("failed to finish the frame (zstd-codec error)");
-          enc.delete();
-          encoder = undefined;
-          await emit(controller, true);
-          lease?.release();
-          lease = undefined;
-        } catch (e) {
+          await step(await start(), controller, new Uint8Array(0), true);
+        } finally {
           drop();
-          throw wrapAbort(e, "zstd compression");
         }
       },
       cancel() {
@@ -155,12 +227,15 @@ export function zstdCompressStream(options: ZstdCompressOptions = {}): Transform
 }
 
 /**
- * A stream that decodes a zstd stream: one or more zstd frames, possibly
- * with skippable frames between them. Errors with {@link CompressionError}
- * (the message names `label`) when a frame needs a window above
- * `maxWindowBytes`, uses a dictionary or reserved header bits, when the data
- * is corrupt, or when the input ends mid-frame or is empty. Throws
- * {@link InvalidArgument} for a `maxWindowBytes` above {@link ZSTD_MAX_WINDOW_BYTES}.
+ * A stream that decodes a zstd stream: one or more zstd frames, with
+ * skippable frames before, between or after them, as the zstd format says.
+ * Content checksums are verified. Errors with {@link ArchiveError} when a
+ * frame needs a window above `maxWindowBytes` (naming the frame's offset,
+ * its window and the option), and with {@link CompressionError} when the
+ * data is corrupt, a checksum does not match (naming the frame's byte
+ * range), or the input ends mid-frame or holds no frame. The message names
+ * `label`. Throws {@link InvalidArgument} for a `maxWindowBytes` outside
+ * 1 KiB..{@link ZSTD_MAX_WINDOW_BYTES}.
  *
  * @example
  * ```ts
@@ -168,36 +243,112 @@ export function zstdCompressStream(options: ZstdCompressOptions = {}): Transform
  * ```
  */
 export function zstdDecompressStream(options: ZstdDecompressOptions = {}): TransformStream<Uint8Array, Uint8Array> {
-  const maxWindowBytes = options.maxWindowBytes ?? ZSTD_MAX_WINDOW_BYTES;
-  if (!Number.isInteger(maxWindowBytes) || maxWindowBytes < 1 || maxWindowBytes > ZSTD_MAX_WINDOW_BYTES) {
-    throw new InvalidArgument(
-      `zstd maxWindowBytes ${String(maxWindowBytes)}: must be an integer from 1 to ${ZSTD_MAX_WINDOW_BYTES} ` +
-        `(${formatBytes(ZSTD_MAX_WINDOW_BYTES)}, the most zstd-codec's 16 MiB heap can hold)`,
-    );
-  }
-  const scanner = new ZstdFrameScanner({
-    maxWindowBytes,
-    label: options.label,
-    maxPieceBytes: FEED_BYTES,
-    maxPieceOutputBytes: PIECE_OUTPUT_BYTES,
-  });
+  const maxWindowBytes = checkMaxWindow(options.maxWindowBytes ?? ZSTD_DEFAULT_MAX_WINDOW_BYTES);
   const subject = options.label === undefined ? "zstd stream" : `"${options.label}"`;
-  let lease: ZstdLease | undefined;
-  let decoder: ZstdDecompressBinding | undefined;
+  let call: ZstdCall | undefined;
   let cancelled = false;
+  /** Input bytes consumed by the decoder so far. */
+  let consumed = 0;
+  /** Offset of the frame being decoded. */
+  let frameStart = 0;
+  /** The decoder finished a frame and has not started another. */
+  let atBoundary = true;
+  /** The first bytes of the current frame (its magic, descriptor and window byte), for messages. */
+  const head = new Uint8Array(6);
+  let headLen = 0;
+  let sawInput = false;
 
-  const start = async (): Promise<ZstdDecompressBinding> => {
-    if (decoder) return decoder;
-    lease = await leaseZstd();
-    const dec = new lease.module.ZstdDecompressStreamBinding();
-    decoder = dec;
-    if (!dec.begin()) throw scanner.error("could not start the zstd decoder (zstd-codec error)");
-    return dec;
-  };
+  const start = async (): Promise<ZstdCall> =>
+    (call ??= await ZstdCall.open((x) => x.sb_dstream_new(maxWindowBytes), "decompressor"));
   const drop = (): void => {
-    lease?.discard();
-    lease = undefined;
-    decoder = undefined;
+    call?.close();
+    call = undefined;
+  };
+  /**
+   * Where the frame that failed ends. A frame that starts in this call's
+   * input and lies wholly in it (zstd then decodes it in one pass, keeping
+   * no count) is measured there; otherwise the decoder's count of the
+   * frame's bytes (header, blocks, checksum) says.
+   */
+  const frameEnd = (c: ZstdCall, bytes: number, pos: number): number => {
+    if (frameStart === consumed) {
+      const size = c.x.sb_find_frame_size(c.inPtr + pos, bytes - pos);
+      if (c.errorCode(size) === 0) return consumed + (size >>> 0);
+    }
+    return frameStart + c.x.sb_frame_consumed(c.stream);
+  };
+  const fail = (c: ZstdCall, ret: number, bytes: number, pos: number): Error => {
+    const code = c.errorCode(ret);
+    if (code === ERROR_WINDOW_TOO_LARGE) {
+      // zstd records the window unless its header parser refused it first (above 1 GiB).
+      let window = c.x.sb_frame_window(c.stream);
+      if (window <= maxWindowBytes) window = headerWindow(head.subarray(0, headLen)) ?? window;
+      if (window > ZSTD_MAX_WINDOW_BYTES || window <= maxWindowBytes) {
+        return new ArchiveError(
+          `${subject}: the zstd frame at byte ${frameStart} needs a ${window > maxWindowBytes ? formatBytes(window) : "larger"} window, ` +
+            `more than the ${formatBytes(maxWindowBytes)} allowed and more than snapbundle can decode ` +
+            `(${formatBytes(ZSTD_MAX_WINDOW_BYTES)}, zstd's limit on 32-bit builds such as WebAssembly); ` +
+            `decompress it with zstd -d (e.g. zstd -d --long=31) and load the plain .tar`,
+        );
+      }
+      return new ArchiveError(
+        `${subject}: the zstd frame at byte ${frameStart} needs a ${formatBytes(window)} window, more than the ` +
+          `${formatBytes(maxWindowBytes)} allowed; raise maxWindowBytes (snapbundle load --max-window) to at least ${formatBytes(window)} to load it ` +
+          `(the decoder then holds that much memory)`,
+      );
+    }
+    if (code === ERROR_DICTIONARY_WRONG) {
+      return new CompressionError(
+        `${subject}: the zstd frame at byte ${frameStart} needs a dictionary; snapbundle archives are never compressed with one`,
+      );
+    }
+    if (code === ERROR_CHECKSUM_WRONG) {
+      return new CompressionError(
+        `${subject}: zstd content checksum mismatch: the frame at bytes ${frameStart}..${frameEnd(c, bytes, pos)} ` +
+          `(end exclusive) decodes to data whose XXH64 differs from the one it records; the archive is corrupt`,
+      );
+    }
+    return new CompressionError(
+      `${subject}: corrupt zstd data in the frame at byte ${frameStart} (decoder stopped near byte ${consumed}): ${c.errorName(ret)}`,
+    );
+  };
+
+  const step = async (
+    c: ZstdCall,
+    controller: TransformStreamDefaultController<Uint8Array>,
+    bytes: Uint8Array,
+  ): Promise<void> => {
+    c.load(bytes);
+    let pos = 0;
+    for (;;) {
+      if (headLen < head.length) {
+        // bytes of the frame the decoder has not taken yet, but `head` holds, start at pos
+        const from = pos + headLen - (consumed - frameStart);
+        const n = Math.min(head.length - headLen, bytes.length - from);
+        if (n > 0) head.set(bytes.subarray(from, from + n), headLen);
+        if (n > 0) headLen += n;
+      }
+      const ret = c.x.sb_decompress(c.stream, c.inPtr, bytes.length, pos, c.outPtr, OUT_BYTES, c.outPos);
+      if (c.errorCode(ret) !== 0) throw fail(c, ret, bytes.length, pos);
+      const newPos = c.x.sb_in_pos(c.stream) >>> 0;
+      consumed += newPos - pos;
+      const took = newPos > pos;
+      pos = newPos;
+      c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
+      const full = c.outPos === OUT_BYTES;
+      // 0: a frame is decoded and flushed. A call that only flushed output
+      // (after the frame ended) returns a hint for the next header instead.
+      if (ret === 0) {
+        atBoundary = true;
+        frameStart = consumed;
+        headLen = 0;
+      } else if (took) atBoundary = false;
+      if (full || pos === bytes.length) {
+        if (c.outPos > 0) controller.enqueue(c.takeOutput());
+        await roomFor(controller, () => cancelled);
+      }
+      if (pos === bytes.length && !full) return;
+    }
   };
 
   return new TransformStream<Uint8Array, Uint8Array>(
@@ -205,52 +356,22 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Trans
       async transform(chunk, controller) {
         try {
           checkChunk(chunk);
-          for (const piece of scanner.push(chunk)) {
-            const dec = await start();
-            const heap = lease!.module.HEAPU8;
-            let enqueueError: unknown;
-            const ok = dec.transform(piece.bytes, (u) => {
-              if (u.length === 0 || enqueueError !== undefined) return;
-              try {
-                controller.enqueue(u.buffer === heap.buffer ? u.slice() : u);
-              } catch (e) {
-                enqueueError = e;
-              }
-            });
-            if (enqueueError !== undefined) throw enqueueError;
-            if (!ok) {
-              const end = piece.offset + piece.bytes.length;
-              throw scanner.error(
-                `corrupt zstd data: the decoder rejected the input between bytes ${piece.offset} and ${end}`,
-              );
-            }
-            await roomFor(controller, () => cancelled);
-          }
+          if (chunk.length === 0) return;
+          sawInput = true;
+          const c = await start();
+          for (let i = 0; i < chunk.length; i += IN_BYTES) await step(c, controller, chunk.subarray(i, i + IN_BYTES));
         } catch (e) {
           drop();
-          throw wrapAbort(e, subject);
+          throw e;
         }
       },
-      async flush(controller) {
-        try {
-          scanner.finish();
-          if (decoder) {
-            const dec = decoder;
-            const heap = lease!.module.HEAPU8;
-            const out = (u: Uint8Array): void => {
-              if (u.length > 0) controller.enqueue(u.buffer === heap.buffer ? u.slice() : u);
-            };
-            if (!dec.flush(out) || !dec.end(out)) {
-              throw scanner.error("corrupt zstd data: the decoder rejected the end of the stream");
-            }
-            dec.delete();
-            decoder = undefined;
-            lease?.release();
-            lease = undefined;
-          }
-        } catch (e) {
-          drop();
-          throw wrapAbort(e, subject);
+      flush() {
+        drop();
+        if (!sawInput) throw new CompressionError(`${subject}: empty input, not a zstd stream`);
+        if (!atBoundary) {
+          throw new CompressionError(
+            `${subject}: truncated zstd stream: the input ended at byte ${consumed}, inside the frame that starts at byte ${frameStart}`,
+          );
         }
       },
       cancel() {
@@ -261,6 +382,81 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Trans
     undefined,
     { highWaterMark: QUEUE_BYTES, size: (c) => c.byteLength },
   );
+}
+
+/** The window a zstd frame header's descriptor states (null for a single-segment frame or too few bytes). */
+function headerWindow(h: Uint8Array): number | null {
+  if (h.length < 6 || (h[4]! & 0x20) !== 0) return null;
+  const base = 2 ** ((h[5]! >> 3) + 10);
+  return base + (base / 8) * (h[5]! & 7);
+}
+
+/**
+ * True when `head` starts like a zstd stream: a zstd frame's magic
+ * (`28 b5 2f fd`) or a skippable frame's (`5? 2a 4d 18`).
+ *
+ * @example
+ * ```ts
+ * isZstdMagic(new Uint8Array([0x28, 0xb5, 0x2f, 0xfd])); // true
+ * ```
+ */
+export function isZstdMagic(head: Uint8Array): boolean {
+  if (head.length < 4) return false;
+  const m = (head[0]! | (head[1]! << 8) | (head[2]! << 16) | (head[3]! << 24)) >>> 0;
+  return m === 0xfd2fb528 || (m & 0xfffffff0) >>> 0 === 0x184d2a50;
+}
+
+/**
+ * Check a `maxWindowBytes` option: an integer from 1 KiB to {@link ZSTD_MAX_WINDOW_BYTES}.
+ *
+ * @example
+ * ```ts
+ * checkMaxWindow(1024 ** 3); // zstd --long=30 frames fit
+ * ```
+ */
+export function checkMaxWindow(maxWindowBytes: number): number {
+  if (!Number.isInteger(maxWindowBytes) || maxWindowBytes < 1024 || maxWindowBytes > ZSTD_MAX_WINDOW_BYTES) {
+    throw new InvalidArgument(
+      `zstd maxWindowBytes ${String(maxWindowBytes)}: must be an integer from 1 KiB to ${formatBytes(ZSTD_MAX_WINDOW_BYTES)}`,
+    );
+  }
+  return maxWindowBytes;
+}
+
+/**
+ * Check a compression level: an integer in {@link ZSTD_MIN_LEVEL}..{@link ZSTD_MAX_LEVEL}.
+ *
+ * @example
+ * ```ts
+ * checkLevel(3); // 3
+ * ```
+ */
+export function checkLevel(level: number, optionName = "level"): number {
+  if (!Number.isInteger(level) || level < ZSTD_MIN_LEVEL || level > ZSTD_MAX_LEVEL) {
+    throw new InvalidArgument(
+      `zstd ${optionName} ${String(level)}: must be an integer from ${ZSTD_MIN_LEVEL} to ${ZSTD_MAX_LEVEL}`,
+    );
+  }
+  return level;
+}
+
+/**
+ * A byte count as people write it: `128 MiB`, `1.5 GiB`, `512 B`.
+ *
+ * @example
+ * ```ts
+ * formatBytes(128 * 1024 * 1024); // "128 MiB"
+ * ```
+ */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(2).replace(/\.?0+$/, "")} ${units[u]}`;
 }
 
 /**
@@ -279,12 +475,6 @@ function checkChunk(chunk: unknown): asserts chunk is Uint8Array {
   }
 }
 
-/** Turn an emscripten abort (a thrown string) into a CompressionError; pass other errors through. */
-function wrapAbort(e: unknown, subject: string): unknown {
-  if (e instanceof Error) return e;
-  return new CompressionError(`${subject}: zstd-codec aborted (${String(e).split(".")[0]})`, { cause: e });
-}
-
 /**
  * Wait while the readable side holds more than its high-water mark. Web
  * Streams give a transformer no signal when the reader drains the queue, so
@@ -295,42 +485,5 @@ async function roomFor(controller: TransformStreamDefaultController<Uint8Array>,
     const size = controller.desiredSize;
     if (size === null || size > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-/** Collects the compressor's small outputs into chunks of about {@link OUT_CHUNK_BYTES}. */
-class Gatherer {
-  #parts: Uint8Array[] = [];
-  #size = 0;
-
-  add(u: Uint8Array, heap: Uint8Array): void {
-    if (u.length === 0) return;
-    this.#parts.push(u.buffer === heap.buffer ? u.slice() : u);
-    this.#size += u.length;
-  }
-
-  /** A chunk when enough is gathered (or anything at all when `all`). */
-  take(all: boolean): Uint8Array | undefined {
-    if (this.#size === 0 || (!all && this.#size < OUT_CHUNK_BYTES)) return undefined;
-    // A part that is large already (incompressible input) goes out as it is:
-    // joining it would copy every output byte once more for nothing.
-    const first = this.#parts[0]!;
-    if (first.length >= PASS_THROUGH_BYTES) {
-      this.#parts.shift();
-      this.#size -= first.length;
-      return first;
-    }
-    const parts = this.#parts;
-    this.#parts = [];
-    const size = this.#size;
-    this.#size = 0;
-    if (parts.length === 1) return parts[0]!;
-    const joined = new Uint8Array(size);
-    let p = 0;
-    for (const part of parts) {
-      joined.set(part, p);
-      p += part.length;
-    }
-    return joined;
   }
 }

@@ -26,6 +26,7 @@
  * @module
  */
 
+import { checkMaxWindow } from "../../wasm/mod.js";
 import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
 import { ArchiveError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
@@ -79,6 +80,12 @@ export interface LoadOptions {
   readonly onLockWait?: (holder: string) => void;
   /** Bound on waiting for the install lock (default 10 minutes). */
   readonly lockTimeoutMs?: number;
+  /**
+   * Largest zstd window a frame may need, in bytes (default 128 MiB, the
+   * `zstd` CLI's default; at most 1 GiB, zstd's 32-bit limit). The decoder
+   * holds up to one window of memory; a frame needing more is an {@link ArchiveError}.
+   */
+  readonly maxWindowBytes?: number;
 }
 
 /** Staging directories of one load (where the unpack step's {@link stagingSink} writes). */
@@ -93,6 +100,7 @@ export async function loadArchive(
 ): Promise<Snapshot> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
   if (options.name !== undefined) validateSnapshotName(options.name);
+  if (options.maxWindowBytes !== undefined) checkMaxWindow(options.maxWindowBytes);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
   const undo = new UndoLog();
   const policy = options.sweep ?? defaultSweepPolicy();
@@ -101,7 +109,7 @@ export async function loadArchive(
   const lease = new Lease(fs, policy.probe);
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
-    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes });
+    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
     const imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
     const head = imported[selectHeadSnapshot(imported, label)]!;
     await ensureNotInstalled(head, options.name, options.findInstalled, label);

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { zstdCompressStream } from "../../wasm/mod.js";
+import { checkLevel, ZSTD_DEFAULT_LEVEL, zstdCompressStream } from "../../wasm/mod.js";
 import { abortableWritable, throwIfAborted } from "../abort.js";
 import { FsError, isFsError, OutputRefused, SnapshotNotFound } from "../errors.js";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.js";
@@ -47,6 +47,8 @@ export interface SaveOptions {
   readonly withImage?: boolean;
   /** Write a plain `.tar` instead of zstd. */
   readonly plainTar?: boolean;
+  /** zstd level, 1 (fastest) to 19 (smallest); default 3, as the `zstd` CLI. */
+  readonly level?: number;
   /**
    * Store uppers with holes as old-GNU sparse (`S`) entries holding only
    * their data. Off by default: the default regular entries load in every
@@ -97,6 +99,7 @@ export async function saveArchive(
   out: string | WritableStream<Uint8Array>,
   options: SaveOptions = {},
 ): Promise<SaveResult> {
+  if (options.level !== undefined) checkLevel(options.level);
   if (typeof out === "string") await checkOutput(fs, out, options.overwrite ?? false);
   const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
   const planned = await verifyChain(fs, chain, options);
@@ -203,7 +206,7 @@ async function writeAtomically(fs: FileSystem, out: string, write: (sink: Writab
 
 /** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
 async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
-  const compress = options.plainTar ? null : zstdCompressStream({ level: 3 });
+  const compress = options.plainTar ? null : zstdCompressStream({ level: options.level ?? ZSTD_DEFAULT_LEVEL });
   const piping = compress ? compress.readable.pipeTo(sink) : null;
   piping?.catch(() => {}); // observed below; without this a failing sink is an unhandled rejection meanwhile
   const writer = (compress ? compress.writable : sink).getWriter();

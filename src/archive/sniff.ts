@@ -19,7 +19,7 @@
 import { isZstdMagic } from "../../wasm/mod.js";
 import { ArchiveError } from "../errors.js";
 import { headerFormat, type HeaderFormat, isZeroBlock, verifyChecksum } from "../tar/header.js";
-import { decompressIfZstd } from "./streams.js";
+import { decompressIfZstd, type ZstdReadOptions } from "./streams.js";
 
 const TAR_BLOCK = 512;
 
@@ -177,7 +177,7 @@ export interface OpenedBundle {
  * for await (const entry of readTar(tar, { label: path })) { … }
  * ```
  */
-export async function openBundle(source: ReadableStream<Uint8Array>, label: string): Promise<OpenedBundle> {
+export async function openBundle(source: ReadableStream<Uint8Array>, label: string, options: ZstdReadOptions = {}): Promise<OpenedBundle> {
   const raw = await peekStream(source, TAR_BLOCK);
   let compression: Compression;
   try {
@@ -186,7 +186,7 @@ export async function openBundle(source: ReadableStream<Uint8Array>, label: stri
     await raw.stream.cancel(e).catch(() => {});
     throw e;
   }
-  const tar = await peekStream(await decompressIfZstd(raw.stream, label), TAR_BLOCK);
+  const tar = await peekStream(await decompressIfZstd(raw.stream, label, options), TAR_BLOCK);
   try {
     return { tar: tar.stream, compression, firstFormat: checkTarStart(tar.head, label, compression) };
   } catch (e) {
@@ -203,6 +203,6 @@ export async function openBundle(source: ReadableStream<Uint8Array>, label: stri
  * const tar = await openBundleStream(source, "stdin");
  * ```
  */
-export async function openBundleStream(source: ReadableStream<Uint8Array>, label: string): Promise<ReadableStream<Uint8Array>> {
-  return (await openBundle(source, label)).tar;
+export async function openBundleStream(source: ReadableStream<Uint8Array>, label: string, options: ZstdReadOptions = {}): Promise<ReadableStream<Uint8Array>> {
+  return (await openBundle(source, label, options)).tar;
 }

@@ -75,11 +75,27 @@ export function countingStream(onBytes: (total: number) => void): TransformStrea
   });
 }
 
+/** How a zstd archive is decoded. */
+export interface ZstdReadOptions {
+  /** Largest window a frame may need, in bytes (default 128 MiB). */
+  readonly maxWindowBytes?: number | undefined;
+}
+
 /**
- * Look at the first bytes: zstd frame magic (`28 b5 2f fd`) → decompress,
- * anything else → passed through as plain tar. The file name plays no part.
+ * Look at the first bytes: a zstd frame's magic (`28 b5 2f fd`) or a
+ * skippable frame's (`5? 2a 4d 18`) → decompress, anything else → passed
+ * through as plain tar. The file name plays no part.
+ *
+ * @example
+ * ```ts
+ * const tar = await decompressIfZstd(fileReadable(fs, "a.tar.zst"), "a.tar.zst", { maxWindowBytes: 2 ** 31 });
+ * ```
  */
-export async function decompressIfZstd(source: ReadableStream<Uint8Array>, label: string): Promise<ReadableStream<Uint8Array>> {
+export async function decompressIfZstd(
+  source: ReadableStream<Uint8Array>,
+  label: string,
+  options: ZstdReadOptions = {},
+): Promise<ReadableStream<Uint8Array>> {
   const reader = source.getReader();
   const head: Uint8Array[] = [];
   let have = 0;
@@ -116,7 +132,7 @@ export async function decompressIfZstd(source: ReadableStream<Uint8Array>, label
     },
     { highWaterMark: 0 },
   );
-  return isZstdMagic(first) ? replay.pipeThrough(zstdDecompressStream({ label })) : replay;
+  return isZstdMagic(first) ? replay.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes })) : replay;
 }
 
 /** A stream lent to a consumer that may stop early; see {@link lendStream}. */

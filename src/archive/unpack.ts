@@ -24,7 +24,7 @@ import { dataRuns } from "../sparse.js";
 import { readTar, type TarEntry } from "../tar/mod.js";
 import { type BundleContents, BundleGrammar, type DirectoryPlace, type FilePlace, type GrammarOptions } from "./grammar.js";
 import { openBundleStream } from "./sniff.js";
-import { lendStream } from "./streams.js";
+import { lendStream, type ZstdReadOptions } from "./streams.js";
 
 /**
  * Where admitted entries go. `file` receives either the whole bytes of a
@@ -97,8 +97,12 @@ export function stagingSink(fs: FileSystem, stage: StagingDirs): UnpackSink {
  * const contents = await unpackArchive(stream, stagingSink(fs, stage), { label: "a.tar.zst" });
  * ```
  */
-export async function unpackArchive(source: ReadableStream<Uint8Array>, sink: UnpackSink, options: GrammarOptions): Promise<BundleContents> {
-  const lent = lendStream(await openBundleStream(source, options.label));
+export async function unpackArchive(
+  source: ReadableStream<Uint8Array>,
+  sink: UnpackSink,
+  options: GrammarOptions & ZstdReadOptions,
+): Promise<BundleContents> {
+  const lent = lendStream(await openBundleStream(source, options.label, options));
   try {
     const contents = await unpackEntries(lent.stream, sink, new BundleGrammar(options));
     await lent.drain();

@@ -206,8 +206,9 @@ With --json, prints the array of indexed snapshots.`,
       dense: { type: "boolean" },
       "no-verify": { type: "boolean" },
       force: { type: "boolean" },
+      level: { type: "string" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--no-verify] [--force]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--level N] [--no-verify] [--force]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -223,6 +224,7 @@ Options:
                    default writes regular entries every reader loads; zero
                    runs compress to almost nothing and load turns them back
                    into holes. (--dense, the default, is accepted and ignored.)
+  --level N        zstd level, 1 (fastest) to 19 (smallest); default 3
   --no-verify      skip checking each upper against its recorded integrity
                    before writing (microsandbox stopped verifying on save in
                    0.6.9); the summary says "not verified"
@@ -244,8 +246,9 @@ a terminal).`,
       dest: { type: "string", check: nonEmpty },
       name: { type: "string", check: snapshotNameProblem },
       "max-apparent-size": { type: "string" },
+      "max-window": { type: "string" },
     },
-    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-apparent-size SIZE]",
+    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-apparent-size SIZE] [--max-window SIZE]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
 from <archive>, or from stdin when it is "-". All or nothing: on any failure
@@ -260,6 +263,9 @@ Options:
                 all, holes included (default 256G; suffixes K, M, G, T are
                 powers of 1024). A load reads and hashes every logical byte,
                 so this bounds what a tiny archive declaring a huge upper costs.
+  --max-window SIZE
+                largest zstd window a frame may need (default 128M, at most 1G);
+                the decoder holds up to that much memory
 
 A bundle whose head snapshot is installed already (same digest) installs
 nothing and says so (exit status 0), unless --name asks for a second copy.

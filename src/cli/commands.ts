@@ -19,6 +19,7 @@ import { type CommandSpec, parseByteSize, parseLabels, UsageError } from "./args
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
+import { levelOption, maxWindowOption } from "./zstd-options.js";
 
 /** What a command needs from its surroundings. */
 export interface CommandContext {
@@ -261,6 +262,7 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       overwrite: values.force === true,
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase === "write" ? "writing" : verify ? "verifying" : "reading"),
       signal: ctx.signal,
+      level: levelOption(values),
     });
   } finally {
     bar.stop();
@@ -307,6 +309,7 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
       name: optionalString(values, "name"),
       maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
       label: fromStdin ? "stdin" : undefined,
+      maxWindowBytes: maxWindowOption(values),
       onProgress: (bytes) => bar.update(bytes),
       onStep: (p) => bar.update(p.bytes, p.phase === "installing" ? null : p.total, p.phase),
       signal: ctx.signal,

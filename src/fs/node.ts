@@ -37,9 +37,13 @@
 
 import * as fsp from "node:fs/promises";
 import type { Stats } from "node:fs";
+import { setWasmReader } from "../../wasm/mod.js";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
 import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
+
+// Node's fetch() does not read file: URLs: snapbundle's .wasm files are read from disk here.
+setWasmReader(async (url) => new Uint8Array(await fsp.readFile(url)));
 
 /**
  * Create the `node:fs` adapter. It keeps no state; one instance can be shared.

@@ -1,0 +1,108 @@
+/*
+ * snapbundle's shim over zstd's streaming API, compiled with zstd's own C
+ * library into dist/wasm/zstd.wasm by wasm/build.mjs.
+ *
+ * JavaScript owns two buffers in the module's memory (input and output) and
+ * calls one step at a time; a step's positions are read back with
+ * sb_in_pos / sb_out_pos. Nothing here does I/O: the module imports nothing.
+ */
+
+#define ZSTD_STATIC_LINKING_ONLY
+#include <stdlib.h>
+#include "zstd.h"
+#include "zstd_errors.h"
+#include "decompress/zstd_decompress_internal.h" /* ZSTD_DCtx's fParams */
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+typedef struct {
+  ZSTD_CCtx *c;
+  ZSTD_DCtx *d;
+  ZSTD_inBuffer in;
+  ZSTD_outBuffer out;
+} sb_stream;
+
+EXPORT(sb_malloc) void *sb_malloc(size_t n) { return malloc(n); }
+EXPORT(sb_free) void sb_free(void *p) { free(p); }
+
+/* A compressor writing one frame with a content checksum at `level`; 0 on failure. */
+EXPORT(sb_cstream_new) sb_stream *sb_cstream_new(int level) {
+  sb_stream *s = calloc(1, sizeof(sb_stream));
+  if (s == NULL) return NULL;
+  s->c = ZSTD_createCCtx();
+  if (s->c == NULL || ZSTD_isError(ZSTD_CCtx_setParameter(s->c, ZSTD_c_compressionLevel, level)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(s->c, ZSTD_c_checksumFlag, 1))) {
+    ZSTD_freeCCtx(s->c);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* A decompressor refusing frames whose window exceeds `max_window` bytes; 0 on failure. */
+EXPORT(sb_dstream_new) sb_stream *sb_dstream_new(size_t max_window) {
+  sb_stream *s = calloc(1, sizeof(sb_stream));
+  if (s == NULL) return NULL;
+  s->d = ZSTD_createDCtx();
+  if (s->d == NULL || ZSTD_isError(ZSTD_DCtx_setMaxWindowSize(s->d, max_window))) {
+    ZSTD_freeDCtx(s->d);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+EXPORT(sb_stream_free) void sb_stream_free(sb_stream *s) {
+  if (s == NULL) return;
+  ZSTD_freeCCtx(s->c);
+  ZSTD_freeDCtx(s->d);
+  free(s);
+}
+
+static void sb_set(sb_stream *s, const void *src, size_t src_size, size_t src_pos, void *dst, size_t dst_cap,
+                   size_t dst_pos) {
+  s->in.src = src;
+  s->in.size = src_size;
+  s->in.pos = src_pos;
+  s->out.dst = dst;
+  s->out.size = dst_cap;
+  s->out.pos = dst_pos;
+}
+
+/* One ZSTD_compressStream2 call; `end` is a ZSTD_EndDirective (0 continue, 2 end). */
+EXPORT(sb_compress) size_t sb_compress(sb_stream *s, const void *src, size_t src_size, size_t src_pos, void *dst,
+                                       size_t dst_cap, size_t dst_pos, int end) {
+  sb_set(s, src, src_size, src_pos, dst, dst_cap, dst_pos);
+  return ZSTD_compressStream2(s->c, &s->out, &s->in, (ZSTD_EndDirective)end);
+}
+
+/* One ZSTD_decompressStream call: 0 when a frame was completely decoded and flushed. */
+EXPORT(sb_decompress) size_t sb_decompress(sb_stream *s, const void *src, size_t src_size, size_t src_pos,
+                                           void *dst, size_t dst_cap, size_t dst_pos) {
+  sb_set(s, src, src_size, src_pos, dst, dst_cap, dst_pos);
+  return ZSTD_decompressStream(s->d, &s->out, &s->in);
+}
+
+EXPORT(sb_in_pos) size_t sb_in_pos(const sb_stream *s) { return s->in.pos; }
+EXPORT(sb_out_pos) size_t sb_out_pos(const sb_stream *s) { return s->out.pos; }
+
+/* 0 for a success code, else the ZSTD_ErrorCode. */
+EXPORT(sb_error_code) int sb_error_code(size_t code) { return ZSTD_isError(code) ? (int)ZSTD_getErrorCode(code) : 0; }
+EXPORT(sb_error_name) const char *sb_error_name(size_t code) { return ZSTD_getErrorName(code); }
+
+/* The window the decoder's current (or just refused) frame header declares, in bytes, as a double. */
+EXPORT(sb_frame_window) double sb_frame_window(const sb_stream *s) { return (double)s->d->fParams.windowSize; }
+
+/*
+ * Compressed bytes of the current frame the decoder has taken in (header,
+ * blocks, checksum), as a double: after a checksum error, the frame's size.
+ */
+EXPORT(sb_frame_consumed) double sb_frame_consumed(const sb_stream *s) { return (double)s->d->processedCSize; }
+
+/* ZSTD_findFrameCompressedSize of the frame at `src` (the decoder's single-pass path keeps no count). */
+EXPORT(sb_find_frame_size) size_t sb_find_frame_size(const void *src, size_t size) {
+  return ZSTD_findFrameCompressedSize(src, size);
+}
+
+EXPORT(sb_version) unsigned sb_version(void) { return ZSTD_versionNumber(); }
+EXPORT(sb_max_clevel) int sb_max_clevel(void) { return ZSTD_maxCLevel(); }
