@@ -27,15 +27,31 @@ import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, Sn
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
 import { HomeLayout } from "./layout.js";
+import { DESCRIPTOR_FILENAME } from "./descriptor.js";
 import { MANIFEST_FILENAME } from "./manifest.js";
 import { basename, dirname, join, normalize, resolve } from "./path.js";
-import { type CreateOptions, createSnapshot, openSnapshot, type Snapshot, validateSnapshotName, type Verification, verifySnapshot } from "./snapshot.js";
+import {
+  type CreateOptions,
+  createSnapshot,
+  openSnapshot,
+  type Snapshot,
+  type SnapshotForm,
+  validateSnapshotName,
+  type Verification,
+  verifySnapshot,
+} from "./snapshot.js";
 
 /** A snapshot as listed: the CLI's `--json` shape. */
 export interface SnapshotInfo {
   readonly digest: string;
   readonly name: string;
   readonly path: string;
+  /** `manifest` (`manifest.json`) or `snapshot` (`snapshot.json`, microsandbox 0.6.7+). */
+  readonly form: SnapshotForm;
+  /** `file` (an upper payload) or `checkpoint` (0.6 resumable state: no payload; size is 0). */
+  readonly state_kind: "file" | "checkpoint";
+  /** `disk`, or `resumable` for a 0.6 checkpoint. A `manifest.json` snapshot is `disk`. */
+  readonly scope: "disk" | "resumable";
   readonly parent: string | null;
   readonly image_ref: string;
   readonly image_manifest_digest: string;
@@ -59,6 +75,9 @@ export function snapshotInfo(s: Snapshot): SnapshotInfo {
     digest: s.digest,
     name: s.name,
     path: s.path,
+    form: s.form,
+    state_kind: s.descriptor?.state.kind ?? "file",
+    scope: s.descriptor?.scope ?? "disk",
     parent: m.parent,
     image_ref: m.image.ref,
     image_manifest_digest: m.image.manifest_digest,
@@ -70,9 +89,9 @@ export function snapshotInfo(s: Snapshot): SnapshotInfo {
   };
 }
 
-/** What an index entry was built from: the manifest's (mtime, size) and the upper's (file name, size). */
+/** What an index entry was built from: the descriptor's (mtime, size, file name) and the upper's (file name, size; null for checkpoint state). */
 interface Stamp {
-  readonly manifest: [number, number];
+  readonly manifest: [number, number, string];
   readonly upper: [string, number] | null;
 }
 
@@ -145,13 +164,25 @@ export class SnapshotStore {
    * See {@link createSnapshot} for the guarantees.
    */
   async create(name: string, options: CreateOptions & { readonly destDir?: string }): Promise<SnapshotInfo> {
-    validateSnapshotName(name);
+    const form = options.form ?? (await this.homeForm());
+    validateSnapshotName(name, form);
     const root = options.destDir === undefined ? this.layout.snapshotsDir : this.absolutePath(options.destDir);
     // An extra root lives only in the index: record it before anything is created there,
     // so a snapshot is never made where the store would not find it.
     if (root !== this.layout.snapshotsDir) await this.ensureRoot(root);
-    const snap = await createSnapshot(this.fs, join(root, name), { ...options, upper: this.absolutePath(options.upper) });
+    const snap = await createSnapshot(this.fs, join(root, name), { ...options, form, upper: this.absolutePath(options.upper) });
     return snapshotInfo(snap);
+  }
+
+  /**
+   * The artifact form this home uses: `snapshot` when any indexed snapshot is a
+   * `snapshot.json` artifact (a microsandbox 0.6.7+ home, which would migrate a
+   * new `manifest.json` artifact, changing its identity), else `manifest`.
+   * {@link create} writes this form unless told otherwise.
+   */
+  async homeForm(): Promise<SnapshotForm> {
+    const { snapshots } = await this.list();
+    return snapshots.some((s) => s.form === "snapshot") ? "snapshot" : "manifest";
   }
 
   /** Resolve and verify a snapshot, reading every byte of its upper. */
@@ -315,12 +346,19 @@ export class SnapshotStore {
     }
   }
 
-  /** The cheap part of a stamp: is `dir` an artifact directory, and its manifest's (mtime, size). */
-  private async manifestStamp(dir: string): Promise<[number, number] | null> {
+  /**
+   * The cheap part of a stamp: is `dir` an artifact directory, and its
+   * descriptor's (mtime, size, name) — `snapshot.json` if present (as open
+   * prefers it), else `manifest.json`.
+   */
+  private async manifestStamp(dir: string): Promise<[number, number, string] | null> {
     const d = await lstatOrNull(this.fs, dir);
     if (d === null || d.kind !== "directory") return null;
-    const m = await lstatOrNull(this.fs, join(dir, MANIFEST_FILENAME));
-    return m === null ? null : [m.mtimeMs, m.size];
+    for (const file of [DESCRIPTOR_FILENAME, MANIFEST_FILENAME]) {
+      const m = await lstatOrNull(this.fs, join(dir, file));
+      if (m !== null) return [m.mtimeMs, m.size, file];
+    }
+    return null;
   }
 
   /**
@@ -367,17 +405,19 @@ export class SnapshotStore {
     return next;
   }
 
-  private async stillValid(dir: string, old: IndexEntry, manifest: [number, number]): Promise<boolean> {
+  private async stillValid(dir: string, old: IndexEntry, manifest: [number, number, string]): Promise<boolean> {
     const s = old.stamp;
-    if (!old.info || s.manifest[0] !== manifest[0] || s.manifest[1] !== manifest[1] || s.upper === null) return false;
+    if (!old.info || !Array.isArray(s.manifest) || s.manifest[0] !== manifest[0] || s.manifest[1] !== manifest[1] || s.manifest[2] !== manifest[2]) return false;
+    if (s.upper === null) return old.info.state_kind === "checkpoint";
     const up = await lstatOrNull(this.fs, join(dir, s.upper[0]));
     return up !== null && up.kind === "file" && up.size === s.upper[1];
   }
 
-  private async openEntry(dir: string, manifest: [number, number], strict: boolean): Promise<IndexEntry> {
+  private async openEntry(dir: string, manifest: [number, number, string], strict: boolean): Promise<IndexEntry> {
     try {
       const snap = await openSnapshot(this.fs, dir);
-      return { stamp: { manifest, upper: [snap.manifest.upper.file, snap.manifest.upper.size_bytes] }, info: snapshotInfo(snap) };
+      const upper: [string, number] | null = snap.upperPath === null ? null : [snap.manifest.upper.file, snap.manifest.upper.size_bytes];
+      return { stamp: { manifest, upper }, info: snapshotInfo(snap) };
     } catch (e) {
       if (!(e instanceof SnapbundleError)) throw e;
       if (strict && e instanceof FsError) throw e;

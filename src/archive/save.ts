@@ -19,7 +19,7 @@
  */
 
 import { zstdCompressStream } from "../../wasm/mod.js";
-import { SnapshotNotFound } from "../errors.js";
+import { InvalidArgument, SnapshotNotFound } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { readChunks, readSmallFile } from "../io.js";
 import { archivePrefix, type HomeLayout } from "../layout.js";
@@ -73,6 +73,11 @@ export async function saveArchive(
   options: SaveOptions = {},
 ): Promise<SaveResult> {
   const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
+  for (const s of chain) {
+    if (s.form !== "manifest" || s.upperPath === null) {
+      throw new InvalidArgument(`${s.path} is a snapshot.json artifact; the manifest.json bundle layout cannot carry it (save it in the 0.6 layout)`);
+    }
+  }
   const planned = await verifyChain(fs, chain, options);
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
   const write = (sink: WritableStream<Uint8Array>) => writeBundle(fs, planned, cache, sink, options);
@@ -152,15 +157,16 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
     const tar = new TarWriter(writer, { recycleChunks: compress !== null });
     for (const { snap, extents } of planned) {
       const prefix = archivePrefix(snap.digest);
-      const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);
+      const upperPath = snap.upperPath!; // checked by saveArchive: manifest form, file state
+      const mtime = Math.floor((await fs.lstat(upperPath)).mtimeMs / 1000);
       const manifest = await readSmallFile(fs, join(snap.path, MANIFEST_FILENAME), MAX_MANIFEST_BYTES);
       await tar.addFile(`${prefix}/${MANIFEST_FILENAME}`, manifest.length, [manifest], { mtime });
       const size = snap.manifest.upper.size_bytes;
       const name = `${prefix}/${snap.manifest.upper.file}`;
       if (extents === null || isDense(extents, size)) {
-        await tar.addFile(name, size, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), { mtime });
+        await tar.addFile(name, size, readRanges(fs, upperPath, [{ offset: 0, length: size }], progress), { mtime });
       } else {
-        await tar.addSparseFile(name, size, extents, readRanges(fs, snap.upperPath, extents, progress), { mtime });
+        await tar.addSparseFile(name, size, extents, readRanges(fs, upperPath, extents, progress), { mtime });
       }
     }
     for (const f of cache) {

@@ -69,9 +69,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       "source-sandbox": { type: "string" },
       "dest-dir": { type: "string" },
       force: { type: "boolean" },
+      layout: { type: "string" },
     },
     usage:
-      "create <name> --upper FILE --image REF --image-digest DIGEST [--parent DIGEST] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force]",
+      "create <name> --upper FILE --image REF --image-digest DIGEST [--parent DIGEST] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force] [--layout manifest|snapshot]",
     summary: "capture an upper file as a new snapshot",
     help: `Create snapshot <name> under <home>/snapshots (or --dest-dir) from an upper
 file. The upper is copied sparsely; the source is not changed.
@@ -82,10 +83,16 @@ Options:
   --image-digest DIGEST   the image manifest digest, sha256:… (required)
   --parent DIGEST         the parent snapshot's digest
   --label K=V             a label; repeat for more
-  --integrity             record msb-sparse-sha256-v1 integrity (reads the upper once more)
+  --integrity             record integrity (reads the upper once more):
+                          msb-sparse-sha256-v1 in a manifest.json,
+                          msb-file-merkle-blake3-v1 in a snapshot.json
   --source-sandbox NAME   the sandbox the upper came from
   --dest-dir DIR          create under DIR instead (DIR becomes an indexed root)
   --force                 replace an existing snapshot of the same name
+  --layout L              the artifact to write: manifest (manifest.json, read
+                          by every microsandbox) or snapshot (snapshot.json,
+                          microsandbox 0.6.7+). Default: snapshot in a home that
+                          already holds snapshot.json artifacts, else manifest
 
 With --json, prints the new snapshot.`,
   },
@@ -95,7 +102,8 @@ With --json, prints the new snapshot.`,
     options: {},
     usage: "ls",
     summary: "list the snapshots of the home",
-    help: `List every snapshot in the indexed roots: NAME, DIGEST, SIZE, CREATED, PARENT.
+    help: `List every snapshot in the indexed roots: NAME, FORM (manifest.json or
+snapshot.json), DIGEST, SIZE, CREATED, PARENT.
 Artifacts that do not open are reported on stderr as "warning: …" lines; they
 do not change the exit status.
 
@@ -124,7 +132,9 @@ With --json, prints the snapshot (with --verify, plus "integrity").`,
     summary: "check a snapshot's upper against its recorded integrity",
     help: `Read the whole upper and check it against the integrity its manifest records.
 Exit status 1 on a mismatch (the error names the upper and both digests);
-a snapshot with no recorded integrity is reported as "not-recorded".
+a snapshot with no recorded integrity is reported as "not-recorded", and a
+microsandbox 0.6 checkpoint (no payload) as "unsupported"; neither is an error.
+Algorithms: sha256, msb-sparse-sha256-v1, msb-file-merkle-blake3-v1.
 
 With --json, prints the snapshot plus "integrity": {status, algorithm, digest}.`,
   },

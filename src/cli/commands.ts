@@ -95,6 +95,7 @@ function describeSnapshot(s: SnapshotInfo, extra: readonly (readonly [string, st
     ["name", printable(s.name)],
     ["digest", s.digest],
     ["path", printable(s.path)],
+    ["form", s.form === "snapshot" ? `snapshot.json (${s.state_kind} state, scope ${s.scope})` : "manifest.json"],
     ["parent", s.parent ?? "-"],
     ["image", printable(s.image_ref)],
     ["image digest", s.image_manifest_digest],
@@ -125,6 +126,7 @@ async function create(ctx: CommandContext, command: CommandSpec, name: string, v
       sourceSandbox: optionalString(values, "source-sandbox") ?? null,
       destDir: optionalString(values, "dest-dir"),
       force: values.force === true,
+      form: artifactLayout(values, command),
       onProgress: (bytes) => bar.update(bytes),
     });
   } finally {
@@ -154,7 +156,15 @@ async function verified(ctx: CommandContext, ref: string) {
 }
 
 function integrityLine(v: { integrity: { status: string; algorithm: string | null; digest: string | null } }): string {
+  if (v.integrity.status === "unsupported") return "unsupported (checkpoint state has no payload to verify)";
   return v.integrity.status === "verified" ? `verified (${v.integrity.algorithm} ${v.integrity.digest})` : "not recorded (nothing to verify)";
+}
+
+/** `--layout manifest|snapshot`, or undefined for the home's default. */
+function artifactLayout(values: Values, command: CommandSpec): "manifest" | "snapshot" | undefined {
+  const layout = optionalString(values, "layout");
+  if (layout === undefined || layout === "manifest" || layout === "snapshot") return layout;
+  throw new UsageError(`--layout must be "manifest" or "snapshot" (got ${JSON.stringify(layout)})`, command);
 }
 
 async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promise<void> {
@@ -185,6 +195,7 @@ async function verify(ctx: CommandContext, ref: string): Promise<void> {
   const v = await verified(ctx, ref);
   if (ctx.json) ctx.out(jsonDocument(v));
   else if (v.integrity.status === "verified") ctx.out(`verified ${printable(v.name)} ${v.digest}: upper matches ${v.integrity.algorithm} ${v.integrity.digest}\n`);
+  else if (v.integrity.status === "unsupported") ctx.out(`${printable(v.name)} ${v.digest}: unsupported: checkpoint state has no payload to verify\n`);
   else ctx.out(`${printable(v.name)} ${v.digest}: no integrity recorded; nothing to verify\n`);
 }
 
