@@ -29,6 +29,21 @@ export async function lstatOrNull(fs: FileSystem, path: string): Promise<FileInf
   }
 }
 
+/**
+ * True when a `rename(from, to)` failed because something is already at
+ * `to`: a non-empty directory (`ENOTEMPTY`, or `EEXIST` on some systems), a
+ * file where a directory goes (`ENOTDIR`) or a directory where a file goes
+ * (`EISDIR`). The one mapping of these errnos to "the target exists".
+ *
+ * @example
+ * ```ts
+ * try { await fs.rename(stage, dir); } catch (e) { if (isRenameCollision(e)) throw new SnapshotAlreadyExists(dir); throw e; }
+ * ```
+ */
+export function isRenameCollision(e: unknown): boolean {
+  return isFsError(e, "ENOTEMPTY") || isFsError(e, "EEXIST") || isFsError(e, "ENOTDIR") || isFsError(e, "EISDIR");
+}
+
 /** Run `body` with an open handle and close it whatever happens. */
 export async function withFile<T>(fs: FileSystem, path: string, mode: "r" | "r+" | "w" | "wx", body: (h: FileHandle) => Promise<T>): Promise<T> {
   const h = await fs.open(path, mode);

@@ -23,7 +23,7 @@ import {
   SnapshotNotFound,
 } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
-import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { isRenameCollision, lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
 import {
   canonicalManifest,
   isDigestForm,
@@ -352,7 +352,7 @@ async function installDir(fs: FileSystem, stage: string, dir: string, replace: b
     await fs.rename(stage, dir);
   } catch (e) {
     await putBack();
-    if (isFsError(e, "ENOTEMPTY") || isFsError(e, "EEXIST") || isFsError(e, "ENOTDIR")) {
+    if (isRenameCollision(e)) {
       throw new SnapshotAlreadyExists(`snapshot ${dir} already exists`, { cause: e });
     }
     throw e;

@@ -361,9 +361,29 @@ for (const backend of BACKENDS) {
       await rejects(h, concatBytes(...snapEntries(s), hdr, new Uint8Array(512)), ArchiveError, [`"${i.files[0]!.archivePath}"`, "image metadata may be at most 67108864"]);
     });
 
-    withHome("an upper before its manifest", async (h) => {
+    withHome("an upper before its manifest loads (GNU tar and bsdtar write directory order)", async (h) => {
       const [m, u] = snapEntries(S);
-      await rejects(h, tarOf(u!, m!), ArchiveError, [`"${S.prefix}/upper.ext4"`, `comes before ${S.prefix}/manifest.json`]);
+      const head = await loads(h, tarOf(u!, m!));
+      assert.equal(head.digest, S.digest);
+    });
+
+    withHome("an upper before its manifest with a size the manifest contradicts: refused before promotion", async (h) => {
+      const [m] = snapEntries(S);
+      const short = fileEntry(`${S.prefix}/upper.ext4`, S.upper.subarray(0, 4096));
+      await rejects(h, tarOf(short, m!), ArchiveError, [`"${S.prefix}/upper.ext4"`, "declares 4096 bytes", "size_bytes 12288"]);
+      const other = fileEntry(`${S.prefix}/upper.raw`, S.upper);
+      await rejects(h, tarOf(other, m!), ArchiveError, [`"${S.prefix}/upper.raw"`, "not part of the snapshot"]);
+    });
+
+    withHome("apparent-size cap: a tiny archive declaring a huge upper before its manifest is refused before its data", async (h) => {
+      const hdr = craftHeader({ name: `${S.prefix}/upper.ext4`, size: base256(2n ** 40n) });
+      await rejects(h, concatBytes(hdr, new Uint8Array(512)), ArchiveError, [`"${S.prefix}/upper.ext4"`, "over the cap", "--max-apparent-size"]);
+      // a cap below the archive's uppers refuses a valid archive, naming the option
+      const store = new SnapshotStore(h.fs, h.home);
+      const path = `${h.root}/capped.bundle`;
+      await writeBytes(h.fs, path, tarOf(...snapEntries(S)));
+      await assert.rejects(store.load(path, { maxApparentBytes: 12287 }), (e: Error) => e instanceof ArchiveError && /over the cap of 12287/.test(e.message));
+      assert.equal((await store.load(path, { maxApparentBytes: 12288 + S.manifest.length })).digest, S.digest);
     });
 
     withHome("an extra file in a snapshot directory", async (h) => {

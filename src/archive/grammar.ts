@@ -1,37 +1,150 @@
 /**
- * The closed grammar of archive entries a load accepts (SPEC §4). Each rule
- * lives in one function here; anything the grammar does not name fails the
- * whole load with an {@link ArchiveError} naming the entry and the rule.
+ * The closed grammar of archive entries a load accepts (SPEC §4) — the one
+ * home of every entry rule. Anything the grammar does not name fails the
+ * whole load with an {@link ArchiveError} that carries the archive's label,
+ * names the entry and states the rule.
  *
  * | entry              | allowed                                                        |
  * |--------------------|----------------------------------------------------------------|
- * | snapshot directory | `<prefix>/`                                                    |
- * | snapshot file      | `<prefix>/<file>`                                              |
+ * | snapshot directory | `<prefix>/` (optional, anywhere)                               |
+ * | snapshot file      | `<prefix>/manifest.json`, `<prefix>/<upper file its manifest names>` |
  * | cache directories  | `cache/`, `cache/<kind>/` with kind ∈ manifests, layers, fsmeta, vmdk |
  * | cache file         | `cache/manifests/*.json`, `cache/{layers,fsmeta}/*.erofs`, `cache/vmdk/*.vmdk` |
  *
+ * ## The checker: {@link BundleGrammar}
+ *
+ * A small stateful object the unpack step feeds, in archive order:
+ *
+ * 1. `admit(entry)` for every entry the tar reader yields (the reader has
+ *    already decided its kind and applied PAX/sparse records). It applies the
+ *    type, path, duplicate, size, membership and apparent-size rules that can
+ *    be decided now and answers what to do with the entry: make a directory
+ *    (`"directory"`), read a small document whole and hand it back
+ *    (`"manifest"`, with the byte bound), or stream the data (`"file"`).
+ * 2. `manifest(place, parsed)` once a snapshot's manifest has been read and
+ *    parsed: the files of that snapshot seen so far (in any order) are
+ *    checked against it; later ones are checked on `admit`.
+ * 3. `end()` after the end-of-archive marker: the whole-archive rules (a
+ *    manifest exists; no directory without a snapshot; every snapshot file
+ *    has its manifest; every manifest's upper came). Resolves
+ *    {@link BundleContents}: what the archive holds, in archive order.
+ *
+ * The checker never touches a filesystem: the unpack step decides where an
+ * admitted entry goes (staging, or nowhere for a verify that installs
+ * nothing).
+ *
+ * ## Adding a layout
+ *
+ * A second archive layout (microsandbox 0.6: `snapshots/…`, `files/…`,
+ * `images/…`, `archive.json`) is more rule functions in this file: a
+ * `validate…ArchivePath` classifier returning a new {@link EntryPlace} area,
+ * a case in {@link classifyEntry}, and the membership state for that area in
+ * {@link BundleGrammar} (`#admitFile`, `#endRules`).
+ *
  * @example
  * ```ts
- * import { classifyEntry } from "./grammar.js";
- * classifyEntry("sha256-0123456789abcdef/manifest.json", "file");
- * // { area: "snapshot", prefix: "sha256-0123456789abcdef", file: "manifest.json" }
- * classifyEntry("../etc/passwd", "file"); // throws ArchiveError
+ * import { BundleGrammar } from "./grammar.js";
+ * const g = new BundleGrammar({ label: "py.tar.zst" });
+ * const act = g.admit({ path: "sha256-0123456789abcdef/upper.ext4", kind: "file", typeflag: "0", size: 4096, headerOffset: 0 });
+ * // act.do === "file": stream it; its manifest may still come
+ * g.manifest(manifestPlace, parsedManifest); // checks the upper's name and size now
+ * const contents = g.end(); // { snapshots: [{ prefix, manifest }], cacheFiles: [...], ... }
  * ```
  * @module
  */
 
-import { ArchiveError } from "../errors.js";
+import { ArchiveError, InvalidSnapshot } from "../errors.js";
 import { CACHE_KINDS, type CacheKind } from "../layout.js";
+import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
+import { MAX_METADATA_BYTES } from "./image-cache.js";
 
+/** A snapshot directory entry `<prefix>/`. */
+export interface SnapshotDirPlace {
+  readonly area: "snapshot";
+  readonly prefix: string;
+  readonly file: null;
+}
+/** A snapshot file `<prefix>/<file>`. */
+export interface SnapshotFilePlace {
+  readonly area: "snapshot";
+  readonly prefix: string;
+  readonly file: string;
+}
+/** A cache directory `cache/` (kind `null`) or `cache/<kind>/`. */
+export interface CacheDirPlace {
+  readonly area: "cache";
+  readonly kind: CacheKind | null;
+  readonly file: null;
+}
+/** A cache file `cache/<kind>/<file>`. */
+export interface CacheFilePlace {
+  readonly area: "cache";
+  readonly kind: CacheKind;
+  readonly file: string;
+}
 /** Where an accepted entry goes. */
-export type EntryPlace =
-  | { readonly area: "snapshot"; readonly prefix: string; readonly file: null }
-  | { readonly area: "snapshot"; readonly prefix: string; readonly file: string }
-  | { readonly area: "cache"; readonly kind: CacheKind | null; readonly file: null }
-  | { readonly area: "cache"; readonly kind: CacheKind; readonly file: string };
+export type EntryPlace = SnapshotDirPlace | SnapshotFilePlace | CacheDirPlace | CacheFilePlace;
+/** An accepted directory entry. */
+export type DirectoryPlace = SnapshotDirPlace | CacheDirPlace;
+/** An accepted file entry. */
+export type FilePlace = SnapshotFilePlace | CacheFilePlace;
 
 /** The entry kinds the reader reports that a load may accept. */
 export type AcceptedKind = "file" | "directory";
+
+/** What the grammar needs to know of an entry (a {@link TarEntry} has all of it). */
+export interface EntryFacts {
+  readonly path: string;
+  /** The kind the tar reader decided: `"file"` for regular and sparse files of every format. */
+  readonly kind: string;
+  /** The raw typeflag, only used to name refused kinds. */
+  readonly typeflag: string;
+  /** Logical (apparent) size in bytes. */
+  readonly size: number;
+  readonly headerOffset: number;
+}
+
+/** What the unpack step should do with an admitted entry. */
+export type Admission =
+  | { readonly do: "directory"; readonly place: DirectoryPlace }
+  /** Read the whole entry (at most `maxBytes`, already checked), parse it, hand it to {@link BundleGrammar.manifest}. */
+  | { readonly do: "manifest"; readonly place: SnapshotFilePlace; readonly maxBytes: number }
+  /** Stream the entry's data to its place (an upper, or a cache file). */
+  | { readonly do: "file"; readonly place: FilePlace };
+
+/** One snapshot of the archive: its prefix and manifest, in the order the manifests came. */
+export interface BundleSnapshot {
+  readonly prefix: string;
+  readonly manifest: Manifest;
+}
+
+/** What an archive holds once {@link BundleGrammar.end} accepted it. */
+export interface BundleContents {
+  /** Snapshots in archive order (of their manifests). */
+  readonly snapshots: readonly BundleSnapshot[];
+  /** Cache files in archive order. */
+  readonly cacheFiles: readonly CacheFilePlace[];
+  /** Sum of the apparent sizes of every file entry. */
+  readonly apparentBytes: number;
+}
+
+/** Options of {@link BundleGrammar}. */
+export interface GrammarOptions {
+  /** Names the archive in every message (a path, or "archive stream"). */
+  readonly label: string;
+  /** Cap on the sum of the apparent sizes of the archive's files (default {@link DEFAULT_MAX_APPARENT_BYTES}). */
+  readonly maxApparentBytes?: number;
+}
+
+/**
+ * Default cap on the apparent bytes of one load: 256 GiB. A load reads every
+ * logical byte of each upper at least once (zero runs become holes, the
+ * recorded integrity hashes holes too: ~13 s per 4 GiB), so without a cap a
+ * 3 KB archive declaring a 1 TiB upper keeps a load busy for an hour. 256 GiB
+ * is well above the uppers microsandbox creates and bounds that work to
+ * minutes; larger uppers need `maxApparentBytes` (`load --max-apparent-size`).
+ */
+export const DEFAULT_MAX_APPARENT_BYTES = 256 * 2 ** 30;
 
 const KIND_WORDS: Record<string, string> = {
   symlink: "a symbolic link",
@@ -42,14 +155,21 @@ const KIND_WORDS: Record<string, string> = {
 };
 
 /**
- * Only regular, contiguous and directory entries (old-GNU sparse entries are
- * regular files stored sparsely). Links of any kind, devices, FIFOs, GNU
- * long-name/long-link records, global PAX headers and every other type are refused.
+ * The type rule. Only files and directories as the tar reader decided them
+ * (regular, contiguous and every sparse form are files). Links of any kind,
+ * devices, FIFOs, GNU long-name/long-link records and every other type are
+ * refused, naming the entry.
+ *
+ * @example
+ * ```ts
+ * validateArchiveEntryType({ path: "a/upper.ext4", kind: "file", typeflag: "0", headerOffset: 0 }); // "file"
+ * validateArchiveEntryType({ path: "a/x", kind: "symlink", typeflag: "2", headerOffset: 512 }); // throws ArchiveError
+ * ```
  */
 export function validateArchiveEntryType(entry: { path: string; typeflag: string; kind: string; headerOffset: number }): AcceptedKind {
+  if (entry.kind === "file") return "file";
+  if (entry.kind === "directory") return "directory";
   const t = entry.typeflag;
-  if (t === "0" || t === "\0" || t === "7" || t === "S") return "file";
-  if (t === "5") return "directory";
   const what =
     KIND_WORDS[entry.kind] ??
     (t === "L" ? "a GNU long-name record" : t === "K" ? "a GNU long-link record" : t === "g" ? "a global PAX header" : `type ${JSON.stringify(t)}`);
@@ -57,9 +177,15 @@ export function validateArchiveEntryType(entry: { path: string; typeflag: string
 }
 
 /**
- * Split an entry path into normal UTF-8 components. A directory may end in
- * one `/`. Refused: absolute paths, empty, `.` and `..` components,
- * backslashes and NUL.
+ * The path rule: split an entry path into normal UTF-8 components. A
+ * directory may end in one `/`. Refused: absolute paths, empty, `.` and `..`
+ * components, backslashes and NUL.
+ *
+ * @example
+ * ```ts
+ * normalComponents("cache/layers/", "directory"); // ["cache", "layers"]
+ * normalComponents("a/../b", "file"); // throws ArchiveError
+ * ```
  */
 export function normalComponents(path: string, kind: AcceptedKind): string[] {
   const fail = (rule: string): never => {
@@ -83,8 +209,15 @@ export function normalComponents(path: string, kind: AcceptedKind): string[] {
   return parts;
 }
 
-/** Snapshot entries: `<prefix>/` for a directory, `<prefix>/<file>` for a file; a prefix may not start with `.`. */
-export function validateSnapshotArchivePath(path: string, parts: string[], kind: AcceptedKind): EntryPlace {
+/**
+ * Snapshot entries: `<prefix>/` for a directory, `<prefix>/<file>` for a file; a prefix may not start with `.`.
+ *
+ * @example
+ * ```ts
+ * validateSnapshotArchivePath("s/upper.ext4", ["s", "upper.ext4"], "file"); // { area: "snapshot", prefix: "s", file: "upper.ext4" }
+ * ```
+ */
+export function validateSnapshotArchivePath(path: string, parts: string[], kind: AcceptedKind): SnapshotDirPlace | SnapshotFilePlace {
   const prefix = parts[0]!;
   if (prefix.startsWith(".")) throw new ArchiveError(`archive entry ${JSON.stringify(path)}: a snapshot directory name must not start with "."`);
   if (kind === "directory" && parts.length === 1) return { area: "snapshot", prefix, file: null };
@@ -94,8 +227,15 @@ export function validateSnapshotArchivePath(path: string, parts: string[], kind:
   );
 }
 
-/** Cache entries: `cache/`, `cache/<kind>/`, `cache/<kind>/<file><ext>` for the known kinds. */
-export function validateCacheArchivePath(path: string, parts: string[], kind: AcceptedKind): EntryPlace {
+/**
+ * Cache entries: `cache/`, `cache/<kind>/`, `cache/<kind>/<file><ext>` for the known kinds.
+ *
+ * @example
+ * ```ts
+ * validateCacheArchivePath("cache/vmdk/x.vmdk", ["cache", "vmdk", "x.vmdk"], "file"); // { area: "cache", kind: "vmdk", file: "x.vmdk" }
+ * ```
+ */
+export function validateCacheArchivePath(path: string, parts: string[], kind: AcceptedKind): CacheDirPlace | CacheFilePlace {
   const fail = (rule: string): never => {
     throw new ArchiveError(`archive entry ${JSON.stringify(path)}: unsupported cache path (${rule})`);
   };
@@ -113,8 +253,205 @@ export function validateCacheArchivePath(path: string, parts: string[], kind: Ac
   return { area: "cache", kind: cacheKind as CacheKind, file };
 }
 
-/** Apply the whole grammar to one entry: components, then the snapshot or cache rule. */
+/**
+ * Apply the path grammar to one entry: components, then the snapshot or cache rule.
+ *
+ * @example
+ * ```ts
+ * classifyEntry("sha256-0123456789abcdef/manifest.json", "file");
+ * // { area: "snapshot", prefix: "sha256-0123456789abcdef", file: "manifest.json" }
+ * classifyEntry("../etc/passwd", "file"); // throws ArchiveError
+ * ```
+ */
 export function classifyEntry(path: string, kind: AcceptedKind): EntryPlace {
   const parts = normalComponents(path, kind);
   return parts[0] === "cache" ? validateCacheArchivePath(path, parts, kind) : validateSnapshotArchivePath(path, parts, kind);
+}
+
+/**
+ * The size rule for small documents read whole: a manifest at most
+ * {@link MAX_MANIFEST_BYTES}, image metadata at most {@link MAX_METADATA_BYTES}.
+ * Resolves the bound, or `null` for a file that is streamed.
+ *
+ * @example
+ * ```ts
+ * documentBound({ area: "snapshot", prefix: "s", file: "manifest.json" }); // 1048576
+ * ```
+ */
+export function documentBound(place: FilePlace): number | null {
+  if (place.area === "snapshot") return place.file === MANIFEST_FILENAME ? MAX_MANIFEST_BYTES : null;
+  return place.kind === "manifests" ? MAX_METADATA_BYTES : null;
+}
+
+/**
+ * The membership rule for a snapshot's other file, once its manifest is
+ * known: it is the upper the manifest names, with the size it records.
+ * Returns the rule broken, or `null`.
+ *
+ * @example
+ * ```ts
+ * upperMismatch("notes.txt", 2, manifest); // "is not part of the snapshot (…)"
+ * ```
+ */
+export function upperMismatch(file: string, size: number, manifest: Manifest): string | null {
+  if (file !== manifest.upper.file) return `is not part of the snapshot (its manifest names only ${MANIFEST_FILENAME} and ${manifest.upper.file})`;
+  if (size !== manifest.upper.size_bytes) return `declares ${size} bytes but its manifest records size_bytes ${manifest.upper.size_bytes}`;
+  return null;
+}
+
+/** Per snapshot prefix: what has been seen of it so far. */
+interface SnapshotState {
+  dirSeen: boolean;
+  manifest: Manifest | null;
+  /** The one non-manifest file seen (before or after the manifest). */
+  other: { path: string; file: string; size: number } | null;
+}
+
+/**
+ * The stateful checker: fed every entry, then the parsed manifests, then the
+ * end of the archive (see the module doc). Every refusal is an
+ * {@link ArchiveError} (or {@link InvalidSnapshot} for a missing upper)
+ * whose message starts with the archive's label.
+ *
+ * @example
+ * ```ts
+ * const g = new BundleGrammar({ label: "a.tar", maxApparentBytes: 1 << 30 });
+ * for await (const entry of readTar(tar)) {
+ *   const act = g.admit(entry);
+ *   if (act.do === "manifest") g.manifest(act.place, parseManifest(await collect(entry)));
+ * }
+ * const contents = g.end();
+ * ```
+ */
+export class BundleGrammar {
+  readonly label: string;
+  readonly maxApparentBytes: number;
+  readonly #seen = new Set<string>();
+  readonly #snapshots = new Map<string, SnapshotState>();
+  readonly #order: BundleSnapshot[] = [];
+  readonly #cacheFiles: CacheFilePlace[] = [];
+  #apparent = 0;
+  #ended = false;
+
+  constructor(options: GrammarOptions) {
+    this.label = options.label;
+    this.maxApparentBytes = options.maxApparentBytes ?? DEFAULT_MAX_APPARENT_BYTES;
+    if (!(this.maxApparentBytes >= 0)) throw new RangeError(`maxApparentBytes must be a non-negative number (got ${this.maxApparentBytes})`);
+  }
+
+  /** An {@link ArchiveError} `"<label>: archive entry "<path>" <rule>"`. */
+  entryError(path: string, rule: string): ArchiveError {
+    return new ArchiveError(`${this.label}: archive entry ${JSON.stringify(path)} ${rule}`);
+  }
+
+  /** Apparent bytes of the files admitted so far. */
+  get apparentBytes(): number {
+    return this.#apparent;
+  }
+
+  /** Judge one entry; see {@link Admission}. Throws naming the entry and the rule. */
+  admit(entry: EntryFacts): Admission {
+    if (this.#ended) throw new Error("BundleGrammar.admit after end()");
+    let place: EntryPlace;
+    try {
+      place = classifyEntry(entry.path, validateArchiveEntryType(entry));
+    } catch (e) {
+      if (e instanceof ArchiveError) e.message = `${this.label}: ${e.message}`;
+      throw e;
+    }
+    this.#checkDuplicate(entry.path);
+    if (place.file === null) {
+      if (place.area === "snapshot") this.#state(place.prefix).dirSeen = true;
+      return { do: "directory", place };
+    }
+    const bound = documentBound(place);
+    if (bound !== null && entry.size > bound) {
+      const what = place.area === "snapshot" ? "a manifest" : "image metadata";
+      throw this.entryError(entry.path, `declares ${entry.size} bytes; ${what} may be at most ${bound}`);
+    }
+    // membership first: a size its manifest contradicts is named as such, not as over the cap
+    if (place.area === "snapshot" && place.file !== MANIFEST_FILENAME) this.#admitSnapshotFile(entry, place);
+    this.#countApparent(entry);
+    if (place.area === "cache") this.#cacheFiles.push(place);
+    if (place.area === "snapshot" && place.file === MANIFEST_FILENAME) return { do: "manifest", place, maxBytes: bound! };
+    return { do: "file", place };
+  }
+
+  /**
+   * The snapshot at `place.prefix` has this manifest: check the file of that
+   * snapshot seen before it, if any (name and size), and remember it for the
+   * files after it.
+   */
+  manifest(place: SnapshotFilePlace, manifest: Manifest): void {
+    const state = this.#state(place.prefix);
+    state.manifest = manifest;
+    this.#order.push({ prefix: place.prefix, manifest });
+    const other = state.other;
+    if (other !== null) {
+      const broken = upperMismatch(other.file, other.size, manifest);
+      if (broken !== null) throw this.entryError(other.path, broken);
+    }
+  }
+
+  /** The end-of-archive rules; resolves what the archive holds. */
+  end(): BundleContents {
+    this.#ended = true;
+    if (this.#order.length === 0) throw new ArchiveError(`${this.label}: the archive contains no snapshot manifest`);
+    for (const [prefix, s] of this.#snapshots) {
+      if (s.manifest !== null) continue;
+      if (s.other !== null) throw this.entryError(s.other.path, `is not part of a snapshot: the archive has no ${prefix}/${MANIFEST_FILENAME}`);
+      if (s.dirSeen) {
+        throw this.entryError(`${prefix}/`, `is a snapshot directory with no ${MANIFEST_FILENAME}; every directory in a bundle must hold a snapshot`);
+      }
+    }
+    for (const { prefix, manifest } of this.#order) {
+      if (this.#snapshots.get(prefix)!.other === null) {
+        throw new InvalidSnapshot(`${this.label}: snapshot ${prefix}: its upper ${prefix}/${manifest.upper.file} does not exist in the archive (its manifest names it)`);
+      }
+    }
+    return { snapshots: [...this.#order], cacheFiles: [...this.#cacheFiles], apparentBytes: this.#apparent };
+  }
+
+  /** Duplicate rule: a path (with or without its trailing `/`) appears once. */
+  #checkDuplicate(path: string): void {
+    const key = path.endsWith("/") ? path.slice(0, -1) : path;
+    if (this.#seen.has(key)) throw this.entryError(path, "appears twice");
+    this.#seen.add(key);
+  }
+
+  /** Apparent-size rule: the files of one archive declare at most {@link maxApparentBytes} in all. */
+  #countApparent(entry: EntryFacts): void {
+    this.#apparent += entry.size;
+    if (this.#apparent > this.maxApparentBytes) {
+      throw this.entryError(
+        entry.path,
+        `declares ${entry.size} bytes, bringing the archive's files to ${this.#apparent} apparent bytes, over the cap of ${this.maxApparentBytes} ` +
+          `(raise it with the maxApparentBytes option or load --max-apparent-size)`,
+      );
+    }
+  }
+
+  /** Membership rule for a snapshot's non-manifest file, in either order with its manifest. */
+  #admitSnapshotFile(entry: EntryFacts, place: SnapshotFilePlace): void {
+    const state = this.#state(place.prefix);
+    if (state.manifest !== null) {
+      const broken = upperMismatch(place.file, entry.size, state.manifest);
+      if (broken !== null) throw this.entryError(entry.path, broken);
+    } else if (state.other !== null) {
+      throw this.entryError(
+        entry.path,
+        `is not part of the snapshot: ${state.other.path} came before it, and a snapshot holds only ${MANIFEST_FILENAME} and one upper`,
+      );
+    }
+    state.other = { path: entry.path, file: place.file, size: entry.size };
+  }
+
+  #state(prefix: string): SnapshotState {
+    let s = this.#snapshots.get(prefix);
+    if (s === undefined) {
+      s = { dirSeen: false, manifest: null, other: null };
+      this.#snapshots.set(prefix, s);
+    }
+    return s;
+  }
 }

@@ -1,0 +1,116 @@
+/**
+ * Step 5 of a load: check the image cache files a bundle carried against
+ * the head snapshot's image and install them into `<home>/cache` by rename,
+ * the metadata last (a reader that finds the metadata finds every file it
+ * names). Each install is registered with the load's undo log.
+ *
+ * @example
+ * ```ts
+ * await installStagedCache(fs, layout, stage.cache, head.manifest, "a.tar.zst", undo);
+ * ```
+ * @module
+ */
+
+import { ArchiveError, ImageCacheError, isFsError } from "../errors.js";
+import type { FileSystem } from "../fs/types.js";
+import { lstatOrNull } from "../io.js";
+import { type HomeLayout, isErofsMaterialized } from "../layout.js";
+import type { Manifest } from "../manifest.js";
+import { join } from "../path.js";
+import { scanFile } from "../sparse.js";
+import { expectedCacheFiles, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
+import type { Move } from "./promote.js";
+import { removeDirIfEmpty, type UndoLog } from "./undo.js";
+
+/**
+ * Step 5. If the archive carried image cache files: the head image's
+ * metadata is staged and consistent, every expected file is staged and
+ * materialized, nothing else is staged, and each file already in the cache
+ * has identical content. Then install by rename, the metadata last.
+ *
+ * @example
+ * ```ts
+ * await installStagedCache(fs, layout, stage.cache, head.manifest, label, undo);
+ * ```
+ */
+export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cacheStage: string, manifest: Manifest, label: string, undo: UndoLog): Promise<void> {
+  const staged = await collectFiles(fs, cacheStage);
+  if (staged.length === 0) return;
+  const metaPath = await layout.metadataPath(manifest.image.ref, cacheStage);
+  if ((await lstatOrNull(fs, metaPath)) === null) {
+    throw new ImageCacheError(`${label}: the archive carries image cache files but no metadata for the snapshot's image ${manifest.image.ref} (expected ${metaPath.slice(cacheStage.length + 1)})`);
+  }
+  const meta = await readImageMetadataFile(fs, metaPath);
+  await validateCachedMetadata(meta, manifest, `${label}: cache/${metaPath.slice(cacheStage.length + 1)}`);
+  const expected = await expectedCacheFiles(layout, manifest, meta, cacheStage);
+  for (const f of expected) {
+    const info = await lstatOrNull(fs, f.path);
+    const ok = f.kind === "vmdk" || f.kind === "manifests" ? info?.kind === "file" : isErofsMaterialized(info);
+    if (!ok) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${info === null ? "missing from the archive" : "not materialized (an EROFS image must be a non-empty multiple of 4096 bytes)"}`);
+  }
+  const wanted = new Set(expected.map((f) => f.path));
+  for (const p of staged) {
+    if (!wanted.has(p)) throw new ImageCacheError(`${label}: the archive carries an unexpected image cache file cache/${p.slice(cacheStage.length + 1)}`);
+  }
+  const fresh: Move[] = [];
+  for (const f of expected) {
+    const move = { from: f.path, to: join(layout.cacheDir, f.path.slice(cacheStage.length + 1)) };
+    if (!(await cacheTargetIdentical(fs, move.from, move.to))) fresh.push(move);
+  }
+  // Metadata last: a reader that finds the metadata finds every file it names.
+  const ordered = [...fresh.filter((m) => m.from !== metaPath), ...fresh.filter((m) => m.from === metaPath)];
+  for (const m of ordered) {
+    await mkdirTracked(fs, layout.cacheDir, m.to, undo);
+    await fs.rename(m.from, m.to);
+    undo.push(`remove ${m.to}`, () => fs.remove(m.to, { force: true }));
+  }
+}
+
+/**
+ * True when `target` already holds the same bytes as `source`; false when
+ * nothing is there. A target that is not a regular file, or differs in size
+ * or SHA-256, is an {@link ImageCacheError}: installing must not replace it.
+ */
+async function cacheTargetIdentical(fs: FileSystem, source: string, target: string): Promise<boolean> {
+  const t = await lstatOrNull(fs, target);
+  if (t === null) return false;
+  if (t.kind !== "file") throw new ImageCacheError(`cache target ${target} exists and is a ${t.kind}, not a regular file`);
+  const s = await fs.lstat(source);
+  const sha = async (p: string, size: number) => (await scanFile(fs, p, size, { algorithm: "sha256" })).digest;
+  if (s.size !== t.size || (await sha(source, s.size)) !== (await sha(target, t.size))) {
+    throw new ImageCacheError(`cache target ${target} already exists with different content`);
+  }
+  return true;
+}
+
+/** Create the parent directories of `target` below `root`, registering each new one for removal on undo. */
+async function mkdirTracked(fs: FileSystem, root: string, target: string, undo: UndoLog): Promise<void> {
+  const rel = target.slice(root.length + 1).split("/").slice(0, -1);
+  let dir = root;
+  for (const part of rel) {
+    dir = join(dir, part);
+    if ((await lstatOrNull(fs, dir)) === null) {
+      try {
+        await fs.mkdir(dir);
+      } catch (e) {
+        if (isFsError(e, "EEXIST")) continue; // made meanwhile by another load: not ours to undo
+        throw e;
+      }
+      const made = dir;
+      undo.push(`remove directory ${made}`, () => removeDirIfEmpty(fs, made));
+    }
+  }
+}
+
+async function collectFiles(fs: FileSystem, dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await fs.readdir(dir)) {
+    const p = join(dir, name);
+    const info = await fs.lstat(p);
+    if (info.kind === "directory") out.push(...(await collectFiles(fs, p)));
+    else if (info.kind === "file") out.push(p);
+    else throw new ArchiveError(`staged cache entry ${p} is a ${info.kind}`);
+  }
+  return out;
+}
+
