@@ -22,7 +22,8 @@
 import { pendingPromotionTargets } from "./archive/journal.js";
 import { loadArchive, type LoadOptions } from "./archive/load.js";
 import { stagingName } from "./archive/staging.js";
-import { saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
+import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
+import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
@@ -60,6 +61,18 @@ export interface SnapshotInfo {
   readonly size_bytes: number;
   readonly created_at: string;
   readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Save options the store adds: which bundle layout, and member hashes for the 0.6 one. */
+export interface StoreSaveOptions {
+  /**
+   * `manifest` (`sha256-<16hex>/manifest.json`, every microsandbox reads it)
+   * or `snapshot` (0.6.7+: `snapshots/…`, `files/…`, `archive.json`). Default:
+   * the head's own form. A layout that cannot carry the head is refused, saying why.
+   */
+  readonly layout?: "manifest" | "snapshot";
+  /** 0.6 layout: record member hashes (default `"auto"`: see {@link saveArchive06}). */
+  readonly memberHashes?: MemberHashes;
 }
 
 /** A directory that looks like an artifact (it has a manifest) but does not open. */
@@ -197,13 +210,30 @@ export class SnapshotStore {
    * atomically, or a Web `WritableStream` (closed when done, aborted on
    * failure). See {@link saveArchive}.
    */
-  async save(ref: string, out: string | WritableStream<Uint8Array>, options: SaveOptions = {}): Promise<SaveResult> {
+  async save(ref: string, out: string | WritableStream<Uint8Array>, options: SaveOptions & StoreSaveOptions = {}): Promise<SaveResult> {
     const head = await this.resolve(ref);
     const findParent = async (digest: string) => {
       const found = await this.findByDigest(digest);
       return found === null ? null : openSnapshot(this.fs, found.path);
     };
-    return saveArchive(this.fs, this.layout, head, findParent, typeof out === "string" ? this.absolutePath(out) : out, options);
+    const target = typeof out === "string" ? this.absolutePath(out) : out;
+    const layout = options.layout ?? (head.form === "snapshot" ? "snapshot" : "manifest");
+    if (layout === "manifest") {
+      if (head.form === "snapshot") {
+        throw new InvalidArgument(
+          `${head.path} is a snapshot.json artifact: the manifest.json bundle layout cannot carry it without changing its identity (and checkpoint state, extensions or Merkle integrity not at all); save it in the snapshot layout`,
+        );
+      }
+      return saveArchive(this.fs, this.layout, head, findParent, target, options);
+    }
+    if (head.form === "manifest") {
+      throw new InvalidArgument(
+        `${head.path} is a manifest.json artifact: writing it in the 0.6 snapshot layout would give it a new identity; save it in the manifest layout, which microsandbox 0.6.7+ migrates on load`,
+      );
+    }
+    if (options.dense) throw new InvalidArgument("--dense applies to the manifest layout only: the 0.6 layout writes payloads with holes as old-GNU sparse entries, as microsandbox does");
+    const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
+    return saveArchive06(this.fs, this.layout, chain, target, options);
   }
 
   /**

@@ -33,6 +33,7 @@ import type { HomeLayout } from "../layout.js";
 import { join } from "../path.js";
 import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } from "../snapshot.js";
 import { installStagedCache } from "./cache-install.js";
+import { importMsb06 } from "./load06.js";
 import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
@@ -85,8 +86,14 @@ export async function loadArchive(
   const stage = await createStaging(fs, layout, snapshotsDir, undo);
   try {
     const contents = await unpackArchive(openArchive(fs, source, options.onProgress), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes });
-    const imported = await verifyImportedSnapshots(fs, stage, contents);
-    const head = imported[selectHeadSnapshot(imported, label)]!;
+    let imported: Snapshot[];
+    let head: Snapshot;
+    if (contents.msb06 !== null) {
+      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label));
+    } else {
+      imported = await verifyImportedSnapshots(fs, stage, contents);
+      head = imported[selectHeadSnapshot(imported, label)]!;
+    }
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
     // Steps 4–6 under the home's install lock: two loads never interleave their
     // checks, cache renames and promotions, and a failed one undoes its cache

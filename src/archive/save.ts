@@ -121,7 +121,7 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
 }
 
 /** Write to a temporary file beside `out`, fsync, rename over `out`. On failure the temporary is removed. */
-async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>): Promise<number> {
+export async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>): Promise<number> {
   const dir = dirname(out);
   await fs.mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(out)}.partial-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
@@ -139,22 +139,41 @@ async function writeAtomically(fs: FileSystem, out: string, write: (sink: Writab
   }
 }
 
-/** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
-async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
-  const compress = options.plainTar ? null : zstdCompressStream({ level: 3 });
+/**
+ * Run `body` with a {@link TarWriter} over `sink` (through zstd level 3 unless
+ * `plainTar`), finish the tar, close the stream and wait for the sink; on
+ * failure abort it. Resolves the tar byte count.
+ */
+export async function withTarSink(sink: WritableStream<Uint8Array>, plainTar: boolean | undefined, body: (tar: TarWriter) => Promise<void>): Promise<number> {
+  const compress = plainTar ? null : zstdCompressStream({ level: 3 });
   const piping = compress ? compress.readable.pipeTo(sink) : null;
   piping?.catch(() => {}); // observed below; without this a failing sink is an unhandled rejection meanwhile
   const writer = (compress ? compress.writable : sink).getWriter();
+  try {
+    // The zstd stream copies each chunk into the WASM heap before its write
+    // resolves, so the tar chunks can be reused; a caller's plain-tar sink may keep them.
+    const tar = new TarWriter(writer, { recycleChunks: compress !== null });
+    await body(tar);
+    await tar.finish();
+    await writer.close();
+    await piping;
+    return tar.bytesWritten;
+  } catch (e) {
+    await writer.abort(e).catch(() => {});
+    await piping?.catch(() => {});
+    throw e;
+  }
+}
+
+/** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
+async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
   const total = planned.reduce((n, p) => n + dataBytes(p), 0);
   let done = 0;
   const progress = (n: number) => {
     done += n;
     options.onProgress?.({ phase: "write", bytes: done, total });
   };
-  try {
-    // The zstd stream copies each chunk into the WASM heap before its write
-    // resolves, so the tar chunks can be reused; a caller's plain-tar sink may keep them.
-    const tar = new TarWriter(writer, { recycleChunks: compress !== null });
+  return withTarSink(sink, options.plainTar, async (tar) => {
     for (const { snap, extents } of planned) {
       const prefix = archivePrefix(snap.digest);
       const upperPath = snap.upperPath!; // checked by saveArchive: manifest form, file state
@@ -173,22 +192,14 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
       const info = await fs.lstat(f.path);
       await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), { mtime: Math.floor(info.mtimeMs / 1000) });
     }
-    await tar.finish();
-    await writer.close();
-    await piping;
-    return tar.bytesWritten;
-  } catch (e) {
-    await writer.abort(e).catch(() => {});
-    await piping?.catch(() => {});
-    throw e;
-  }
+  });
 }
 
 function dataBytes(p: Planned): number {
   return p.extents === null ? p.snap.manifest.upper.size_bytes : p.extents.reduce((n, e) => n + e.length, 0);
 }
 
-function isDense(extents: readonly Extent[], size: number): boolean {
+export function isDense(extents: readonly Extent[], size: number): boolean {
   return size === 0 || (extents.length === 1 && extents[0]!.offset === 0 && extents[0]!.length === size);
 }
 
@@ -202,7 +213,7 @@ const MERGE_GAP_BYTES = 64 * 1024;
  * trip per extent. The chunk buffers are recycled: {@link TarWriter} copies
  * each piece before it asks for the next.
  */
-async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+export async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
   const h = await fs.open(path, "r");
   try {
     for (const span of spansOf(ranges)) {

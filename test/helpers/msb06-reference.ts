@@ -211,3 +211,69 @@ export async function writeCheckpoint06(fs: FileSystem, dir: string): Promise<{ 
 export function readHostFile(path: string): Uint8Array {
   return new Uint8Array(readFileSync(path));
 }
+
+/** One snapshot of a hand-crafted 0.6 bundle: its descriptor text and dense payload. */
+export interface Crafted06 {
+  readonly text: string;
+  readonly payload: Uint8Array | null;
+  readonly integrity: string; // JSON text of the payload integrity, as in the descriptor
+  readonly file?: string;
+}
+
+/** A crafted 0.6 snapshot from payload bytes (integrity by the reference implementations). */
+export async function crafted06(payload: Uint8Array, alg: "sha256" | "msb-sparse-sha256-v1" | "msb-file-merkle-blake3-v1" | null, parent: string | null = null): Promise<Crafted06 & { digest: string }> {
+  const integrity = await integrityText(alg, payload);
+  const t = descriptorText({ state: fileState(payload.length, integrity), parent });
+  return { text: t, payload, integrity, digest: sha256Of(text(t)) };
+}
+
+/**
+ * The members and inventory object of a 0.6 bundle built by hand from the
+ * spec (no code from src/): `mutate` may change the inventory object (field
+ * order is kept by JSON.stringify) or the member list before it is written.
+ */
+export async function craftBundle06(
+  snaps: readonly (Crafted06 & { digest: string })[],
+  opts: { memberHashes: boolean; mutate?: (inv: any, members: { path: string; data: Uint8Array }[]) => void; inventoryText?: (t: string) => string } = { memberHashes: true },
+): Promise<{ members: { path: string; data: Uint8Array }[]; inventory: any }> {
+  const members: { path: string; data: Uint8Array }[] = [];
+  const entries: any[] = [];
+  for (const s of snaps) {
+    const hex = s.digest.slice(7);
+    const d = { path: `snapshots/${hex}/snapshot.json`, data: text(s.text) };
+    members.push(d);
+    entries.push({ path: d.path, owner_snapshot: s.digest, kind: "snapshot-descriptor", included: true, encoded_size: d.data.length, apparent_size: d.data.length, integrity: { algorithm: "sha256", digest: s.digest } });
+    if (s.payload !== null) {
+      const p = { path: `files/${hex}/${s.file ?? "upper.ext4"}`, data: s.payload };
+      members.push(p);
+      entries.push({ path: p.path, owner_snapshot: s.digest, kind: "file-payload", included: true, encoded_size: p.data.length, apparent_size: p.data.length, integrity: JSON.parse(s.integrity) });
+    }
+  }
+  if (opts.memberHashes) {
+    for (const e of entries) {
+      const m = members.find((x) => x.path === e.path)!;
+      e.transport_integrity = { algorithm: "msb-archive-member-blake3-v1", digest: await referenceMemberHash({ kind: e.kind, path: e.path, encodedSize: m.data.length, apparentSize: m.data.length, ranges: [], stored: m.data }) };
+    }
+  }
+  entries.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  const head = snaps[snaps.length - 1]!.digest;
+  const inventory: any = {
+    schema: 1,
+    artifact: "snapshot-archive",
+    head,
+    suggested_name: "crafted",
+    completeness: "boot-complete",
+    with_parents: snaps.length > 1,
+    with_image: false,
+    snapshots: snaps.map((s) => ({ snapshot_id: s.digest, descriptor: `snapshots/${s.digest.slice(7)}/snapshot.json` })).sort((a, b) => (a.snapshot_id < b.snapshot_id ? -1 : 1)),
+    entries,
+    protection_requirements: [],
+    extensions: {},
+    requires: opts.memberHashes ? ["msb-archive-member-blake3-v1"] : [],
+  };
+  opts.mutate?.(inventory, members);
+  let inv = JSON.stringify(inventory);
+  if (opts.inventoryText) inv = opts.inventoryText(inv);
+  members.push({ path: "archive.json", data: text(inv) });
+  return { members, inventory };
+}
