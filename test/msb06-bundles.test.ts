@@ -273,3 +273,46 @@ for (const backend of BACKENDS) {
   });
 }
 
+
+describe("CLI on a 0.6 home", () => {
+  test("ls shows the form, verify says unsupported for a checkpoint, save --layout / --member-hashes, load installs under <64hex>", async () => {
+    const { runCli } = await import("./helpers/cli-run.js");
+    const { nodeFs } = await import("../src/fs/node.js");
+    const { writeCheckpoint06 } = await import("./helpers/msb06-reference.js");
+    const root = mkdtempSync(join(tmpdir(), "msb06-cli-"));
+    try {
+      const fs = nodeFs();
+      const home = join(root, "home");
+      const a = await write06(fs, `${home}/snapshots/a`, { size: 8192, pieces: [[0, noise(100, 1)]], integrity: "msb-file-merkle-blake3-v1" });
+      await writeCheckpoint06(fs, `${home}/snapshots/ck`);
+      const ls = await runCli(["--home", home, "ls"]);
+      assert.equal(ls.code, 0, ls.stderr);
+      const lines = ls.stdout.trimEnd().split("\n");
+      assert.match(lines[0]!, /^NAME\s+FORM\s+DIGEST/);
+      assert.match(lines[1]!, /^a\s+snapshot\s+[0-9a-f]{12}\s+8\.0 KiB/);
+      assert.match(lines[2]!, /^ck\s+snapshot \(checkpoint\)\s+[0-9a-f]{12}\s+-/);
+      const v = await runCli(["--home", home, "verify", "ck"]);
+      assert.equal(v.code, 0, v.stderr);
+      assert.match(v.stdout, /unsupported: checkpoint state has no payload/);
+      const va = await runCli(["--home", home, "verify", "a"]);
+      assert.match(va.stdout, /upper matches msb-file-merkle-blake3-v1 blake3:[0-9a-f]{64}/);
+      const bad = await runCli(["--home", home, "save", "a", join(root, "x.tar"), "--layout", "manifest"]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /cannot carry it/);
+      const bad2 = await runCli(["--home", home, "save", "a", join(root, "x.tar"), "--member-hashes", "maybe"]);
+      assert.notEqual(bad2.code, 0);
+      const saved = await runCli(["--home", home, "save", "a", join(root, "a.tar"), "--plain-tar", "--member-hashes", "no"]);
+      assert.equal(saved.code, 0, saved.stderr);
+      const inv = JSON.parse(execFileSync("tar", ["-xOf", join(root, "a.tar"), "archive.json"], { encoding: "utf8" }));
+      assert.deepEqual(inv.requires, []);
+      const home2 = join(root, "home2");
+      const loaded = await runCli(["--home", home2, "--json", "load", join(root, "a.tar")]);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      const info = JSON.parse(loaded.stdout);
+      assert.equal(info.digest, a.digest);
+      assert.equal(info.path, join(home2, "snapshots", a.digest.slice(7)));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

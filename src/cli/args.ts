@@ -172,8 +172,10 @@ With --json, prints the array of indexed snapshots.`,
       "with-image": { type: "boolean" },
       "plain-tar": { type: "boolean" },
       dense: { type: "boolean" },
+      layout: { type: "string" },
+      "member-hashes": { type: "string" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense] [--layout manifest|snapshot] [--member-hashes auto|yes|no]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -184,6 +186,15 @@ Options:
   --with-image     include the image cache files the snapshot's image needs
   --plain-tar      write a plain .tar instead of zstd
   --dense          write uppers as regular entries, even when they have holes
+                   (manifest layout only)
+  --layout L       the bundle layout: manifest (sha256-<16hex>/manifest.json,
+                   which every microsandbox loads; 0.6.7+ migrates it) or
+                   snapshot (the 0.6.7+ layout: snapshots/, files/, images/,
+                   archive.json). Default: the snapshot's own artifact form;
+                   a layout that cannot carry it is refused, saying why
+  --member-hashes M  snapshot layout: record per-member BLAKE3 hashes (yes),
+                   or not (no), or only when microsandbox 0.6.7-0.6.8 could
+                   not load the bundle anyway (auto, the default)
 
 With --json, prints {path, snapshots, cache_files, bytes}: the archive's
 absolute path, the digests it holds (oldest first), the image cache files and

@@ -13,7 +13,7 @@
 
 import { statSync } from "node:fs";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
-import { type CommandSpec, parseLabels, UsageError } from "./args.js";
+import { type CommandSpec, findCommand, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { stdinSource, stdoutWritable } from "./stdio.js";
@@ -160,6 +160,18 @@ function integrityLine(v: { integrity: { status: string; algorithm: string | nul
   return v.integrity.status === "verified" ? `verified (${v.integrity.algorithm} ${v.integrity.digest})` : "not recorded (nothing to verify)";
 }
 
+/** `--member-hashes auto|yes|no` (default auto). */
+function memberHashes(values: Values): boolean | "auto" {
+  const v = optionalString(values, "member-hashes") ?? "auto";
+  if (v === "auto") return "auto";
+  if (v === "yes" || v === "no") return v === "yes";
+  throw new UsageError(`--member-hashes must be "auto", "yes" or "no" (got ${JSON.stringify(v)})`, findSaveCommand());
+}
+
+function findSaveCommand(): CommandSpec {
+  return findCommand("save")!;
+}
+
 /** `--layout manifest|snapshot`, or undefined for the home's default. */
 function artifactLayout(values: Values, command: CommandSpec): "manifest" | "snapshot" | undefined {
   const layout = optionalString(values, "layout");
@@ -226,6 +238,8 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       withImage: values["with-image"] === true,
       plainTar: values["plain-tar"] === true,
       dense: values.dense === true,
+      layout: artifactLayout(values, findSaveCommand()),
+      memberHashes: memberHashes(values),
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase),
     });
   } finally {
