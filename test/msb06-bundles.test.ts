@@ -132,6 +132,38 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("with the image: images/ members with sha256 bindings; loaded into the other home's cache", async () => {
+      const { buildImage } = await import("./helpers/image.js");
+      const { fs, root, home, store, cleanup } = await makeHome(backend);
+      const other = await makeHome(backend);
+      try {
+        const img = await buildImage(fs, home);
+        const s = await write06(fs, `${home}/snapshots/s`, { size: 4096, pieces: [[0, enc("s")]], integrity: "msb-sparse-sha256-v1", image: { ref: img.ref, manifest_digest: img.manifest_digest } });
+        const r = await store.save("s", `${root}/s.tar`, { plainTar: true, withImage: true });
+        const inv = (r as any).inventory;
+        const images = inv.entries.filter((e: any) => e.path.startsWith("images/"));
+        assert.equal(images.length, img.files.length);
+        for (const e of images) {
+          const src = img.files.find((f) => f.endsWith(e.path.split("/").slice(1).join("/")))!;
+          const { sha256Of } = await import("./helpers/msb06-reference.js");
+          assert.deepEqual(e.integrity, { algorithm: "sha256", digest: sha256Of(await readSmallFile(fs, src, 1 << 20)) });
+          assert.equal(e.owner_snapshot, null);
+          assert.equal(e.kind, e.path.startsWith("images/manifests/") ? "image-metadata" : "image-object");
+        }
+        assert.equal(gnuTarList(await readSmallFile(fs, `${root}/s.tar`, 64 << 20)).pop(), "archive.json");
+        await writeBytes(other.fs, `${other.home}/s.tar`, await readSmallFile(fs, `${root}/s.tar`, 64 << 20));
+        const head = await other.store.load(`${other.home}/s.tar`);
+        assert.equal(head.digest, s.digest);
+        for (const f of img.files) {
+          const there = f.replace(home, other.home);
+          assert.deepEqual(await readSmallFile(other.fs, there, 1 << 20), await readSmallFile(fs, f, 1 << 20), there);
+        }
+      } finally {
+        other.cleanup();
+        cleanup();
+      }
+    });
+
     test("auto member hashes: sha256/sparse integrity → requires [] (0.6.7–0.6.8 load it); forced either way", async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {

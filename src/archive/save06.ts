@@ -81,6 +81,8 @@ export async function saveArchive06(
   const head = chain[chain.length - 1]!;
   const descriptors: Uint8Array[] = [];
   const extents: (Extent[] | null)[] = [];
+  const total = chain.reduce((n, c) => n + (c.upperPath === null ? 0 : c.manifest.upper.size_bytes), 0);
+  let verified = 0;
   for (const snap of chain) {
     if (snap.form !== "snapshot" || snap.descriptor === null) throw new InvalidArgument(`${snap.path} is a manifest.json artifact; the 0.6 layout carries snapshot.json artifacts only (save it in the manifest layout)`);
     const bytes = await readSmallFile(fs, join(snap.path, DESCRIPTOR_FILENAME), MAX_DESCRIPTOR_BYTES);
@@ -93,11 +95,19 @@ export async function saveArchive06(
       throw new InvalidArgument(`${snap.path}: upper file name ${JSON.stringify(snap.manifest.upper.file)} is over 29 bytes; files/<64hex>/<name> would need a GNU long-name entry, which microsandbox's loader refuses`);
     }
     descriptors.push(bytes);
-    extents.push(snap.upperPath === null ? null : (await verifySnapshot(fs, snap, { extents: true })).extents);
+    const onProgress = options.onProgress ? (b: number) => options.onProgress!({ phase: "verify", bytes: verified + b, total }) : undefined;
+    extents.push(snap.upperPath === null ? null : (await verifySnapshot(fs, snap, { extents: true, onProgress })).extents);
+    verified += snap.upperPath === null ? 0 : snap.manifest.upper.size_bytes;
   }
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
   const memberHashes = options.memberHashes === undefined || options.memberHashes === "auto" ? !loadableBy067(chain) : options.memberHashes;
   let inventory: ArchiveInventory | null = null;
+  const toWrite = extents.reduce((n, e) => n + (e === null ? 0 : e.reduce((m, x) => m + x.length, 0)), 0);
+  let written = 0;
+  const progress = (n: number) => {
+    written += n;
+    options.onProgress?.({ phase: "write", bytes: written, total: toWrite });
+  };
   const write = async (sink: WritableStream<Uint8Array>): Promise<number> => {
     return withTarSink(sink, options.plainTar, async (tar) => {
       const entries: InventoryEntry[] = [];
@@ -133,11 +143,11 @@ export async function saveArchive06(
         const path = `files/${hex}/${snap.manifest.upper.file}`;
         const integrity = snap.descriptor!.state.kind === "file" ? snap.descriptor!.state.upper.integrity : null;
         if (isDense(ext, size) || size === 0) {
-          await add(path, size, null, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }]), mtime, snap.digest, integrity, false);
+          await add(path, size, null, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), mtime, snap.digest, integrity, false);
         } else {
           // the map as written (widened to 512, merged): its data is exactly the stored bytes
           const map = blockAlignMap(ext, size);
-          await add(path, size, map, readRanges(fs, snap.upperPath, map), mtime, snap.digest, integrity, false);
+          await add(path, size, map, readRanges(fs, snap.upperPath, map, progress), mtime, snap.digest, integrity, false);
         }
       }
       for (const f of cache) {

@@ -167,7 +167,15 @@ export async function integrityText(alg: "sha256" | "msb-sparse-sha256-v1" | "ms
 export async function write06(
   fs: FileSystem,
   dir: string,
-  opts: { size: number; pieces?: [number, Uint8Array][]; integrity?: "sha256" | "msb-sparse-sha256-v1" | "msb-file-merkle-blake3-v1" | null; parent?: string | null; created_at?: string; labels?: Record<string, string> },
+  opts: {
+    size: number;
+    pieces?: [number, Uint8Array][];
+    integrity?: "sha256" | "msb-sparse-sha256-v1" | "msb-file-merkle-blake3-v1" | null;
+    parent?: string | null;
+    created_at?: string;
+    labels?: Record<string, string>;
+    image?: { ref: string; manifest_digest: string };
+  },
 ): Promise<{ text: string; digest: string; bytes: Uint8Array }> {
   const bytes = new Uint8Array(opts.size);
   for (const [o, d] of opts.pieces ?? []) bytes.set(d, o);
@@ -184,6 +192,7 @@ export async function write06(
     parent: opts.parent ?? null,
     created_at: opts.created_at,
     labels: opts.labels,
+    image: opts.image,
   });
   const w = await fs.open(`${dir}/snapshot.json`, "w");
   try {
