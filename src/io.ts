@@ -14,6 +14,7 @@
 
 import { FsError, InvalidArgument, isFsError } from "./errors.js";
 import type { FileHandle, FileInfo, FileSystem } from "./fs/types.js";
+import { decodeUtf8Strict, type JsonValue, parseStrictJson, type StrictJsonOptions } from "./json.js";
 import { basename, dirname, join } from "./path.js";
 
 /** Default size of one read when streaming a large file: large, because WASM calls cost per call. */
@@ -71,6 +72,21 @@ export async function readSmallFile(fs: FileSystem, path: string, maxBytes: numb
     }
     return off === out.length ? out : out.subarray(0, off);
   });
+}
+
+/**
+ * The one small strict-JSON read: at most `maxBytes` (else
+ * {@link InvalidArgument}), strict UTF-8, then {@link parseStrictJson} with
+ * its depth and value bounds (else `JsonSyntaxError`, or `TypeError` for bad
+ * UTF-8). Callers rewrap these with their own error and rule.
+ *
+ * @example
+ * ```ts
+ * const doc = plainJson(await readSmallJson(fs, "/h/cache/tmp/promote.json", 1 << 20));
+ * ```
+ */
+export async function readSmallJson(fs: FileSystem, path: string, maxBytes: number, options: StrictJsonOptions = {}): Promise<JsonValue> {
+  return parseStrictJson(decodeUtf8Strict(await readSmallFile(fs, path, maxBytes)), options);
 }
 
 /** Write all of `data` to a new file at `path` (mode `wx` unless `overwrite`), fsync and close it. */

@@ -34,10 +34,36 @@ export class JsonSyntaxError extends Error {
   }
 }
 
-const MAX_DEPTH = 64;
+/** Default nesting bound of {@link parseStrictJson}. */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+/**
+ * Default bound on the number of values (scalars, arrays, objects) one
+ * document may hold. It bounds memory whatever the text holds: 60 MB of
+ * `[],[],…` would otherwise become 20 million objects (over a gigabyte).
+ */
+export const DEFAULT_MAX_JSON_VALUES = 1_000_000;
 
-/** Parse JSON text strictly. Throws {@link JsonSyntaxError}. */
-export function parseStrictJson(text: string): JsonValue {
+/** Bounds of {@link parseStrictJson}. */
+export interface StrictJsonOptions {
+  /** Deepest nesting accepted (default {@link DEFAULT_MAX_JSON_DEPTH}). */
+  readonly maxDepth?: number;
+  /** Most values accepted in the document (default {@link DEFAULT_MAX_JSON_VALUES}). */
+  readonly maxValues?: number;
+}
+
+/**
+ * Parse JSON text strictly, in time and memory linear in the text and
+ * bounded by `options`. Throws {@link JsonSyntaxError}.
+ *
+ * @example
+ * ```ts
+ * parseStrictJson("[[[]]]", { maxDepth: 2 }); // throws JsonSyntaxError: nesting too deep
+ * ```
+ */
+export function parseStrictJson(text: string, options: StrictJsonOptions = {}): JsonValue {
+  const MAX_DEPTH = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  const maxValues = options.maxValues ?? DEFAULT_MAX_JSON_VALUES;
+  let values = 0;
   let i = 0;
   const fail = (msg: string): never => {
     throw new JsonSyntaxError(msg, i);
@@ -50,7 +76,8 @@ export function parseStrictJson(text: string): JsonValue {
     }
   };
   const value = (depth: number): JsonValue => {
-    if (depth > MAX_DEPTH) fail("nesting too deep");
+    if (depth > MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`);
+    if (++values > maxValues) fail(`more than ${maxValues} values`);
     ws();
     const c = text[i];
     if (c === "{") return object(depth);
@@ -287,6 +314,33 @@ export function serdeValueText(v: JsonValue): string | null {
         parts.push(`${JSON.stringify(k)}:${t}`);
       }
       return `{${parts.join(",")}}`;
+    }
+  }
+}
+
+/**
+ * A strictly parsed value as plain JavaScript: objects get a null prototype
+ * (so `__proto__` is an ordinary key), numbers their value.
+ *
+ * @example
+ * ```ts
+ * plainJson(parseStrictJson('{"a":[1,"x"]}')); // { a: [1, "x"] }
+ * ```
+ */
+export function plainJson(v: JsonValue): unknown {
+  switch (v.kind) {
+    case "null":
+      return null;
+    case "boolean":
+    case "number":
+    case "string":
+      return v.value;
+    case "array":
+      return v.items.map(plainJson);
+    case "object": {
+      const o = Object.create(null) as Record<string, unknown>;
+      for (const [k, x] of v.entries) o[k] = plainJson(x);
+      return o;
     }
   }
 }

@@ -21,6 +21,13 @@ import { compareCodePoints, decodeUtf8Strict, JsonSyntaxError, type JsonValue, p
 
 /** The file name of a manifest inside a snapshot directory. */
 export const MANIFEST_FILENAME = "manifest.json";
+/**
+ * Names an upper may not have: they are the documents of a snapshot
+ * directory or bundle (`manifest.json` here; `snapshot.json` and
+ * `archive.json` in microsandbox 0.6). An upper named `manifest.json` would
+ * overwrite its own manifest on load and be written twice by save.
+ */
+export const RESERVED_UPPER_NAMES: readonly string[] = [MANIFEST_FILENAME, "snapshot.json", "archive.json"];
 /** The largest manifest snapbundle reads (1 MiB). */
 export const MAX_MANIFEST_BYTES = 1 << 20;
 /** The integrity algorithm microsandbox records for sparse uppers. */
@@ -156,6 +163,7 @@ export function parseManifest(input: string | Uint8Array, source = MANIFEST_FILE
   const upper = fieldsOf(top.get("upper")!, "upper", ["file", "size_bytes", "integrity"], source);
   const file = str(upper, "file", "upper", source)!;
   if (!isNormalComponent(file)) throw bad(source, "upper.file", `must be one normal path component (got ${JSON.stringify(file)})`);
+  if (RESERVED_UPPER_NAMES.includes(file)) throw bad(source, "upper.file", `must not be a reserved name (${RESERVED_UPPER_NAMES.join(", ")}); got ${JSON.stringify(file)}`);
   const sizeV = upper.get("size_bytes")!;
   if (sizeV.kind !== "number" || !/^-?[0-9]+$/.test(sizeV.raw)) throw bad(source, "upper.size_bytes", "must be a non-negative integer");
   const size = Number(sizeV.raw);

@@ -27,6 +27,7 @@ import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { decodeUtf8Strict, parseStrictJson, plainJson } from "./json.js";
 import { HomeLayout } from "./layout.js";
 import { DESCRIPTOR_FILENAME } from "./descriptor.js";
 import { MANIFEST_FILENAME } from "./manifest.js";
@@ -231,7 +232,7 @@ export class SnapshotStore {
         `${head.path} is a manifest.json artifact: writing it in the 0.6 snapshot layout would give it a new identity; save it in the manifest layout, which microsandbox 0.6.7+ migrates on load`,
       );
     }
-    if (options.dense) throw new InvalidArgument("--dense applies to the manifest layout only: the 0.6 layout writes payloads with holes as old-GNU sparse entries, as microsandbox does");
+    // the 0.6 layout always writes payloads with holes as old-GNU sparse entries, as microsandbox 0.6.7+ does (and every 0.6.7+ reads them)
     const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
     return saveArchive06(this.fs, this.layout, chain, target, options);
   }
@@ -368,7 +369,7 @@ export class SnapshotStore {
       return null; // missing, or too large to be ours: rebuild
     }
     try {
-      const raw = JSON.parse(new TextDecoder().decode(bytes)) as IndexFile;
+      const raw = plainJson(parseStrictJson(decodeUtf8Strict(bytes))) as IndexFile;
       if (raw?.version !== INDEX_VERSION || !Array.isArray(raw.roots) || !raw.roots.every((r) => typeof r === "string") || typeof raw.entries !== "object" || raw.entries === null) return null;
       return raw;
     } catch {

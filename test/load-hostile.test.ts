@@ -36,7 +36,7 @@ import {
 } from "./helpers/archive-bundle.js";
 import { fingerprint, spyFs, writeBytes } from "./helpers/archive-fs.js";
 import { type Backend, BACKENDS, makeHome, noise, tree, writeSparse } from "./helpers/homes.js";
-import { base256, concatBytes, craftData, craftHeader, END, paxRecord } from "./helpers/tar-craft.js";
+import { base256, concatBytes, craftData, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
 
 const enc = new TextEncoder();
 
@@ -110,6 +110,16 @@ async function loads(h: Home, archive: Uint8Array, options: { name?: string; des
   const head = await h.store.load(path, options);
   assert.deepEqual(await leftovers(h), []);
   return head;
+}
+
+/** Run one case of a matrix, naming it in a failure. */
+async function t_rejects(what: string, run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    if (e instanceof Error) e.message = `${what}: ${e.message}`;
+    throw e;
+  }
 }
 
 async function readAll(fs: FileSystem, path: string): Promise<Uint8Array> {
@@ -316,10 +326,12 @@ for (const backend of BACKENDS) {
       await rejects(h, tarOf(...snapEntries(S), L, fileEntry(long.slice(0, 100), "x")), ArchiveError, ["GNU long-name record"]);
     });
 
-    withHome("PAX global header", async (h) => {
-      const recs = paxRecord("comment", "hello");
-      const g = concatBytes(craftHeader({ name: "pax_global_header", typeflag: "g", size: enc.encode(recs).length, magic: "ustar" }), craftData(recs));
-      await rejects(h, tarOf(g, ...snapEntries(S)), ArchiveError, ['"pax_global_header"', "global PAX header"]);
+    withHome("PAX global header: only ignorable records are accepted; one that changes entries is refused saying so", async (h) => {
+      const global = (recs: string) => concatBytes(craftHeader({ name: "pax_global_header", typeflag: "g", size: enc.encode(recs).length, magic: "ustar" }), craftData(recs));
+      await rejects(h, tarOf(global(paxRecord("path", "evil")), ...snapEntries(S)), ArchiveError, ["global PAX header", '"path"', "would apply to every entry"]);
+      await rejects(h, tarOf(global(paxRecord("comment", "x") + paxRecord("size", "1")), ...snapEntries(S)), ArchiveError, ["global PAX header", '"size"']);
+      const head = await loads(h, tarOf(global(paxRecord("comment", "hello") + paxRecord("mtime", "1700000000.25")), ...snapEntries(S)));
+      assert.equal(head.digest, S.digest);
     });
 
     // ---- snapshot rules ---------------------------------------------------------------------
@@ -346,6 +358,11 @@ for (const backend of BACKENDS) {
       await rejects(h, tarOf(fileEntry(`${S.prefix}/manifest.json`, bad), snapEntries(S)[1]!), InvalidManifest, [`${S.prefix}/manifest.json`, '"extra"']);
     });
 
+    withHome("a manifest naming a reserved upper (manifest.json) is refused at parse time", async (h) => {
+      const X = snapFixture({ upperFile: "manifest.json" });
+      await rejects(h, tarOf(fileEntry(`${X.prefix}/manifest.json`, X.manifest)), InvalidManifest, [`${X.prefix}/manifest.json`, '"upper.file"', "reserved name"]);
+    });
+
     withHome("a manifest whose upper never comes", async (h) => {
       await rejects(h, tarOf(snapEntries(S)[0]!), InvalidSnapshot, [`${S.prefix}/upper.ext4`, "does not exist"]);
     });
@@ -359,6 +376,69 @@ for (const backend of BACKENDS) {
       const { i, s } = await imagedSnap();
       const hdr = craftHeader({ name: i.files[0]!.archivePath, size: (64 << 20) + 1 });
       await rejects(h, concatBytes(...snapEntries(s), hdr, new Uint8Array(512)), ArchiveError, [`"${i.files[0]!.archivePath}"`, "image metadata may be at most 67108864"]);
+    });
+
+    // ---- PAX sparse maps (GNU.sparse 0.0, 0.1, 1.0) -------------------------------------------
+
+    /** S's upper as a PAX sparse entry: `records` in its `x` header, `data` (map area for 1.0, then segment data) after it. */
+    const paxSparseUpper = (records: string, data: Uint8Array) => concatBytes(craftPax(records), craftHeader({ name: `${S.prefix}/upper.ext4`, size: data.length }), craftData(data));
+    const segData = concatBytes(S.upper.subarray(0, 512), S.upper.subarray(8192, 11192));
+    const map10 = (text: string) => {
+      const m = new Uint8Array(Math.ceil(enc.encode(text).length / 512) * 512);
+      m.set(enc.encode(text));
+      return m;
+    };
+    const v00 = (pairs: [string, string][], extra = paxRecord("GNU.sparse.size", "12288")) =>
+      extra + paxRecord("GNU.sparse.numblocks", String(pairs.length)) + pairs.map(([o, n]) => paxRecord("GNU.sparse.offset", o) + paxRecord("GNU.sparse.numbytes", n)).join("");
+    const v01 = (map: string, extra = paxRecord("GNU.sparse.size", "12288")) => extra + paxRecord("GNU.sparse.numblocks", String(map === "" ? 0 : Math.floor(map.split(",").length / 2))) + paxRecord("GNU.sparse.map", map);
+    const v10 = (extra = paxRecord("GNU.sparse.realsize", "12288")) =>
+      paxRecord("GNU.sparse.major", "1") + paxRecord("GNU.sparse.minor", "0") + paxRecord("GNU.sparse.name", `${S.prefix}/upper.ext4`) + extra;
+
+    withHome("PAX sparse 0.0, 0.1 and 1.0 uppers load with their holes", async (h) => {
+      const forms = [
+        paxSparseUpper(v00([["0", "512"], ["8192", "3000"]]), segData),
+        paxSparseUpper(v01("0,512,8192,3000"), segData),
+        paxSparseUpper(v10(), concatBytes(map10("2\n0\n512\n8192\n3000\n"), segData)),
+      ];
+      for (const [i, upper] of forms.entries()) {
+        const head = await loads(h, tarOf(snapEntries(S)[0]!, upper), { name: `pax-sparse-${i}` });
+        assert.equal(head.digest, S.digest);
+        assert.deepEqual(await readAll(h.fs, `${h.home}/snapshots/pax-sparse-${i}/upper.ext4`), S.upper);
+      }
+    });
+
+    withHome("hostile PAX sparse maps are refused, the home unchanged", async (h) => {
+      const m = snapEntries(S)[0]!;
+      const cases: [string, Uint8Array, (string | RegExp)[]][] = [
+        ["0.1 overlap", paxSparseUpper(v01("0,1024,512,2488"), segData), ["overlaps"]],
+        ["0.1 unsorted", paxSparseUpper(v01("8192,3000,0,512"), segData), ["overlaps or precedes"]],
+        ["0.1 past the real size", paxSparseUpper(v01("0,512,11776,3000"), segData), ["beyond the logical size 12288"]],
+        ["0.1 covers fewer bytes than stored", paxSparseUpper(v01("0,512,8192,2000"), segData), ["covers 2512 bytes but the entry stores 3512"]],
+        ["0.1 unaligned segment data", paxSparseUpper(v01("0,500,8192,3012"), segData), ["not on a 512-byte boundary"]],
+        ["0.1 odd count of numbers", paxSparseUpper(v01("0,512,8192"), segData), ["offset,numbytes pairs"]],
+        ["0.1 negative number", paxSparseUpper(v01("0,-512"), segData), ["is not a decimal integer"]],
+        ["0.1 hex number", paxSparseUpper(v01("0x0,512"), segData), ["is not a decimal integer"]],
+        ["0.1 exponent", paxSparseUpper(v01("1e3,512"), segData), ["is not a decimal integer"]],
+        ["0.1 beyond 2^53", paxSparseUpper(v01("0,512,9007199254740993,3000"), segData), ["up to 2^53-1"]],
+        ["0.1 missing real size", paxSparseUpper(v01("0,512,8192,3000", ""), segData), ["without its real size"]],
+        ["0.1 numblocks disagrees", paxSparseUpper(paxRecord("GNU.sparse.size", "12288") + paxRecord("GNU.sparse.numblocks", "3") + paxRecord("GNU.sparse.map", "0,512,8192,3000"), segData), ["numblocks is 3"]],
+        ["0.0 huge numblocks", paxSparseUpper(paxRecord("GNU.sparse.size", "12288") + paxRecord("GNU.sparse.numblocks", "999999999999"), segData), ["exceeds the limit of 1000000"]],
+        ["0.0 offset without numbytes", paxSparseUpper(paxRecord("GNU.sparse.size", "12288") + paxRecord("GNU.sparse.offset", "0"), segData), ["not followed by GNU.sparse.numbytes"]],
+        ["0.0 overlap", paxSparseUpper(v00([["0", "3000"], ["512", "512"]]), segData), ["overlaps"]],
+        ["0.0 missing real size", paxSparseUpper(v00([["0", "512"], ["8192", "3000"]], ""), segData), ["without its real size"]],
+        ["1.0 huge count", paxSparseUpper(v10(), concatBytes(map10("99999999999\n"), segData)), ["declares 99999999999 segments; the limit is 1000000"]],
+        ["1.0 count beyond the map", paxSparseUpper(v10(), enc.encode("900000\n10\n" + "1\n".repeat(507))), ["map runs past the entry's 1024 stored bytes"]],
+        ["1.0 map in padding", paxSparseUpper(v10(), concatBytes(map10("900000\n0\n512\n"), segData)), ["expected a decimal number ended by a newline"]],
+        ["1.0 bad number", paxSparseUpper(v10(), concatBytes(map10("2\n0\n5x2\n8192\n3000\n"), segData)), ["expected a decimal number"]],
+        ["1.0 too many digits", paxSparseUpper(v10(), concatBytes(map10("1\n00000000000000000000000\n512\n"), segData)), ["more than 16 digits"]],
+        ["1.0 past the real size", paxSparseUpper(v10(), concatBytes(map10("2\n0\n512\n11776\n3000\n"), segData)), ["beyond the logical size"]],
+        ["1.0 unsorted", paxSparseUpper(v10(), concatBytes(map10("2\n8192\n3000\n0\n512\n"), segData)), ["overlaps or precedes"]],
+        ["1.0 missing real size", paxSparseUpper(v10(""), concatBytes(map10("2\n0\n512\n8192\n3000\n"), segData)), ["without its real size (GNU.sparse.realsize)"]],
+        ["1.0 unknown version", paxSparseUpper(v10().replace("minor=0", "minor=7"), concatBytes(map10("2\n0\n512\n8192\n3000\n"), segData)), [/sparse format 1\.7|PAX record/]],
+      ];
+      for (const [what, upper, needles] of cases) {
+        await t_rejects(what, () => rejects(h, tarOf(m, upper), ArchiveError, needles));
+      }
     });
 
     withHome("an upper before its manifest loads (GNU tar and bsdtar write directory order)", async (h) => {
@@ -481,6 +561,21 @@ for (const backend of BACKENDS) {
       const o = await otherImg();
       const files = [{ archivePath: i.files[0]!.archivePath, bytes: o.files[0]!.bytes }, ...i.files.slice(1)];
       await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [i.files[0]!.archivePath, `is for ${o.manifest_digest}`, i.manifest_digest]);
+    });
+
+    withHome("metadata made of a million empty arrays is refused by the value bound, not parsed into memory", async (h) => {
+      const { i, s } = await imagedSnap();
+      const bytes = enc.encode('{"config":[' + "[],".repeat(1_000_000) + "[]]}");
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, ["image metadata", "more than 1000000 values"]);
+    });
+
+    withHome("metadata with a duplicate key is refused (strict JSON, as serde_json)", async (h) => {
+      const { i, s } = await imagedSnap();
+      const text = new TextDecoder().decode(i.files[0]!.bytes);
+      const bytes = enc.encode(text.replace(/^\{/, '{"manifest_digest":"sha256:' + "0".repeat(64) + '",'));
+      const files = [{ archivePath: i.files[0]!.archivePath, bytes }, ...i.files.slice(1)];
+      await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, ["image metadata", 'duplicate key "manifest_digest"']);
     });
 
     withHome("metadata whose raw_manifest_json does not hash to manifest_digest", async (h) => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { InvalidManifest } from "../src/errors.js";
 import { canonicalManifestText, type Manifest, manifestDigest, parseManifest } from "../src/manifest.js";
-import { compareCodePoints } from "../src/json.js";
+import { compareCodePoints, parseStrictJson, plainJson } from "../src/json.js";
 import { digestSafe, imageCacheKey, normalizeImageRef } from "../src/layout.js";
 
 const VECTOR =
@@ -163,5 +163,37 @@ describe("layout: image references and names (SPEC §1)", () => {
   test("digestSafe replaces every byte outside the safe set", () => {
     assert.equal(digestSafe("sha256:ab+c.d=e_f-g"), "sha256_ab+c.d=e_f-g");
     assert.equal(digestSafe("x:a/b é"), "x_a_b___"); // é is two UTF-8 bytes
+  });
+});
+
+describe("manifest: reserved upper names", () => {
+  for (const name of ["manifest.json", "snapshot.json", "archive.json"]) {
+    test(`an upper named ${name} is refused at parse time (save would write the path twice)`, () => {
+      const text = VECTOR.replace('"file":"upper.ext4"', `"file":${JSON.stringify(name)}`);
+      assert.throws(() => parseManifest(text, "/x/manifest.json"), (e) => e instanceof InvalidManifest && e.message.includes('"upper.file"') && e.message.includes("reserved name") && e.message.includes(name));
+    });
+  }
+  test("a name that only resembles one is fine", () => {
+    assert.equal(parseManifest(VECTOR.replace('"file":"upper.ext4"', '"file":"manifest.json.ext4"')).upper.file, "manifest.json.ext4");
+  });
+});
+
+describe("strict JSON: bounded whatever the text holds", () => {
+  test("nesting deeper than the bound is refused, naming the bound", () => {
+    assert.throws(() => parseStrictJson("[".repeat(66) + "]".repeat(66)), /nesting deeper than 64 levels/);
+    assert.equal(parseStrictJson("[[[]]]", { maxDepth: 2 }).kind, "array");
+    assert.throws(() => parseStrictJson("[[[[]]]]", { maxDepth: 2 }), /nesting deeper than 2 levels/);
+  });
+  test("a document of more values than the bound (empty arrays by the million) is refused", () => {
+    const many = "[" + Array.from({ length: 1_000_001 }, () => "[]").join(",") + "]";
+    assert.throws(() => parseStrictJson(many), /more than 1000000 values/);
+    assert.throws(() => parseStrictJson("[1,2,3,4]", { maxValues: 4 }), /more than 4 values at offset 7/);
+    assert.equal((parseStrictJson("[1,2,3]", { maxValues: 4 }) as unknown as { items: unknown[] }).items.length, 3);
+  });
+  test("plainJson: null-prototype objects, __proto__ an ordinary key", () => {
+    const o = plainJson(parseStrictJson('{"__proto__":{"x":1},"a":[true,null,"s",1.5]}')) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(o), null);
+    assert.deepEqual(Object.keys(o), ["__proto__", "a"]);
+    assert.deepEqual(o.a, [true, null, "s", 1.5]);
   });
 });

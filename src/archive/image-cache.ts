@@ -17,12 +17,19 @@
 import { sha256Hex } from "../../wasm/mod.js";
 import { ImageCacheError, InvalidArgument } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallFile } from "../io.js";
+import { lstatOrNull, readSmallJson } from "../io.js";
+import { plainJson } from "../json.js";
 import { type HomeLayout } from "../layout.js";
 import { isDigestForm, type Manifest } from "../manifest.js";
 
 /** The largest image metadata file snapbundle reads (64 MiB). */
 export const MAX_METADATA_BYTES = 64 << 20;
+
+/**
+ * Most JSON values image metadata may hold (its raw manifest and config are
+ * strings, each one value): bounds the memory of reading a hostile document.
+ */
+export const MAX_METADATA_VALUES = 1_000_000;
 
 /** The fields of `cache/manifests/<key>.json` snapbundle checks (`config` stays opaque). */
 export interface CachedImageMetadata {
@@ -50,7 +57,7 @@ export async function readImageMetadataFile(fs: FileSystem, path: string): Promi
   if (info.kind !== "file") throw new ImageCacheError(`image metadata ${path} must be a regular file, not a ${info.kind}`);
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(await readSmallFile(fs, path, MAX_METADATA_BYTES)));
+    raw = plainJson(await readSmallJson(fs, path, MAX_METADATA_BYTES, { maxValues: MAX_METADATA_VALUES }));
   } catch (e) {
     if (e instanceof InvalidArgument) throw new ImageCacheError(`image metadata ${path} is larger than ${MAX_METADATA_BYTES} bytes`);
     throw new ImageCacheError(`image metadata ${path} is not valid UTF-8 JSON: ${(e as Error).message}`);
@@ -108,8 +115,11 @@ export async function validateCachedMetadata(meta: CachedImageMetadata, manifest
 export async function expectedCacheFiles(layout: HomeLayout, manifest: Manifest, meta: CachedImageMetadata, cacheDir: string): Promise<CacheFile[]> {
   const rel = (p: string) => `cache${p.slice(cacheDir.length)}`;
   const files: CacheFile[] = [];
+  const seen = new Set<string>(); // linear in the layers: 100k of them must not take minutes
   const add = (path: string, kind: CacheFile["kind"]) => {
-    if (!files.some((f) => f.path === path)) files.push({ path, archivePath: rel(path), kind });
+    if (seen.has(path)) return;
+    seen.add(path);
+    files.push({ path, archivePath: rel(path), kind });
   };
   add(await layout.metadataPath(manifest.image.ref, cacheDir), "manifests");
   add(layout.fsmetaPath(manifest.image.manifest_digest, cacheDir), "fsmeta");

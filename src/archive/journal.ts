@@ -25,9 +25,10 @@
  * @module
  */
 
-import { isFsError, SnapbundleError } from "../errors.js";
+import { FsError, isFsError, SnapbundleError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallFile, writeFileAtomic } from "../io.js";
+import { lstatOrNull, readSmallJson, writeFileAtomic } from "../io.js";
+import { plainJson } from "../json.js";
 import type { HomeLayout } from "../layout.js";
 import { dirname, join, normalize } from "../path.js";
 import { openSnapshot } from "../snapshot.js";
@@ -83,17 +84,12 @@ export async function clearPromoteJournal(fs: FileSystem, layout: HomeLayout): P
  */
 async function readPromoteJournal(fs: FileSystem, layout: HomeLayout): Promise<PromoteTarget[] | null> {
   const path = journalPath(layout);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readSmallFile(fs, path, MAX_JOURNAL_BYTES);
-  } catch (e) {
-    if (isFsError(e, "ENOENT")) return null;
-    throw e;
-  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    parsed = plainJson(await readSmallJson(fs, path, MAX_JOURNAL_BYTES));
   } catch (e) {
+    if (isFsError(e, "ENOENT")) return null;
+    if (e instanceof FsError) throw e;
     throw new SnapbundleError("invalid-journal", `promotion journal ${path} is not valid JSON; remove it by hand after checking ${layout.snapshotsDir}`, { cause: e });
   }
   const targets = (parsed as { targets?: unknown }).targets;

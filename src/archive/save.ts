@@ -2,8 +2,9 @@
  * Save a snapshot — with its ancestors and its image cache if asked — as a
  * `.tar.zst` (or plain `.tar`) bundle, in the layout of SPEC §4:
  * `sha256-<16 hex>/manifest.json` then its upper, for each snapshot oldest
- * first, then the cache files. An upper with holes is written as an old-GNU
- * sparse entry holding only its data.
+ * first, then the cache files. Uppers are regular (dense) entries unless
+ * `sparse` is set; then an upper with holes is an old-GNU sparse entry
+ * holding only its data.
  *
  * A path output is written under a temporary name beside it and renamed into
  * place only when complete: a failed save never leaves a partial archive and
@@ -39,7 +40,14 @@ export interface SaveOptions {
   readonly withImage?: boolean;
   /** Write a plain `.tar` instead of zstd. */
   readonly plainTar?: boolean;
-  /** Write uppers as regular entries even when they have holes (for readers without sparse support). */
+  /**
+   * Store uppers with holes as old-GNU sparse (`S`) entries holding only
+   * their data. Off by default: the default regular entries load in every
+   * microsandbox that reads this layout (seed 004's loader, the 0.5-era
+   * `msb snapshot load`, refuses `S` entries), and zstd makes zero runs cheap.
+   */
+  readonly sparse?: boolean;
+  /** @deprecated Dense is the default; kept so old callers still work. `dense: true` wins over `sparse`. */
   readonly dense?: boolean;
   /** Progress: `phase` "verify" while reading uppers to check them, "write" while writing the archive. */
   readonly onProgress?: (p: { phase: "verify" | "write"; bytes: number; total: number }) => void;
@@ -111,7 +119,7 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
   const planned: Planned[] = [];
   for (const snap of chain) {
     const v = await verifySnapshot(fs, snap, {
-      extents: !options.dense,
+      extents: options.sparse === true && options.dense !== true,
       onProgress: options.onProgress ? (b) => options.onProgress!({ phase: "verify", bytes: done + b, total }) : undefined,
     });
     done += snap.manifest.upper.size_bytes;

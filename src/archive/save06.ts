@@ -43,7 +43,7 @@ import { isDense, readRanges, type SaveOptions, type SaveResult, withTarSink, wr
 export type MemberHashes = boolean | "auto";
 
 /** Options of {@link saveArchive06}. */
-export interface Save06Options extends Omit<SaveOptions, "dense"> {
+export interface Save06Options extends Omit<SaveOptions, "dense" | "sparse"> {
   readonly memberHashes?: MemberHashes;
 }
 

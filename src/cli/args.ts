@@ -171,11 +171,12 @@ With --json, prints the array of indexed snapshots.`,
       "with-parents": { type: "boolean" },
       "with-image": { type: "boolean" },
       "plain-tar": { type: "boolean" },
+      sparse: { type: "boolean" },
       dense: { type: "boolean" },
       layout: { type: "string" },
       "member-hashes": { type: "string" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--dense] [--layout manifest|snapshot] [--member-hashes auto|yes|no]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--layout manifest|snapshot] [--member-hashes auto|yes|no]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -185,8 +186,14 @@ Options:
   --with-parents   include every ancestor, oldest first
   --with-image     include the image cache files the snapshot's image needs
   --plain-tar      write a plain .tar instead of zstd
-  --dense          write uppers as regular entries, even when they have holes
-                   (manifest layout only)
+  --sparse         store only the data of uppers with holes, as old-GNU sparse
+                   (S) entries: smaller and faster, but microsandbox before
+                   0.6.7 (and the npm tar package) cannot load them. The
+                   default writes regular entries every reader loads; zero
+                   runs compress to almost nothing and load turns them back
+                   into holes. (--dense, the default, is accepted and ignored.)
+                   The snapshot layout always writes payloads with holes as
+                   sparse entries, as microsandbox 0.6.7+ does and reads.
   --layout L       the bundle layout: manifest (sha256-<16hex>/manifest.json,
                    which every microsandbox loads; 0.6.7+ migrates it) or
                    snapshot (the 0.6.7+ layout: snapshots/, files/, images/,
@@ -205,8 +212,8 @@ a terminal).`,
   {
     name: "load",
     args: ["<archive|->"],
-    options: { dest: { type: "string" }, name: { type: "string" } },
-    usage: "load <archive|-> [--dest DIR] [--name NAME]",
+    options: { dest: { type: "string" }, name: { type: "string" }, "max-apparent-size": { type: "string" } },
+    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-apparent-size SIZE]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
 from <archive>, or from stdin when it is "-". All or nothing: on any failure
@@ -215,6 +222,11 @@ nothing new is left in the home.
 Options:
   --dest DIR    install into DIR instead of <home>/snapshots (DIR becomes an indexed root)
   --name NAME   install the head snapshot under NAME
+  --max-apparent-size SIZE
+                refuse an archive whose files declare more than SIZE bytes in
+                all, holes included (default 256G; suffixes K, M, G, T are
+                powers of 1024). A load reads and hashes every logical byte,
+                so this bounds what a tiny archive declaring a huge upper costs.
 
 With --json, prints the head snapshot.`,
   },
@@ -402,6 +414,22 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   if (positionals.length < required) throw new UsageError(`missing argument ${command.args[positionals.length]}`, command);
   if (positionals.length > command.args.length) throw new UsageError(`unexpected argument '${positionals[command.args.length]}'`, command);
   return { kind: "run", command, positionals, values };
+}
+
+/**
+ * Parse a byte size such as `4096`, `512M`, `256G` or `1TiB` (suffixes are
+ * powers of 1024, as in GNU tools). Throws {@link UsageError} naming `flag`.
+ *
+ * @example
+ * ```ts
+ * parseByteSize("256G", "--max-apparent-size"); // 274877906944
+ * ```
+ */
+export function parseByteSize(text: string, flag: string, command: CommandSpec | null = null): number {
+  const m = /^([0-9]+)([KMGTP]?)(i?B)?$/i.exec(text.trim());
+  const n = m ? Number(m[1]) * 1024 ** "KMGTP".indexOf(m[2]!.toUpperCase()) * (m[2] === "" ? 1 : 1024) : NaN;
+  if (!m || !Number.isSafeInteger(n)) throw new UsageError(`bad ${flag} ${JSON.stringify(text)}: expected a byte count such as 4096, 512M or 256G`, command);
+  return n;
 }
 
 /**

@@ -13,7 +13,7 @@
 
 import { statSync } from "node:fs";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
-import { type CommandSpec, findCommand, parseLabels, UsageError } from "./args.js";
+import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { stdinSource, stdoutWritable } from "./stdio.js";
@@ -237,7 +237,7 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       withParents: values["with-parents"] === true,
       withImage: values["with-image"] === true,
       plainTar: values["plain-tar"] === true,
-      dense: values.dense === true,
+      sparse: values.sparse === true,
       layout: artifactLayout(values, findSaveCommand()),
       memberHashes: memberHashes(values),
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase),
@@ -267,6 +267,7 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
     head = await ctx.store.load(stdin ? stdin.stream : source, {
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
+      maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
       label: fromStdin ? "stdin" : undefined,
       onProgress: (bytes) => bar.update(bytes),
     });

@@ -6,9 +6,11 @@
  * It is strict where a lenient reader would hide damage: bad checksums,
  * truncation anywhere before the two end-of-archive zero blocks, malformed
  * numbers, PAX records or sparse maps are {@link ArchiveError}s naming the
- * entry or byte offset. It interprets POSIX ustar, PAX `x` headers and old-GNU
- * sparse (`S`) entries; everything else (`g`, `L`, `K`, links, devices, …) is
- * reported as is, for the caller to accept or reject.
+ * entry or byte offset. It interprets POSIX ustar, PAX `x` headers, global
+ * `g` headers that carry only ignorable records (`./pax.ts`), old-GNU sparse
+ * (`S`) entries and the PAX sparse formats GNU.sparse 0.0, 0.1 and 1.0;
+ * everything else (`L`, `K`, links, devices, …) is reported as is, for the
+ * caller to accept or reject.
  *
  * @example
  * ```ts
@@ -35,15 +37,16 @@ import {
   headerFormat,
   isZeroBlock,
   parseNumeric,
-  parsePaxRecords,
   verifyChecksum,
   type Fail,
 } from "./header.js";
+import { checkGlobalPax, parsePax, type PaxOverrides, type PaxSparse } from "./pax.js";
 import { ByteSource } from "./source.js";
 import {
   checkSegmentAlignment,
   DEFAULT_MAX_SPARSE_SEGMENTS,
   readDescriptors,
+  readSparseMap10,
   validateSparseMap,
   type SparseSegment,
 } from "./sparse.js";
@@ -66,7 +69,7 @@ export interface TarEntry {
   /** The raw typeflag character (`"0"`, `"\0"`, `"5"`, `"S"`, `"g"`, `"L"`, …). */
   readonly typeflag: string;
   readonly kind: TarEntryKind;
-  /** True for an old-GNU sparse entry (typeflag `S`). */
+  /** True for a sparse entry: old-GNU `S`, or PAX `GNU.sparse` 0.0, 0.1 or 1.0. */
   readonly sparse: boolean;
   /** Logical size: `realsize` for sparse entries, else the PAX or header size. */
   readonly size: number;
@@ -260,14 +263,6 @@ class Entry implements TarEntry {
   }
 }
 
-interface PaxOverrides {
-  offset: number;
-  path?: string;
-  linkpath?: string;
-  size?: number;
-  mtime?: number;
-}
-
 /**
  * Read a tar stream entry by entry. The stream is read only as far as the
  * end-of-archive marker (two zero blocks); then, or when the loop is left
@@ -277,7 +272,8 @@ interface PaxOverrides {
  * header checksums (unsigned or signed sum); octal or positive GNU base-256
  * numbers up to 2^53−1; no truncation before the end marker, and no lone zero
  * block followed by more headers; PAX `x` records well formed and at most
- * `maxPaxBytes`, no `GNU.sparse.*` keys; old-GNU sparse maps sorted,
+ * `maxPaxBytes`; global headers only with ignorable records; sparse maps
+ * (old-GNU and PAX 0.0/0.1/1.0, at most `maxSparseSegments`) sorted,
  * non-overlapping, within the logical size, matching the stored size, and
  * with every segment's data starting on a 512-byte boundary (GNU tar pads
  * each segment to a block, tar-rs and libarchive do not: only such maps mean
@@ -347,32 +343,31 @@ export async function* readTar(
       const typeflag = String.fromCharCode(block[F.typeflag[0]]!);
       const headerSize = parseNumeric(block, F.size[0], F.size[1], (r) => hfail(`size field: ${r}`));
 
-      if (typeflag === "x") {
-        if (pax) hfail(`a second PAX extended header follows the one at offset ${pax.offset}`);
-        if (headerSize > maxPax) {
-          hfail(`PAX extended header of ${headerSize} bytes exceeds the limit of ${maxPax}`);
-        }
+      if (typeflag === "x" || typeflag === "g") {
+        const what = typeflag === "x" ? "PAX extended header" : "PAX global header";
+        if (pax) hfail(`a ${what} follows the PAX extended header at offset ${pax.offset}`);
+        if (headerSize > maxPax) hfail(`${what} of ${headerSize} bytes exceeds the limit of ${maxPax}`);
         const data = new Uint8Array(headerSize);
         let got = 0;
         while (got < headerSize) {
           const v = await src.take(headerSize - got);
-          if (v === null) throw truncated(`input ends inside the PAX extended header at offset ${offset}`);
+          if (v === null) throw truncated(`input ends inside the ${what} at offset ${offset}`);
           data.set(v, got);
           got += v.length;
         }
         const pad = padding(headerSize);
-        if ((await src.skip(pad)) < pad) {
-          throw truncated(`input ends inside the padding of the PAX extended header at offset ${offset}`);
-        }
-        pax = parsePax(data, offset, hfail);
+        if ((await src.skip(pad)) < pad) throw truncated(`input ends inside the padding of the ${what} at offset ${offset}`);
+        if (typeflag === "x") pax = parsePax(data, offset, hfail, maxSegments);
+        else checkGlobalPax(data, hfail); // only ignorable records: nothing to apply
         continue;
       }
 
       const entryOffset = pax ? pax.offset : offset;
       // Path: PAX `path`, else (POSIX ustar) prefix + "/" + name, else name.
       let path: string;
-      if (pax?.path !== undefined) {
-        path = pax.path;
+      const paxPath = pax?.sparse?.name ?? pax?.path;
+      if (paxPath !== undefined) {
+        path = paxPath;
       } else {
         let raw = fieldBytes(block, F.name[0], F.name[1]);
         if (format === "ustar") {
@@ -405,7 +400,7 @@ export async function* readTar(
       const mode = parseNumeric(block, F.mode[0], F.mode[1], (r) => efail(`mode field: ${r}`)) & 0o7777;
       const mtime =
         pax?.mtime ?? parseNumeric(block, F.mtime[0], F.mtime[1], (r) => efail(`mtime field: ${r}`), true);
-      const storedSize = pax?.size ?? headerSize;
+      let storedSize = pax?.size ?? headerSize;
       const kind = kindOf(typeflag);
       if (kind !== "file" && kind !== "other" && storedSize !== 0) {
         efail(`a ${kind} entry must not carry data, but its size is ${storedSize}`);
@@ -439,13 +434,24 @@ export async function* readTar(
         checkSegmentAlignment(raw, efail);
       }
 
+      if (pax?.sparse !== undefined) {
+        if (kind !== "file" || typeflag === "S") efail(`GNU.sparse records on a ${typeflag === "S" ? "old-GNU sparse" : kind} entry`);
+        const paxSparse = await paxSparseMap(pax.sparse, storedSize, maxSegments, () => src.readBlock(), efail, () =>
+          truncated(`input ends inside the sparse map of entry ${JSON.stringify(path)} (header at offset ${entryOffset})`),
+        );
+        size = paxSparse.realSize;
+        storedSize = paxSparse.storedSize;
+        sparseMap = paxSparse.map;
+      }
+
+      const sparse = sparseMap !== null;
       pax = null;
       current = new Entry(
         {
           path,
           typeflag,
           kind,
-          sparse: typeflag === "S",
+          sparse,
           size,
           storedSize,
           sparseMap,
@@ -467,41 +473,37 @@ export async function* readTar(
   }
 }
 
-const DECIMAL = /^[0-9]+$/;
-const PAX_TIME = /^-?[0-9]+(\.[0-9]+)?$/;
-
-function parsePax(data: Uint8Array, offset: number, fail: Fail): PaxOverrides {
-  const records = parsePaxRecords(data, (rule) => fail(`PAX extended header: ${rule}`));
-  const out: PaxOverrides = { offset };
-  for (const [key, raw] of records) {
-    if (key.startsWith("GNU.sparse.")) fail(`PAX sparse formats are not supported (key ${JSON.stringify(key)})`);
-    if (key !== "path" && key !== "linkpath" && key !== "size" && key !== "mtime") continue;
-    const value = decodeUtf8(raw);
-    if (value === null) fail(`PAX ${key} ${JSON.stringify(decodeLossy(raw))} is not valid UTF-8`);
-    // An empty value removes the keyword: the header field applies.
-    if (value === "") continue;
-    switch (key) {
-      case "path":
-        out.path = value;
-        break;
-      case "linkpath":
-        out.linkpath = value;
-        break;
-      case "size": {
-        const n = Number(value);
-        if (!DECIMAL.test(value) || !Number.isSafeInteger(n)) {
-          fail(`PAX size ${JSON.stringify(value)} is not a decimal integer up to 2^53-1`);
-        }
-        out.size = n;
-        break;
-      }
-      case "mtime": {
-        const n = Number(value);
-        if (!PAX_TIME.test(value) || !Number.isFinite(n)) fail(`PAX mtime ${JSON.stringify(value)} is not a number`);
-        out.mtime = n;
-        break;
-      }
-    }
+/**
+ * The map of a PAX sparse entry (GNU.sparse 0.0, 0.1 or 1.0), checked like an
+ * old-GNU map: sorted, non-overlapping, inside the real size, covering the
+ * stored data, each segment's data starting on a 512-byte boundary. For 1.0
+ * the map is read from the data area first; the stored size left is the data.
+ */
+async function paxSparseMap(
+  s: PaxSparse,
+  storedTotal: number,
+  maxSegments: number,
+  readBlock: () => Promise<Uint8Array | number>,
+  fail: Fail,
+  truncated: () => Error,
+): Promise<{ realSize: number; storedSize: number; map: SparseSegment[] }> {
+  const v1 = s.major !== undefined || s.minor !== undefined;
+  if (v1 && (s.major !== 1 || s.minor !== 0)) fail(`PAX sparse format ${s.major ?? "?"}.${s.minor ?? "?"} is not one this reader knows (0.0, 0.1, 1.0)`);
+  if (s.realSize === undefined) fail(`PAX sparse entry without its real size (GNU.sparse.${v1 ? "realsize" : "size"})`);
+  let raw: SparseSegment[];
+  let storedSize = storedTotal;
+  if (v1) {
+    if (s.pairs !== undefined || s.map !== undefined) fail("PAX sparse 1.0 entry also carries a 0.x map record");
+    const read = await readSparseMap10(readBlock, storedTotal, maxSegments, fail, truncated);
+    raw = read.map;
+    storedSize = storedTotal - read.bytes;
+  } else {
+    if (s.pairs !== undefined && s.map !== undefined) fail("PAX sparse entry carries both GNU.sparse.offset/numbytes (0.0) and GNU.sparse.map (0.1)");
+    raw = s.map ?? s.pairs ?? [];
+    if (s.numBlocks !== undefined && s.numBlocks !== raw.length) fail(`PAX GNU.sparse.numblocks is ${s.numBlocks} but the map lists ${raw.length} segments`);
+    if (s.numBlocks === undefined && raw.length === 0) fail("PAX sparse 0.x entry without a map (GNU.sparse.numblocks, GNU.sparse.map or offset/numbytes)");
   }
-  return out;
+  const map = validateSparseMap(raw, s.realSize, storedSize, fail);
+  checkSegmentAlignment(raw, fail);
+  return { realSize: s.realSize, storedSize, map };
 }

@@ -167,3 +167,64 @@ export function blockAlignMap(map: readonly SparseSegment[], realSize: number): 
   }
   return out;
 }
+
+/** Longest decimal number accepted in a sparse 1.0 map (2^53−1 has 16 digits). */
+const MAX_MAP_DIGITS = 16;
+
+/**
+ * Read the map a PAX sparse 1.0 entry stores at the start of its data area:
+ * decimal numbers, each ended by `\n` — the count, then `count` offset/numbytes
+ * pairs — padded with zeros to a 512-byte boundary. Reads block by block, at
+ * most `available` bytes (the entry's stored size), and allocates only for
+ * numbers actually present: a count is bounded by `maxSegments` before anything
+ * else. Resolves the raw map and the bytes the map area took (whole blocks).
+ *
+ * @example
+ * ```ts
+ * const { map, bytes } = await readSparseMap10(() => src.readBlock(), storedTotal, 1_000_000, fail, truncated);
+ * ```
+ */
+export async function readSparseMap10(
+  readBlock: () => Promise<Uint8Array | number>,
+  available: number,
+  maxSegments: number,
+  fail: Fail,
+  truncated: () => Error,
+): Promise<{ map: SparseSegment[]; bytes: number }> {
+  const map: SparseSegment[] = [];
+  let count = -1;
+  let pendingOffset = -1;
+  let digits = 0;
+  let value = 0;
+  let bytes = 0;
+  for (;;) {
+    if (bytes + 512 > available) fail(`PAX sparse 1.0 map runs past the entry's ${available} stored bytes`);
+    const block = await readBlock();
+    if (typeof block === "number") throw truncated();
+    bytes += 512;
+    for (let i = 0; i < 512; i++) {
+      const c = block[i]!;
+      if (c >= 0x30 && c <= 0x39) {
+        if (++digits > MAX_MAP_DIGITS) fail(`PAX sparse 1.0 map: number ${map.length * 2 + (pendingOffset >= 0 ? 1 : 0)} has more than ${MAX_MAP_DIGITS} digits`);
+        value = value * 10 + (c - 0x30);
+        continue;
+      }
+      if (c !== 0x0a || digits === 0) {
+        fail(`PAX sparse 1.0 map: byte ${bytes - 512 + i} is ${JSON.stringify(String.fromCharCode(c))}, expected a decimal number ended by a newline`);
+      }
+      if (!Number.isSafeInteger(value)) fail(`PAX sparse 1.0 map: ${value} exceeds 2^53-1`);
+      if (count < 0) {
+        if (value > maxSegments) fail(`PAX sparse 1.0 map declares ${value} segments; the limit is ${maxSegments}`);
+        count = value;
+      } else if (pendingOffset < 0) {
+        pendingOffset = value;
+      } else {
+        map.push({ offset: pendingOffset, length: value });
+        pendingOffset = -1;
+      }
+      digits = 0;
+      value = 0;
+      if (map.length === count && pendingOffset < 0) return { map, bytes };
+    }
+  }
+}
