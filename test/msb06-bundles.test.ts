@@ -256,6 +256,30 @@ for (const backend of BACKENDS) {
           }
         });
       }
+      test("hostile members of a 0.6 bundle: a symlink payload, an unknown file in snapshots/<id>/, a reserved payload name, an oversized archive.json", async () => {
+        const { craftHeader } = await import("./helpers/tar-craft.js");
+        const { fs, home, store, cleanup } = await makeHome(backend);
+        try {
+          const s = await crafted06(noise(2000, 14), "sha256");
+          const { members } = await craftBundle06([s], { memberHashes: true });
+          const hex = s.digest.slice(7);
+          const variants: [string, Uint8Array[], RegExp][] = [
+            ["symlink", [craftHeader({ name: `files/${hex}/upper.ext4`, typeflag: "2", linkname: "/etc/passwd", mtime: 1 }), ...members.filter((m) => !m.path.startsWith("files/")).map((m) => fileEntry(m.path, m.data))], /symbolic link/],
+            ["unknown descriptor name", [fileEntry(`snapshots/${hex}/notes.txt`, "x"), ...members.map((m) => fileEntry(m.path, m.data))], /holds only snapshot\.json/],
+            ["reserved payload name", [fileEntry(`files/${hex}/.manifest.json.legacy`, "x"), ...members.map((m) => fileEntry(m.path, m.data))], /reserved artifact name/],
+            ["archive.json over 4 MiB", [...members.filter((m) => m.path !== "archive.json").map((m) => fileEntry(m.path, m.data)), craftHeader({ name: "archive.json", size: (4 << 20) + 1, mtime: 1 })], /archive\.json may be at most 4194304/],
+            ["GNU long name", [craftHeader({ name: "././@LongLink", typeflag: "L", size: 10, mtime: 1 }), ...members.map((m) => fileEntry(m.path, m.data))], /long-name/],
+          ];
+          for (const [what, parts, re] of variants) {
+            await writeBytes(fs, `${home}/h.tar`, tarOf(...parts));
+            const before = await fingerprint(fs, home);
+            await assert.rejects(store.load(`${home}/h.tar`), re, what);
+            assert.deepEqual(await fingerprint(fs, home), before, what);
+          }
+        } finally {
+          cleanup();
+        }
+      });
       test("a descriptor that is not canonical (its file hash is not its identity)", async () => {
         const { fs, home, store, cleanup } = await makeHome(backend);
         try {
