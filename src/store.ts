@@ -227,11 +227,8 @@ export class SnapshotStore {
       }
       return saveArchive(this.fs, this.layout, head, findParent, target, options);
     }
-    if (head.form === "manifest") {
-      throw new InvalidArgument(
-        `${head.path} is a manifest.json artifact: writing it in the 0.6 snapshot layout would give it a new identity; save it in the manifest layout, which microsandbox 0.6.7+ migrates on load`,
-      );
-    }
+    // A manifest.json chain is translated as microsandbox's migration would (new identities);
+    // save06 refuses what the translation cannot hold, saying why.
     // the 0.6 layout always writes payloads with holes as old-GNU sparse entries, as microsandbox 0.6.7+ does (and every 0.6.7+ reads them)
     const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
     return saveArchive06(this.fs, this.layout, chain, target, options);

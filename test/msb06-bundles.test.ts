@@ -307,7 +307,20 @@ for (const backend of BACKENDS) {
         await store.save("old", `${root}/old.tar`, { plainTar: true });
         assert.deepEqual(gnuTarList(await readSmallFile(fs, `${root}/old.tar`, 64 << 20)).map((p) => p.split("/")[1]), ["manifest.json", "upper.ext4"]);
         await store.save("new", `${root}/new.tar`, { plainTar: true });
-        await assert.rejects(store.save("old", `${root}/x.tar`, { layout: "snapshot" }), /manifest\.json artifact.*new identity/);
+        // the manifest form in the 0.6 layout: translated as microsandbox's migration would (a new identity)
+        const kid = await store.create("kid", { upper: `${root}/u`, image: IMAGE, integrity: true, parent: old.digest, layout: undefined, form: "manifest" } as any);
+        await assert.rejects(store.save("kid", `${root}/x.tar`, { layout: "snapshot" }), /legacy_parent_missing/);
+        const tr = (await store.save("kid", `${root}/tr.tar`, { layout: "snapshot", withParents: true, plainTar: true })) as any;
+        const m = JSON.parse(new TextDecoder().decode(await readSmallFile(fs, `${home}/snapshots/old/manifest.json`, 1 << 20)));
+        const { descriptorText, fileState, sha256Of } = await import("./helpers/msb06-reference.js");
+        const oldText = descriptorText({ created_at: m.created_at, state: fileState(m.upper.size_bytes, JSON.stringify(m.upper.integrity)) });
+        const oldNew = sha256Of(enc(oldText));
+        assert.ok(tr.inventory.snapshots.some((x: any) => x.snapshot_id === oldNew));
+        const kidText = new TextDecoder().decode(gnuTarExtract(await readSmallFile(fs, `${root}/tr.tar`, 64 << 20), `snapshots/${tr.inventory.head.slice(7)}/snapshot.json`));
+        assert.equal(JSON.parse(kidText).parent, oldNew);
+        assert.notEqual(tr.inventory.head, kid.digest);
+        assert.deepEqual(tr.inventory.requires, []); // sparse-sha256 integrity throughout: 0.6.7–0.6.8 load it too
+        await store.remove("kid");
         await assert.rejects(store.save("new", `${root}/x.tar`, { layout: "manifest" }), /snapshot\.json artifact.*cannot carry it/);
         const other = await makeHome(backend);
         try {

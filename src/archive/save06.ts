@@ -20,8 +20,9 @@
  * @module
  */
 
-import { createSha256 } from "../../wasm/mod.js";
-import { DESCRIPTOR_FILENAME, MAX_DESCRIPTOR_BYTES, MERKLE_BLAKE3 } from "../descriptor.js";
+import { createSha256, sha256Hex } from "../../wasm/mod.js";
+import { canonicalDescriptor, DESCRIPTOR_FILENAME, descriptorFromManifest, MAX_DESCRIPTOR_BYTES, MERKLE_BLAKE3 } from "../descriptor.js";
+import { MANIFEST_FILENAME } from "../manifest.js";
 import { InvalidArgument, InvalidManifest } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { readSmallFile } from "../io.js";
@@ -74,23 +75,26 @@ export function loadableBy067(chain: readonly Snapshot[]): boolean {
 export async function saveArchive06(
   fs: FileSystem,
   layout: HomeLayout,
-  chain: readonly Snapshot[],
+  source: readonly Snapshot[],
   out: string | WritableStream<Uint8Array>,
   options: Save06Options = {},
 ): Promise<SaveResult & { inventory: ArchiveInventory }> {
-  const head = chain[chain.length - 1]!;
+  let chain = source;
+  const head = () => chain[chain.length - 1]!;
   const descriptors: Uint8Array[] = [];
   const extents: (Extent[] | null)[] = [];
   const total = chain.reduce((n, c) => n + (c.upperPath === null ? 0 : c.manifest.upper.size_bytes), 0);
   let verified = 0;
+  chain = await translateManifests(chain);
   for (const snap of chain) {
-    if (snap.form !== "snapshot" || snap.descriptor === null) throw new InvalidArgument(`${snap.path} is a manifest.json artifact; the 0.6 layout carries snapshot.json artifacts only (save it in the manifest layout)`);
-    const bytes = await readSmallFile(fs, join(snap.path, DESCRIPTOR_FILENAME), MAX_DESCRIPTOR_BYTES);
+    const translated = snap.form === "manifest";
+    const bytes = translated ? canonicalDescriptor(snap.descriptor!) : await readSmallFile(fs, join(snap.path, DESCRIPTOR_FILENAME), MAX_DESCRIPTOR_BYTES);
     const h = await createSha256();
     h.update(bytes);
-    if (`sha256:${h.digestHex()}` !== snap.digest) {
+    if (!translated && `sha256:${h.digestHex()}` !== snap.digest) {
       throw new InvalidManifest(`${join(snap.path, DESCRIPTOR_FILENAME)} is not in canonical form (its file hash differs from its identity ${snap.digest}); microsandbox 0.6 would refuse it in a bundle`);
     }
+    if (translated) h.digestHex();
     if (snap.upperPath !== null && snap.manifest.upper.file.length > 29) {
       throw new InvalidArgument(`${snap.path}: upper file name ${JSON.stringify(snap.manifest.upper.file)} is over 29 bytes; files/<64hex>/<name> would need a GNU long-name entry, which microsandbox's loader refuses`);
     }
@@ -99,7 +103,7 @@ export async function saveArchive06(
     extents.push(snap.upperPath === null ? null : (await verifySnapshot(fs, snap, { extents: true, onProgress })).extents);
     verified += snap.upperPath === null ? 0 : snap.manifest.upper.size_bytes;
   }
-  const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
+  const cache = options.withImage ? await requiredCacheFiles(fs, layout, head().manifest) : [];
   const memberHashes = options.memberHashes === undefined || options.memberHashes === "auto" ? !loadableBy067(chain) : options.memberHashes;
   let inventory: ArchiveInventory | null = null;
   const toWrite = extents.reduce((n, e) => n + (e === null ? 0 : e.reduce((m, x) => m + x.length, 0)), 0);
@@ -134,7 +138,7 @@ export async function saveArchive06(
       for (let i = 0; i < chain.length; i++) {
         const snap = chain[i]!;
         const hex = snap.digest.slice(7);
-        const dInfo = await fs.lstat(join(snap.path, DESCRIPTOR_FILENAME));
+        const dInfo = await fs.lstat(join(snap.path, snap.form === "manifest" ? MANIFEST_FILENAME : DESCRIPTOR_FILENAME));
         await add(`snapshots/${hex}/${DESCRIPTOR_FILENAME}`, descriptors[i]!.length, null, [descriptors[i]!], Math.floor(dInfo.mtimeMs / 1000), snap.digest, null, true);
         if (snap.upperPath === null) continue;
         const size = snap.manifest.upper.size_bytes;
@@ -155,11 +159,11 @@ export async function saveArchive06(
         const path = f.archivePath.replace(/^cache\//, "images/");
         await add(path, info.size, null, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), Math.floor(info.mtimeMs / 1000), null, null, true);
       }
-      const suggested = basename(head.path);
+      const suggested = basename(head().path);
       inventory = {
         schema: 1,
         artifact: "snapshot-archive",
-        head: head.digest,
+        head: head().digest,
         suggested_name: suggested !== "" && new TextEncoder().encode(suggested).length <= 255 && !suggested.includes("\\") ? suggested : null,
         completeness: "boot-complete",
         with_parents: chain.length > 1,
@@ -176,6 +180,41 @@ export async function saveArchive06(
   };
   const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, write) : await write(out);
   return { snapshots: chain, cacheFiles: cache.map((c) => c.path), tarBytes, inventory: inventory! };
+}
+
+/**
+ * A chain with every `manifest.json` snapshot given the 0.6 descriptor
+ * microsandbox's migration would give it (`translate_v066_forward`: scope
+ * disk, no extensions, integrity copied, parent = the parent's *new* digest).
+ * The snapshot keeps its path and payload; its `digest` becomes the new
+ * identity and `descriptor` the translation (written from memory, never to
+ * the home). A translated snapshot's parent must be in the chain: upstream
+ * blocks a migrated child whose parent is not in the same batch.
+ */
+async function translateManifests(chain: readonly Snapshot[]): Promise<Snapshot[]> {
+  const renamed = new Map<string, string>();
+  const out: Snapshot[] = [];
+  for (const snap of chain) {
+    if (snap.form !== "manifest") {
+      out.push(snap);
+      continue;
+    }
+    const m = snap.manifest;
+    let parent: string | null = null;
+    if (m.parent !== null) {
+      parent = renamed.get(m.parent) ?? null;
+      if (parent === null) {
+        throw new InvalidArgument(
+          `${snap.path}: its parent ${m.parent} must be in the same bundle to be translated to the 0.6 layout (use --with-parents): microsandbox blocks a migrated child whose parent is missing (legacy_parent_missing)`,
+        );
+      }
+    }
+    const d = descriptorFromManifest(m, parent, join(snap.path, MANIFEST_FILENAME));
+    const digest = `sha256:${await sha256Hex(canonicalDescriptor(d))}`;
+    renamed.set(snap.digest, digest);
+    out.push({ ...snap, digest, descriptor: d });
+  }
+  return out;
 }
 
 function compareUtf8(a: string, b: string): number {

@@ -197,8 +197,11 @@ Options:
   --layout L       the bundle layout: manifest (sha256-<16hex>/manifest.json,
                    which every microsandbox loads; 0.6.7+ migrates it) or
                    snapshot (the 0.6.7+ layout: snapshots/, files/, images/,
-                   archive.json). Default: the snapshot's own artifact form;
-                   a layout that cannot carry it is refused, saying why
+                   archive.json). Default: the snapshot's own artifact form.
+                   A manifest.json chain is translated to snapshot.json as
+                   microsandbox's migration would (new identities; parents
+                   must ship along); a snapshot.json one cannot go back to
+                   the manifest layout and is refused, saying why
   --member-hashes M  snapshot layout: record per-member BLAKE3 hashes (yes),
                    or not (no), or only when microsandbox 0.6.7-0.6.8 could
                    not load the bundle anyway (auto, the default)
