@@ -40,7 +40,7 @@ import { ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./pr
 import { countingStream, fileReadable } from "./streams.js";
 import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, unpackArchive } from "./unpack.js";
+import { stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
 
 export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 
@@ -65,11 +65,8 @@ export interface LoadOptions {
   readonly maxApparentBytes?: number;
 }
 
-/** Staging directories of one load. */
-export interface Staging {
-  readonly snapshots: string;
-  readonly cache: string;
-}
+/** Staging directories of one load (where the unpack step's {@link stagingSink} writes). */
+export type Staging = StagingDirs;
 
 /** The pipeline, one named step per line. Resolves the promoted head snapshot. */
 export async function loadArchive(
@@ -169,6 +166,11 @@ async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
 /**
  * Step 2. Open and verify every staged snapshot, in archive order (the
  * grammar has already required at least one, each with its upper).
+ *
+ * @example
+ * ```ts
+ * const imported = await verifyImportedSnapshots(fs, stage, contents);
+ * ```
  */
 export async function verifyImportedSnapshots(fs: FileSystem, stage: Staging, contents: BundleContents): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];

@@ -55,7 +55,15 @@ export interface PaxSparse {
 const DECIMAL = /^[0-9]+$/;
 const PAX_TIME = /^-?[0-9]+(\.[0-9]+)?$/;
 
-/** Records that change nothing a load keeps (see the module doc). */
+/**
+ * Records that change nothing a load keeps (see the module doc).
+ *
+ * @example
+ * ```ts
+ * isIgnorablePaxKey("SCHILY.xattr.user.a", "b"); // true
+ * isIgnorablePaxKey("path", "x"); // false
+ * ```
+ */
 export function isIgnorablePaxKey(key: string, value: string): boolean {
   if (key === "hdrcharset") return value === "ISO-IEC 10646 2000 UTF-8";
   return (
