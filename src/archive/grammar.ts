@@ -33,13 +33,22 @@
  * admitted entry goes (staging, or nowhere for a verify that installs
  * nothing).
  *
- * ## Adding a layout
+ * ## The microsandbox 0.6 layout
  *
- * A second archive layout (microsandbox 0.6: `snapshots/…`, `files/…`,
- * `images/…`, `archive.json`) is more rule functions in this file: a
- * `validate…ArchivePath` classifier returning a new {@link EntryPlace} area,
- * a case in {@link classifyEntry}, and the membership state for that area in
- * {@link BundleGrammar} (`#admitFile`, `#endRules`).
+ * | entry              | allowed                                                        |
+ * |--------------------|----------------------------------------------------------------|
+ * | inventory          | `archive.json` (≤ 4 MiB, read whole)                            |
+ * | descriptor         | `snapshots/<64hex>/snapshot.json` (≤ 1 MiB, read whole)          |
+ * | payload            | `files/<64hex>/<name ≤ 255 bytes, not a reserved artifact name>` |
+ * | image file         | `images/<kind>/<name><ext>`                                      |
+ * | directories        | `snapshots/`, `files/`, `images/`, `…/<64hex>/`, `images/<kind>/` |
+ *
+ * {@link isMsb06Path} (the layout rule) sends these to
+ * {@link validateMsb06ArchivePath} (the path rule); the size rule is
+ * {@link documentBound}; at the end a 0.6 bundle must carry `archive.json`
+ * and nothing of the other layout (`#endMsb06`). The unpack step reports each
+ * member's sizes and BLAKE3 member hash ({@link BundleGrammar.observed}); the
+ * inventory rules themselves (load steps 3, 6, 7) are in `inventory.ts`.
  *
  * @example
  * ```ts
