@@ -164,6 +164,26 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("checkpoint state round-trips: a descriptor-only member, member hashes on, verify says unsupported after load", async () => {
+      const { writeCheckpoint06 } = await import("./helpers/msb06-reference.js");
+      const { fs, root, home, store, cleanup } = await makeHome(backend);
+      const other = await makeHome(backend);
+      try {
+        const ck = await writeCheckpoint06(fs, `${home}/snapshots/ck`);
+        const r = (await store.save("ck", `${root}/ck.tar`, { plainTar: true })) as any;
+        assert.deepEqual(r.inventory.entries.map((e: any) => e.kind), ["snapshot-descriptor"]);
+        assert.deepEqual(r.inventory.requires, [MEMBER]);
+        await writeBytes(other.fs, `${other.home}/ck.tar`, await readSmallFile(fs, `${root}/ck.tar`, 1 << 20));
+        const head = await other.store.load(`${other.home}/ck.tar`);
+        assert.equal(head.digest, ck.digest);
+        assert.equal(head.state_kind, "checkpoint");
+        assert.equal((await other.store.verify(ck.digest)).integrity.status, "unsupported");
+      } finally {
+        other.cleanup();
+        cleanup();
+      }
+    });
+
     test("auto member hashes: sha256/sparse integrity → requires [] (0.6.7–0.6.8 load it); forced either way", async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
