@@ -41,3 +41,6 @@ export { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, Snapshot
 export { type LoadOptions } from "./archive/load.js";
 export { type SaveOptions, type SaveResult } from "./archive/save.js";
 export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";
+export { type Leftover, type SweepPolicy, type SweepResult } from "./staging.js";
+export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
+export { LockTimeout } from "./lock.js";

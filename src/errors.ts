@@ -117,3 +117,43 @@ export class FsError extends SnapbundleError {
 export function isFsError(e: unknown, errno?: string): e is FsError {
   return e instanceof FsError && (errno === undefined || e.errno === errno);
 }
+
+/**
+ * An operation stopped because its `AbortSignal` fired (e.g. the CLI caught
+ * SIGINT). Whatever the operation had made is undone, as for any failure.
+ * `reason` is what the signal carried (the CLI passes the signal's name).
+ *
+ * @example
+ * ```ts
+ * const ac = new AbortController();
+ * ac.abort();
+ * try {
+ *   await store.save("base", "/tmp/base.tar.zst", { signal: ac.signal });
+ * } catch (e) {
+ *   if (e instanceof OperationAborted) console.error("interrupted");
+ * }
+ * ```
+ */
+export class OperationAborted extends SnapbundleError {
+  readonly reason: unknown;
+  constructor(message = "the operation was aborted", options?: { cause?: unknown; reason?: unknown }) {
+    super("aborted", message, options);
+    this.reason = options?.reason;
+  }
+}
+
+/**
+ * The output path of a save exists and replacing it was not asked for
+ * (`overwrite: true`, the CLI's `--force`), or cannot be written there (a
+ * directory, a missing parent directory).
+ *
+ * @example
+ * ```ts
+ * try { await store.save("base", "/tmp/base.tar.zst"); } catch (e) { if (e instanceof OutputRefused) console.error(e.message); }
+ * ```
+ */
+export class OutputRefused extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("output-refused", message, options);
+  }
+}

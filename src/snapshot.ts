@@ -49,8 +49,10 @@ import {
   validateDescriptor,
 } from "./descriptor.js";
 import { merkleRootOfFile, MerkleBuilder } from "./merkle.js";
+import { abortingProgress, throwIfAborted } from "./abort.js";
 import { basename, dirname, join } from "./path.js";
-import { stagingName, stagingPrefix } from "./archive/staging.js";
+import { Lease } from "./lease.js";
+import { CREATE_STAGE_PREFIX, REPLACED_PREFIX } from "./staging.js";
 import { copySparse, type Extent, scanFile } from "./sparse.js";
 
 /**
@@ -165,6 +167,8 @@ export interface VerifyOptions {
   readonly onProgress?: (bytes: number) => void;
   /** Also return the upper's data extents (used by save to write sparse entries). */
   readonly extents?: boolean;
+  /** Stop reading (rejecting with `OperationAborted`) once this fires. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -186,12 +190,13 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
       `${upperPath}: integrity algorithm ${JSON.stringify(integrity.algorithm)} is not supported (known: sha256, ${SPARSE_SHA256}, ${MERKLE_BLAKE3})`,
     );
   }
+  throwIfAborted(options.signal);
   if (integrity === null && !options.extents) return { status: "not-recorded", algorithm: null, digest: null, extents: null };
   const tree = merkle ? new MerkleBuilder(size) : null;
   const r = await scanFile(fs, upperPath, size, {
     algorithm: merkle ? null : (integrity?.algorithm ?? null),
     extents: options.extents ?? false,
-    onProgress: options.onProgress,
+    onProgress: abortingProgress(options.signal, options.onProgress),
     onChunk: tree === null ? undefined : (chunk, runs) => tree.addChunk(chunk.data, runs),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
@@ -241,6 +246,8 @@ export interface CreateOptions {
   /** Replace an existing snapshot of the same name (the old one is removed only once the new one is in place). */
   readonly force?: boolean;
   readonly onProgress?: (bytes: number) => void;
+  /** Stop (rejecting with `OperationAborted`, nothing left behind) once this fires. */
+  readonly signal?: AbortSignal;
 }
 
 /** RFC 3339 UTC timestamp with second precision, e.g. `2026-05-01T12:00:00Z`. */
@@ -271,14 +278,19 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
   if (srcInfo === null) throw new InvalidArgument(`upper file ${options.upper} does not exist`);
   if (srcInfo.kind !== "file") throw new InvalidArgument(`upper file ${options.upper} must be a regular file, not a ${srcInfo.kind}`);
 
+  // A failed create leaves no directory it made (the home included).
+  const made = await missingAncestors(fs, parentDir);
   await fs.mkdir(parentDir, { recursive: true });
-  const stage = await fs.makeTempDir(parentDir, stagingPrefix(".msb-create-"));
+  const lease = new Lease(fs);
   let staged: Snapshot;
+  const stage = join(parentDir, lease.name(CREATE_STAGE_PREFIX));
   try {
+    await lease.cover(parentDir);
+    await fs.mkdir(stage);
     const upperFile = "upper.ext4";
     const form = options.form ?? "manifest";
     const sparseIntegrity = options.integrity && form === "manifest" ? SPARSE_SHA256 : null;
-    const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, sparseIntegrity, options.onProgress);
+    const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, sparseIntegrity, abortingProgress(options.signal, options.onProgress));
     const base = {
       image: { ref: options.image.ref, manifest_digest: options.image.manifest_digest },
       parent: options.parent ?? null,
@@ -288,7 +300,7 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
     };
     if (form === "snapshot") {
       // the copy is hashed (holes skipped), not the source, which may change under us
-      const root = options.integrity ? await merkleRootOfFile(fs, join(stage, upperFile), srcInfo.size) : null;
+      const root = options.integrity ? await merkleRootOfFile(fs, join(stage, upperFile), srcInfo.size, abortingProgress(options.signal, undefined)) : null;
       const draft: SnapshotDescriptor = {
         schema: 1,
         artifact: "snapshot",
@@ -322,12 +334,25 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
     }
     // Open it while it is still staged: once it is renamed into place, nothing may fail any more.
     staged = await openSnapshot(fs, stage);
-    await installDir(fs, stage, dir, options.force ?? false);
+    throwIfAborted(options.signal);
+    await installDir(fs, stage, dir, options.force ?? false, lease);
   } catch (e) {
     await fs.remove(stage, { recursive: true, force: true }).catch(() => {});
+    await lease.release();
+    for (const d of made) {
+      if ((await fs.readdir(d).catch(() => ["?"])).length === 0) await fs.remove(d, { recursive: true, force: true }).catch(() => {});
+    }
     throw e;
   }
+  await lease.release();
   return { ...staged, path: dir, name, upperPath: staged.upperPath === null ? null : join(dir, staged.manifest.upper.file) };
+}
+
+/** The directories from `dir` up that do not exist yet, deepest first. */
+async function missingAncestors(fs: FileSystem, dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = dir; d !== "/" && (await lstatOrNull(fs, d)) === null; d = dirname(d)) missing.push(d);
+  return missing;
 }
 
 /**
@@ -339,10 +364,10 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
  * effort: a leftover `.msb-replaced-*` directory is never listed and is swept
  * later.
  */
-async function installDir(fs: FileSystem, stage: string, dir: string, replace: boolean): Promise<void> {
+async function installDir(fs: FileSystem, stage: string, dir: string, replace: boolean, lease: Lease): Promise<void> {
   let aside: string | null = null;
   if (replace && (await lstatOrNull(fs, dir)) !== null) {
-    aside = join(dirname(dir), stagingName(".msb-replaced-"));
+    aside = join(dirname(dir), lease.name(REPLACED_PREFIX));
     await fs.rename(dir, aside);
   }
   const putBack = async () => {

@@ -21,7 +21,7 @@
 
 import { pendingPromotionTargets } from "./archive/journal.js";
 import { loadArchive, type LoadOptions } from "./archive/load.js";
-import { stagingName } from "./archive/staging.js";
+import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
 import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
 import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
@@ -178,14 +178,44 @@ export class SnapshotStore {
    * See {@link createSnapshot} for the guarantees.
    */
   async create(name: string, options: CreateOptions & { readonly destDir?: string }): Promise<SnapshotInfo> {
-    const form = options.form ?? (await this.homeForm());
-    validateSnapshotName(name, form);
+    validateSnapshotName(name);
     const root = options.destDir === undefined ? this.layout.snapshotsDir : this.absolutePath(options.destDir);
-    // An extra root lives only in the index: record it before anything is created there,
-    // so a snapshot is never made where the store would not find it.
-    if (root !== this.layout.snapshotsDir) await this.ensureRoot(root);
-    const snap = await createSnapshot(this.fs, join(root, name), { ...options, form, upper: this.absolutePath(options.upper) });
-    return snapshotInfo(snap);
+    return this.leavingNoTrace(root, async () => {
+      // the home's form is read inside: a listing may write the index, which a failed create must not leave behind
+      const form = options.form ?? (await this.homeForm());
+      validateSnapshotName(name, form);
+      const snap = await createSnapshot(this.fs, join(root, name), { ...options, form, upper: this.absolutePath(options.upper) });
+      return snapshotInfo(snap);
+    });
+  }
+
+  /**
+   * Run a writing operation whose snapshots go to `root`. An extra root lives
+   * only in the index, so it is recorded before anything is created there (a
+   * snapshot is never made where the store would not find it); if the
+   * operation fails, the root is forgotten again, and a home the operation
+   * created (index included) is removed: a failed command leaves no trace.
+   */
+  private async leavingNoTrace<T>(root: string, body: () => Promise<T>): Promise<T> {
+    const homeExisted = (await lstatOrNull(this.fs, this.layout.home)) !== null;
+    const snapshotsExisted = (await lstatOrNull(this.fs, this.layout.snapshotsDir)) !== null;
+    const added = root !== this.layout.snapshotsDir && (await this.ensureRoot(root));
+    try {
+      return await body();
+    } catch (e) {
+      if (added) {
+        const prior = await this.readIndex().catch(() => null);
+        const roots = (prior?.roots ?? []).filter((r) => normalize(r) !== normalize(root));
+        await this.reconcile({ roots, mustWrite: true }).catch(() => {});
+      }
+      if (!snapshotsExisted) {
+        await this.fs.remove(this.layout.indexPath, { force: true }).catch(() => {});
+        for (const dir of [this.layout.snapshotsDir, ...(homeExisted ? [] : [this.layout.home])]) {
+          if ((await this.fs.readdir(dir).catch(() => ["?"])).length === 0) await this.fs.remove(dir, { recursive: true, force: true }).catch(() => {});
+        }
+      }
+      throw e;
+    }
   }
 
   /**
@@ -200,9 +230,9 @@ export class SnapshotStore {
   }
 
   /** Resolve and verify a snapshot, reading every byte of its upper. */
-  async verify(ref: string, options: { onProgress?: (bytes: number) => void } = {}): Promise<SnapshotInfo & { integrity: Verification }> {
+  async verify(ref: string, options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {}): Promise<SnapshotInfo & { integrity: Verification }> {
     const snap = await this.resolve(ref);
-    const v = await verifySnapshot(this.fs, snap, { onProgress: options.onProgress });
+    const v = await verifySnapshot(this.fs, snap, { onProgress: options.onProgress, signal: options.signal });
     return { ...snapshotInfo(snap), integrity: { status: v.status, algorithm: v.algorithm, digest: v.digest } };
   }
 
@@ -241,11 +271,36 @@ export class SnapshotStore {
    */
   async load(source: string | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<SnapshotInfo> {
     const dest = options.dest === undefined ? undefined : this.absolutePath(options.dest);
-    if (dest !== undefined && dest !== this.layout.snapshotsDir) await this.ensureRoot(dest);
-    const head = await loadArchive(this.fs, this.layout, typeof source === "string" ? this.absolutePath(source) : source, { ...options, dest });
-    // The load is complete: refreshing the index (a cache) must not turn it into a failure.
-    await this.reconcile().catch(() => {});
-    return snapshotInfo(head);
+    return this.leavingNoTrace(dest ?? this.layout.snapshotsDir, async () => {
+      const head = await loadArchive(this.fs, this.layout, typeof source === "string" ? this.absolutePath(source) : source, { ...options, dest });
+      // The load is complete: refreshing the index (a cache) must not turn it into a failure.
+      await this.reconcile().catch(() => {});
+      return snapshotInfo(head);
+    });
+  }
+
+  /** The directories where leftovers of this home's operations may lie: every indexed root, and `cache/tmp`. */
+  private async leftoverDirs(extra: readonly string[] = []): Promise<string[]> {
+    const index = await this.readIndex().catch(() => null);
+    return [...new Set([this.layout.snapshotsDir, ...(index?.roots ?? []), this.layout.cacheTmpDir, ...extra.map((d) => this.absolutePath(d))].map(normalize))];
+  }
+
+  /**
+   * Leftovers of interrupted or killed operations in this home (staging
+   * directories, lease files), and `.partial-*` save outputs in `dirs`, each
+   * with the verdict on its owner. Reads only.
+   */
+  async leftovers(dirs: readonly string[] = [], policy: SweepPolicy = defaultSweepPolicy()): Promise<Leftover[]> {
+    return findLeftovers(this.fs, await this.leftoverDirs(dirs), policy);
+  }
+
+  /**
+   * Remove the leftovers whose owner is provably gone (see {@link leftovers});
+   * with `dryRun`, only report them. Those whose owner may still be alive —
+   * here, or on another host or pid namespace sharing the home — are kept.
+   */
+  async gc(options: { dryRun?: boolean; dirs?: readonly string[]; policy?: SweepPolicy } = {}): Promise<SweepResult> {
+    return sweepLeftovers(this.fs, await this.leftoverDirs(options.dirs), options.policy ?? defaultSweepPolicy(), { dryRun: options.dryRun });
   }
 
   /** The indexed snapshot with this digest (or unique digest prefix), if any. */
@@ -331,7 +386,8 @@ export class SnapshotStore {
   async reindex(dir?: string): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
     const extra = dir === undefined ? [] : [this.absolutePath(dir)];
     const prior = await this.readIndex();
-    await this.reconcile({ fresh: true, roots: [...(prior?.roots ?? []), ...extra] });
+    // a new root is remembered only by the index: writing it is then part of the command
+    await this.reconcile({ fresh: true, roots: [...(prior?.roots ?? []), ...extra], mustWrite: extra.length > 0 });
     return this.list();
   }
 
@@ -344,12 +400,13 @@ export class SnapshotStore {
   /**
    * Make sure `dir` is an indexed root, writing the index if it is not. Unlike
    * the cache refreshes, a failure to write is an error: an extra root is
-   * remembered only by the index.
+   * remembered only by the index. Resolves whether it was added.
    */
-  private async ensureRoot(dir: string): Promise<void> {
+  private async ensureRoot(dir: string): Promise<boolean> {
     const prior = await this.readIndex();
-    if (prior?.roots.map(normalize).includes(normalize(dir))) return;
+    if (prior?.roots.map(normalize).includes(normalize(dir))) return false;
     await this.reconcile({ roots: [...(prior?.roots ?? []), dir], mustWrite: true });
+    return true;
   }
 
   /**
@@ -424,11 +481,13 @@ export class SnapshotStore {
     }
     if (JSON.stringify(prior) !== JSON.stringify(next)) {
       const write = async () => {
-        await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true });
+        if (options.mustWrite) await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true });
         await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));
       };
       if (options.mustWrite) await write();
-      else await write().catch(() => {});
+      // A cache refresh: only into a snapshots directory that exists (a read-only
+      // command never creates a home), and a failure to write is silent.
+      else if ((await lstatOrNull(this.fs, this.layout.snapshotsDir).catch(() => null))?.kind === "directory") await write().catch(() => {});
     }
     return next;
   }

@@ -155,7 +155,8 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
       const fakeHome = join(root, "user");
       mkdirSync(fakeHome);
       assert.deepEqual(json(await runCli(["--json", "ls"], { env: { HOME: fakeHome } }), "ls in ~/.microsandbox"), []);
-      assert.ok(existsSync(join(fakeHome, ".microsandbox", "snapshots")), "the default home is ~/.microsandbox");
+      assert.equal(ok(await runCli(["ls"], { env: { HOME: fakeHome } }), "ls in ~/.microsandbox").stdout, `no snapshots in ${join(fakeHome, ".microsandbox", "snapshots")}\n`, "the default home is ~/.microsandbox");
+      assert.equal(existsSync(join(fakeHome, ".microsandbox")), false, "ls, a read-only command, created nothing");
       assert.match(ok(await runCli(["ls"], { env: { HOME: fakeHome } }), "empty ls").stdout, /^no snapshots in /);
 
       const text = ok(await runCli(["--home", home, "inspect", "child"]), "inspect").stdout;

@@ -207,7 +207,7 @@ for (const backend of BACKENDS) {
         const { snapshots } = await new SnapshotStore(h.fs, h.home).list();
         assert.deepEqual(snapshots.map((x) => x.digest), [keep.digest]);
         // the next load, seeing the frozen one as dead, undoes its promotion and installs the whole chain
-        const dead = { now: Date.now(), isProcessAlive: () => false, staleAfterMs: 0 };
+        const dead = { now: Date.now(), isProcessAlive: () => false, staleAfterMs: 0, ttlMs: -1 };
         await new SnapshotStore(h.fs, h.home).load(`${h.root}/chain.tar.zst`, { sweep: dead });
         const listed = await assertClean(h.fs, h.home, "after recovery");
         assert.deepEqual(listed, [keep.digest, fx.digests.a, fx.digests.b, fx.digests.c].sort());

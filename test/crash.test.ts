@@ -17,7 +17,7 @@
  * - a later `load` of the same archive succeeds (or, if the killed one had
  *   finished, says the snapshot already exists).
  *
- * Also: sweepStaleStaging (src/archive/staging.ts) on both backends.
+ * Also: sweepStaleStaging (src/staging.ts) on both backends.
  */
 
 import { describe, test } from "node:test";
@@ -28,7 +28,7 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pendingPromotionTargets } from "../src/archive/journal.js";
-import { sweepStaleStaging, stagingPid } from "../src/archive/staging.js";
+import { sweepStaleStaging, stagingPid } from "../src/staging.js";
 import { nodeFs } from "../src/fs/node.js";
 import { HomeLayout } from "../src/layout.js";
 import { SnapshotStore } from "../src/store.js";

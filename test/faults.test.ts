@@ -276,7 +276,7 @@ function diskFull(): Scenario[] {
         await richHome(h);
         await writeSparse(h.fs, `${h.root}/out.tar.zst`, 0, [[0, OLD_ARCHIVE]]);
       },
-      run: (store, h) => store.save("c", `${h.root}/out.tar.zst`, { withParents: true, withImage: true }),
+      run: (store, h) => store.save("c", `${h.root}/out.tar.zst`, { withParents: true, withImage: true, overwrite: true }),
       volatile: ["out.tar.zst"],
       checkOutput: async (h, resolved) => {
         const st = await outputState(h, `${h.root}/out.tar.zst`);
@@ -328,7 +328,7 @@ const SCENARIOS: Scenario[] = [
       await richHome(h);
       await writeSparse(h.fs, `${h.root}/out.tar.zst`, 0, [[0, OLD_ARCHIVE]]);
     },
-    run: (store, h) => store.save("c", `${h.root}/out.tar.zst`, { withParents: true, withImage: true }),
+    run: (store, h) => store.save("c", `${h.root}/out.tar.zst`, { withParents: true, withImage: true, overwrite: true }),
     volatile: ["out.tar.zst"],
     checkOutput: async (h, resolved, fired) => {
       const st = await outputState(h, `${h.root}/out.tar.zst`);
@@ -342,7 +342,10 @@ const SCENARIOS: Scenario[] = [
   {
     name: "save plain tar --with-parents (no existing output)",
     outcome: "atomic",
-    setup: async (h) => void (await richHome(h)),
+    setup: async (h) => {
+      await richHome(h);
+      await h.fs.mkdir(`${h.root}/out`); // save never creates the output's directory
+    },
     run: (store, h) => store.save("c", `${h.root}/out/c.tar`, { withParents: true, plainTar: true }),
     volatile: ["out/c.tar", "out"],
     checkOutput: async (h, resolved, fired) => {

@@ -192,7 +192,7 @@ for (const backend of BACKENDS) {
         const inv = (auto as any).inventory;
         assert.deepEqual(inv.requires, []);
         assert.ok(inv.entries.every((e: any) => e.transport_integrity === undefined));
-        const forced = await store.save("a", `${root}/a.tar`, { plainTar: true, memberHashes: true });
+        const forced = await store.save("a", `${root}/a.tar`, { plainTar: true, memberHashes: true, overwrite: true });
         assert.deepEqual((forced as any).inventory.requires, [MEMBER]);
         assert.ok((forced as any).inventory.entries.every((e: any) => e.transport_integrity?.algorithm === MEMBER));
         // the output was replaced atomically: no temporary left beside it

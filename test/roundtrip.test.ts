@@ -39,6 +39,7 @@ for (const backend of BACKENDS) {
               });
               head = await dst.store.load(source);
             } else {
+              await fs.mkdir(`${root}/out`); // save never creates the output's directory
               await store.save("c", `${root}/out/c.bundle`, { withParents: true, plainTar });
               const bytes = await readSmallFile(fs, `${root}/out/c.bundle`, 64 << 20);
               assert.equal(bytes[0] === 0x28 && bytes[1] === 0xb5 && bytes[2] === 0x2f && bytes[3] === 0xfd, !plainTar);

@@ -32,7 +32,7 @@ import { plainJson } from "../json.js";
 import type { HomeLayout } from "../layout.js";
 import { dirname, join, normalize } from "../path.js";
 import { openSnapshot } from "../snapshot.js";
-import { stagingName } from "./staging.js";
+import { stagingName } from "../staging.js";
 
 /** Name of the journal in `<home>/cache/tmp`. */
 export const PROMOTE_JOURNAL = "promote.json";

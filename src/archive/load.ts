@@ -26,9 +26,10 @@
  * @module
  */
 
-import { ArchiveError, isFsError } from "../errors.js";
+import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
+import { ArchiveError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallFile } from "../io.js";
+import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import { join } from "../path.js";
 import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } from "../snapshot.js";
@@ -38,7 +39,9 @@ import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
 import { countingStream, fileReadable } from "./streams.js";
-import { ABANDONED_AFTER_MS, CACHE_STAGE_PREFIX, currentPid, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, stagingPrefix, sweepStaleStaging, type SweepPolicy } from "./staging.js";
+import { Lease } from "../lease.js";
+import { withInstallLock } from "../lock.js";
+import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
 import { stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
 
@@ -48,7 +51,7 @@ export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 export interface LoadOptions {
   /** Snapshots directory to install into (default `<home>/snapshots`). */
   readonly dest?: string;
-  /** When leftover staging of crashed loads may be swept (default: an hour old and its process gone). */
+  /** How leftovers of killed operations are judged (default: by their leases, see `../staging.ts`). */
   readonly sweep?: SweepPolicy;
   /** Install the head under this name instead of its archive directory name. */
   readonly name?: string;
@@ -63,6 +66,12 @@ export interface LoadOptions {
    * declaring a huge upper can cause.
    */
   readonly maxApparentBytes?: number;
+  /** Stop (rejecting with `OperationAborted`, everything undone) once this fires. */
+  readonly signal?: AbortSignal;
+  /** Called when the install lock is held by another load, with who holds it. */
+  readonly onLockWait?: (holder: string) => void;
+  /** Bound on waiting for the install lock (default 10 minutes). */
+  readonly lockTimeoutMs?: number;
 }
 
 /** Staging directories of one load (where the unpack step's {@link stagingSink} writes). */
@@ -79,23 +88,27 @@ export async function loadArchive(
   if (options.name !== undefined) validateSnapshotName(options.name);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
   const undo = new UndoLog();
-  await sweepStaleStaging(fs, layout, snapshotsDir, options.sweep ?? defaultSweepPolicy());
-  const stage = await createStaging(fs, layout, snapshotsDir, undo);
+  const policy = options.sweep ?? defaultSweepPolicy();
+  await sweepStaleStaging(fs, layout, snapshotsDir, policy);
+  if (snapshotsDir !== layout.snapshotsDir) await sweepStaleStaging(fs, layout, layout.snapshotsDir, policy);
+  const lease = new Lease(fs, policy.probe);
+  const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
-    const contents = await unpackArchive(openArchive(fs, source, options.onProgress), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes });
+    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes });
     let imported: Snapshot[];
     let head: Snapshot;
     if (contents.msb06 !== null) {
-      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label));
+      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label, options.signal));
     } else {
-      imported = await verifyImportedSnapshots(fs, stage, contents);
+      imported = await verifyImportedSnapshots(fs, stage, contents, options.signal);
       head = imported[selectHeadSnapshot(imported, label)]!;
     }
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
+    throwIfAborted(options.signal);
     // Steps 4–6 under the home's install lock: two loads never interleave their
     // checks, cache renames and promotions, and a failed one undoes its cache
     // installs before another load can see (and rely on) them.
-    const installed = await withInstallLock(fs, layout, options.sweep ?? defaultSweepPolicy(), async () => {
+    const installed = await withInstallLock(fs, layout, policy, async () => {
       const installUndo = new UndoLog();
       try {
         await recoverInterruptedPromotion(fs, layout);
@@ -115,7 +128,7 @@ export async function loadArchive(
         if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
         throw e;
       }
-    });
+    }, { signal: options.signal, onWait: options.onLockWait, timeoutMs: options.lockTimeoutMs });
     undo.commit();
     return installed;
   } catch (e) {
@@ -124,11 +137,13 @@ export async function loadArchive(
     throw e;
   } finally {
     await removeStaging(fs, stage);
+    await lease.release();
   }
 }
 
-function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>, onProgress?: (n: number) => void): ReadableStream<Uint8Array> {
-  const raw = typeof source === "string" ? fileReadable(fs, source) : source;
+function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: LoadOptions): ReadableStream<Uint8Array> {
+  const raw = abortableReadable(typeof source === "string" ? fileReadable(fs, source) : source, options.signal);
+  const onProgress = abortingProgress(options.signal, options.onProgress);
   return onProgress ? raw.pipeThrough(countingStream(onProgress)) : raw;
 }
 
@@ -138,20 +153,29 @@ function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>
  * `cache/` and `cache/tmp/` did not exist is created, and `undo` learns to
  * remove it again (if still empty) after the staging directories are gone.
  */
-export async function createStaging(fs: FileSystem, layout: HomeLayout, snapshotsDir: string, undo: UndoLog): Promise<Staging> {
+export async function createStaging(fs: FileSystem, layout: HomeLayout, snapshotsDir: string, undo: UndoLog, lease: Lease): Promise<Staging> {
   let snapshots: string | null = null;
   try {
-    for (const dir of [snapshotsDir, layout.cacheDir, layout.cacheTmpDir]) {
+    // The home itself too: a failed load leaves no home it created.
+    for (const dir of [layout.home, snapshotsDir, layout.cacheDir, layout.cacheTmpDir]) {
       if ((await lstatOrNull(fs, dir)) !== null) continue;
       await fs.mkdir(dir, { recursive: true });
       undo.push(`remove directory ${dir}`, () => removeDirIfEmpty(fs, dir));
     }
-    snapshots = await fs.makeTempDir(snapshotsDir, stagingPrefix(SNAPSHOT_STAGE_PREFIX));
-    const stage = { snapshots, cache: await fs.makeTempDir(layout.cacheTmpDir, stagingPrefix(CACHE_STAGE_PREFIX)) };
+    // lease files first, so a leftover is never without its owner's name
+    await lease.cover(snapshotsDir);
+    await lease.cover(layout.cacheTmpDir);
+    undo.push("release the lease", () => lease.release());
+    snapshots = join(snapshotsDir, lease.name(SNAPSHOT_STAGE_PREFIX));
+    await fs.mkdir(snapshots);
+    const cache = join(layout.cacheTmpDir, lease.name(CACHE_STAGE_PREFIX));
+    await fs.mkdir(cache);
+    const stage = { snapshots, cache };
     undo.push("remove the staging directories", () => removeStaging(fs, stage));
     return stage;
   } catch (e) {
     if (snapshots !== null) await fs.remove(snapshots, { recursive: true, force: true }).catch(() => {});
+    await lease.release();
     await undo.rollback();
     throw e;
   }
@@ -172,11 +196,11 @@ async function removeStaging(fs: FileSystem, stage: Staging): Promise<void> {
  * const imported = await verifyImportedSnapshots(fs, stage, contents);
  * ```
  */
-export async function verifyImportedSnapshots(fs: FileSystem, stage: Staging, contents: BundleContents): Promise<Snapshot[]> {
+export async function verifyImportedSnapshots(fs: FileSystem, stage: Staging, contents: BundleContents, signal?: AbortSignal): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
   for (const { prefix } of contents.snapshots) {
     const snap = await openSnapshot(fs, join(stage.snapshots, prefix));
-    await verifySnapshot(fs, snap);
+    await verifySnapshot(fs, snap, { signal });
     snapshots.push(snap);
   }
   return snapshots;
@@ -188,56 +212,4 @@ export function selectHeadSnapshot(snapshots: readonly Snapshot[], label: string
   const parents = new Set(snapshots.map((s) => s.manifest.parent).filter((p): p is string => p !== null && imported.has(p)));
   for (let i = snapshots.length - 1; i >= 0; i--) if (!parents.has(snapshots[i]!.digest)) return i;
   throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
-}
-
-/** Name of the install lock in `<home>/cache/tmp`. */
-export const INSTALL_LOCK = "install.lock";
-
-/**
- * Run `body` holding `<home>/cache/tmp/install.lock` (created with `"wx"`,
- * holding the pid), waiting with backoff while another load holds it. A lock
- * whose holder is gone — by the sweep's policy: its pid is dead, or no
- * process check is possible and it is older than ABANDONED_AFTER_MS — is
- * broken (a SIGKILLed load leaves its lock behind).
- */
-async function withInstallLock<T>(fs: FileSystem, layout: HomeLayout, policy: SweepPolicy, body: () => Promise<T>): Promise<T> {
-  const lock = join(layout.cacheTmpDir, INSTALL_LOCK);
-  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-    try {
-      const h = await fs.open(lock, "wx");
-      try {
-        await h.write(new TextEncoder().encode(`${currentPid()}\n`), 0);
-        await h.close();
-      } catch (e) {
-        await h.close().catch(() => {});
-        await fs.remove(lock, { force: true }).catch(() => {});
-        throw e;
-      }
-      break;
-    } catch (e) {
-      if (!isFsError(e, "EEXIST")) throw e;
-      if (await lockAbandoned(fs, lock, policy)) {
-        await fs.remove(lock, { force: true });
-        continue;
-      }
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
-  try {
-    return await body();
-  } finally {
-    await fs.remove(lock, { force: true }).catch(() => {});
-  }
-}
-
-/** True when the lock's holder is gone (see {@link withInstallLock}). */
-async function lockAbandoned(fs: FileSystem, lock: string, policy: SweepPolicy): Promise<boolean> {
-  const info = await lstatOrNull(fs, lock);
-  if (info === null) return false; // released meanwhile: just retry
-  const text = await readSmallFile(fs, lock, 64).then((b) => new TextDecoder().decode(b).trim(), () => "");
-  const pid = /^\d+$/.test(text) ? Number(text) : null;
-  const age = Date.now() - info.mtimeMs;
-  if (pid === null) return age > 10_000; // created, never written: its holder died at once
-  if (policy.isProcessAlive) return !policy.isProcessAlive(pid);
-  return age >= ABANDONED_AFTER_MS;
 }

@@ -25,7 +25,7 @@ import { checkInventoryBindings, checkInventoryMembers, parseInventory } from ".
  * {@link ArchiveError} (or the integrity/manifest errors of open and verify)
  * naming the archive and the rule.
  */
-export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: string }, contents: Msb06Contents, label: string): Promise<{ imported: Snapshot[]; head: Snapshot }> {
+export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: string }, contents: Msb06Contents, label: string, signal?: AbortSignal): Promise<{ imported: Snapshot[]; head: Snapshot }> {
   const inventory = parseInventory(contents.inventory, `${label}: archive.json`);
   checkInventoryMembers(inventory, contents.observed, label);
   const imported: Snapshot[] = [];
@@ -40,7 +40,7 @@ export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: s
     imported.push(snap);
   }
   checkInventoryBindings(inventory, descriptors, label);
-  for (const snap of imported) await verifySnapshot(fs, snap);
+  for (const snap of imported) await verifySnapshot(fs, snap, { signal });
   const head = imported.find((s) => s.digest === inventory.head)!;
   return { imported, head };
 }

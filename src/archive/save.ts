@@ -6,9 +6,13 @@
  * `sparse` is set; then an upper with holes is an old-GNU sparse entry
  * holding only its data.
  *
- * A path output is written under a temporary name beside it and renamed into
- * place only when complete: a failed save never leaves a partial archive and
- * never harms an existing file at `out`.
+ * A path output must be a regular file or not exist yet (its directory must
+ * exist); an existing one is replaced only with `overwrite`. It is written
+ * under a temporary name beside it (`.<name>.partial-<pid>-<token>`, covered
+ * by a lease, see `../lease.ts`) and renamed into place only when complete: a
+ * failed or interrupted save removes it, and the next save into that
+ * directory reclaims one a killed save left. An existing FIFO or device is
+ * never renamed over: the library refuses it, the CLI writes into it as a stream.
  *
  * @example
  * ```ts
@@ -20,8 +24,11 @@
  */
 
 import { zstdCompressStream } from "../../wasm/mod.js";
-import { InvalidArgument, SnapshotNotFound } from "../errors.js";
-import type { FileSystem } from "../fs/types.js";
+import { abortableWritable, throwIfAborted } from "../abort.js";
+import { FsError, InvalidArgument, isFsError, OutputRefused, SnapshotNotFound } from "../errors.js";
+import type { FileHandle, FileInfo, FileSystem } from "../fs/types.js";
+import { Lease } from "../lease.js";
+import { defaultSweepPolicy, partialName, sweepLeftovers } from "../staging.js";
 import { readChunks, readSmallFile } from "../io.js";
 import { archivePrefix, type HomeLayout } from "../layout.js";
 import { MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
@@ -51,6 +58,10 @@ export interface SaveOptions {
   readonly dense?: boolean;
   /** Progress: `phase` "verify" while reading uppers to check them, "write" while writing the archive. */
   readonly onProgress?: (p: { phase: "verify" | "write"; bytes: number; total: number }) => void;
+  /** Stop (rejecting with `OperationAborted`, nothing left behind) once this fires. */
+  readonly signal?: AbortSignal;
+  /** Replace an existing regular file at a path output (the CLI's `--force`). */
+  readonly overwrite?: boolean;
 }
 
 /** What a save wrote. */
@@ -80,6 +91,7 @@ export async function saveArchive(
   out: string | WritableStream<Uint8Array>,
   options: SaveOptions = {},
 ): Promise<SaveResult> {
+  if (typeof out === "string") await checkOutput(fs, out, options.overwrite ?? false);
   const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
   for (const s of chain) {
     if (s.form !== "manifest" || s.upperPath === null) {
@@ -88,8 +100,8 @@ export async function saveArchive(
   }
   const planned = await verifyChain(fs, chain, options);
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
-  const write = (sink: WritableStream<Uint8Array>) => writeBundle(fs, planned, cache, sink, options);
-  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, write) : await write(out);
+  const write = (sink: WritableStream<Uint8Array>) => writeBundle(fs, planned, cache, abortableWritable(sink, options.signal), options);
+  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, write, options) : await write(out);
   return { snapshots: chain, cacheFiles: cache.map((c) => c.path), tarBytes };
 }
 
@@ -120,6 +132,7 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
   for (const snap of chain) {
     const v = await verifySnapshot(fs, snap, {
       extents: options.sparse === true && options.dense !== true,
+      signal: options.signal,
       onProgress: options.onProgress ? (b) => options.onProgress!({ phase: "verify", bytes: done + b, total }) : undefined,
     });
     done += snap.manifest.upper.size_bytes;
@@ -128,22 +141,62 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
   return planned;
 }
 
-/** Write to a temporary file beside `out`, fsync, rename over `out`. On failure the temporary is removed. */
-export async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>): Promise<number> {
-  const dir = dirname(out);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(out)}.partial-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
-  const h = await fs.open(tmp, "wx");
+/**
+ * Refuse, before any work, an output that cannot or may not be written: a
+ * directory, a FIFO or device (it would be renamed over), a path whose
+ * directory is missing, an existing file without `overwrite`.
+ */
+export async function checkOutput(fs: FileSystem, out: string, overwrite: boolean): Promise<void> {
+  const info = await statOrNull(fs, out);
+  if (info === null) {
+    const dir = await statOrNull(fs, dirname(out));
+    if (dir === null) throw new OutputRefused(`cannot write ${out}: its directory ${dirname(out)} does not exist`);
+    if (dir.kind !== "directory") throw new OutputRefused(`cannot write ${out}: ${dirname(out)} is not a directory`);
+    return;
+  }
+  if (info.kind === "directory") throw new OutputRefused(`${out} is a directory; name the archive file to write, e.g. ${join(out, "snapshot.tar.zst")}`);
+  if (info.kind !== "file") throw new OutputRefused(`${out} is not a regular file (a FIFO or device): it is never replaced; write into it as a stream instead (the CLI does this)`);
+  if (!overwrite) throw new OutputRefused(`${out} already exists; use --force (library: overwrite: true) to replace it`);
+}
+
+async function statOrNull(fs: FileSystem, path: string): Promise<FileInfo | null> {
   try {
+    return await fs.stat(path);
+  } catch (e) {
+    if (isFsError(e, "ENOENT") || isFsError(e, "ENOTDIR")) return null;
+    throw e;
+  }
+}
+
+/**
+ * Write to a temporary file beside `out` (reclaiming those of killed saves
+ * first), fsync, rename over `out`. On failure the temporary is removed.
+ * Errors name `out`, never the temporary.
+ */
+export async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>, options: { readonly signal?: AbortSignal; readonly overwrite?: boolean }): Promise<number> {
+  const dir = dirname(out);
+  await sweepLeftovers(fs, [dir], defaultSweepPolicy()).catch(() => {});
+  const lease = new Lease(fs);
+  const tmp = join(dir, partialName(basename(out), lease));
+  let h: FileHandle | null = null;
+  try {
+    await lease.cover(dir);
+    h = await fs.open(tmp, "wx");
     const n = await write(handleWritable(h));
     await h.close();
+    throwIfAborted(options.signal);
+    // re-checked at the end: the output may have appeared meanwhile
+    if (!options.overwrite && (await statOrNull(fs, out)) !== null) throw new OutputRefused(`${out} appeared while the archive was being written; use --force (library: overwrite: true) to replace it`);
     await fs.rename(tmp, out);
     await fs.syncDir(dir);
     return n;
   } catch (e) {
-    await h.close().catch(() => {});
+    await h?.close().catch(() => {});
     await fs.remove(tmp, { force: true }).catch(() => {});
+    if (isFsError(e) && e.path === tmp) throw new FsError(e.errno, e.op, out, "while writing it under a temporary name beside it", { cause: e });
     throw e;
+  } finally {
+    await lease.release();
   }
 }
 
@@ -178,6 +231,7 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
   const total = planned.reduce((n, p) => n + dataBytes(p), 0);
   let done = 0;
   const progress = (n: number) => {
+    throwIfAborted(options.signal);
     done += n;
     options.onProgress?.({ phase: "write", bytes: done, total });
   };
@@ -198,7 +252,7 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
     }
     for (const f of cache) {
       const info = await fs.lstat(f.path);
-      await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), { mtime: Math.floor(info.mtimeMs / 1000) });
+      await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }], () => throwIfAborted(options.signal)), { mtime: Math.floor(info.mtimeMs / 1000) });
     }
   });
 }

@@ -34,7 +34,8 @@ import { blockAlignMap } from "../tar/sparse.js";
 import { requiredCacheFiles } from "./image-cache.js";
 import { type ArchiveInventory, INVENTORY_PATH, type InventoryEntry, serializeInventory } from "./inventory.js";
 import { hashedChunks, MEMBER_BLAKE3, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
-import { isDense, readRanges, type SaveOptions, type SaveResult, withTarSink, writeAtomically } from "./save.js";
+import { checkOutput, isDense, readRanges, type SaveOptions, type SaveResult, withTarSink, writeAtomically } from "./save.js";
+import { abortableWritable, throwIfAborted } from "../abort.js";
 
 /**
  * Whether to record member hashes (`transport_integrity`, `requires:
@@ -79,6 +80,7 @@ export async function saveArchive06(
   out: string | WritableStream<Uint8Array>,
   options: Save06Options = {},
 ): Promise<SaveResult & { inventory: ArchiveInventory }> {
+  if (typeof out === "string") await checkOutput(fs, out, options.overwrite ?? false);
   let chain = source;
   const head = () => chain[chain.length - 1]!;
   const descriptors: Uint8Array[] = [];
@@ -100,7 +102,7 @@ export async function saveArchive06(
     }
     descriptors.push(bytes);
     const onProgress = options.onProgress ? (b: number) => options.onProgress!({ phase: "verify", bytes: verified + b, total }) : undefined;
-    extents.push(snap.upperPath === null ? null : (await verifySnapshot(fs, snap, { extents: true, onProgress })).extents);
+    extents.push(snap.upperPath === null ? null : (await verifySnapshot(fs, snap, { extents: true, onProgress, signal: options.signal })).extents);
     verified += snap.upperPath === null ? 0 : snap.manifest.upper.size_bytes;
   }
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head().manifest) : [];
@@ -109,6 +111,7 @@ export async function saveArchive06(
   const toWrite = extents.reduce((n, e) => n + (e === null ? 0 : e.reduce((m, x) => m + x.length, 0)), 0);
   let written = 0;
   const progress = (n: number) => {
+    throwIfAborted(options.signal);
     written += n;
     options.onProgress?.({ phase: "write", bytes: written, total: toWrite });
   };
@@ -178,7 +181,8 @@ export async function saveArchive06(
       await tar.addFile(INVENTORY_PATH, json.length, [json], { mtime: Math.floor(Date.now() / 1000), mode: 0o644 });
     });
   };
-  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, write) : await write(out);
+  const guarded = (sink: WritableStream<Uint8Array>) => write(abortableWritable(sink, options.signal));
+  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, guarded, options) : await guarded(out);
   return { snapshots: chain, cacheFiles: cache.map((c) => c.path), tarBytes, inventory: inventory! };
 }
 

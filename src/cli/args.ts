@@ -175,8 +175,9 @@ With --json, prints the array of indexed snapshots.`,
       dense: { type: "boolean" },
       layout: { type: "string" },
       "member-hashes": { type: "string" },
+      force: { type: "boolean" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--layout manifest|snapshot] [--member-hashes auto|yes|no]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--force] [--layout manifest|snapshot] [--member-hashes auto|yes|no]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -205,6 +206,10 @@ Options:
   --member-hashes M  snapshot layout: record per-member BLAKE3 hashes (yes),
                    or not (no), or only when microsandbox 0.6.7-0.6.8 could
                    not load the bundle anyway (auto, the default)
+  --force          replace an existing <out> (otherwise refused)
+
+<out> must be a new file in an existing directory, an existing file with
+--force, or an existing FIFO or device (written into as a stream).
 
 With --json, prints {path, snapshots, cache_files, bytes}: the archive's
 absolute path, the digests it holds (oldest first), the image cache files and
@@ -232,6 +237,26 @@ Options:
                 so this bounds what a tiny archive declaring a huge upper costs.
 
 With --json, prints the head snapshot.`,
+  },
+  {
+    name: "gc",
+    args: ["[DIR]"],
+    optionalArgs: 1,
+    options: { "dry-run": { type: "boolean" } },
+    usage: "gc [--dry-run] [DIR]",
+    summary: "reclaim what interrupted or killed commands left behind",
+    help: `Remove the leftovers of interrupted or killed commands: load and create
+staging directories, removed snapshots not yet deleted, stale lease files, and
+in DIR (e.g. where a save was killed) partial archives. Only leftovers
+whose owner is provably gone are removed: its process is dead (or its pid
+now belongs to another process), or it stopped refreshing its lease. Those of
+a process that may be alive on another host or pid namespace sharing the home
+are kept, and the output says so. Prints what it removed and the space freed.
+
+Options:
+  --dry-run   only list what would be removed
+
+With --json, prints {dry_run, removed, kept, failed, freed_bytes}.`,
   },
 ];
 

@@ -16,7 +16,7 @@ import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore }
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
-import { stdinSource, stdoutWritable } from "./stdio.js";
+import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
 
 /** What a command needs from its surroundings. */
 export interface CommandContext {
@@ -28,6 +28,8 @@ export interface CommandContext {
   out(text: string): void;
   /** Write to stderr. */
   err(text: string): void;
+  /** Aborted when the process is interrupted (SIGINT, SIGTERM, SIGHUP). */
+  readonly signal?: AbortSignal;
 }
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -60,6 +62,8 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       return save(ctx, positionals[0]!, positionals[1]!, values);
     case "load":
       return load(ctx, positionals[0]!, values);
+    case "gc":
+      return gc(ctx, positionals, values["dry-run"] === true);
     default:
       throw new UsageError(`unknown command '${command.name}'`);
   }
@@ -128,6 +132,7 @@ async function create(ctx: CommandContext, command: CommandSpec, name: string, v
       force: values.force === true,
       form: artifactLayout(values, command),
       onProgress: (bytes) => bar.update(bytes),
+      signal: ctx.signal,
     });
   } finally {
     bar.stop();
@@ -139,6 +144,11 @@ async function create(ctx: CommandContext, command: CommandSpec, name: string, v
 async function ls(ctx: CommandContext): Promise<void> {
   const { snapshots, problems } = await ctx.store.list();
   warnProblems(ctx, problems);
+  const reclaimable = (await ctx.store.leftovers().catch(() => [])).filter((l) => l.verdict.state === "gone" && l.kind !== "lease");
+  if (reclaimable.length > 0) {
+    const bytes = reclaimable.reduce((n, l) => n + l.bytes, 0);
+    ctx.err(`warning: ${reclaimable.length} leftover${reclaimable.length === 1 ? "" : "s"} of interrupted operations hold ${humanBytes(bytes)}; run 'snapbundle gc' to reclaim ${reclaimable.length === 1 ? "it" : "them"}\n`);
+  }
   if (ctx.json) ctx.out(jsonDocument(snapshots));
   else if (snapshots.length === 0) ctx.out(`no snapshots in ${printable(ctx.store.layout.snapshotsDir)}\n`);
   else ctx.out(snapshotTable(snapshots));
@@ -149,7 +159,7 @@ async function verified(ctx: CommandContext, ref: string) {
   const snap = await ctx.store.resolve(ref);
   const bar = startProgress(ctx.progress && snap.manifest.upper.integrity !== null, "verify", snap.manifest.upper.size_bytes);
   try {
-    return await ctx.store.verify(snap.path, { onProgress: (bytes) => bar.update(bytes) });
+    return await ctx.store.verify(snap.path, { onProgress: (bytes) => bar.update(bytes), signal: ctx.signal });
   } finally {
     bar.stop();
   }
@@ -229,7 +239,9 @@ async function reindex(ctx: CommandContext, dir: string | undefined): Promise<vo
 
 async function save(ctx: CommandContext, ref: string, out: string, values: Values): Promise<void> {
   const toStdout = out === "-";
-  const sink = toStdout ? stdoutWritable() : out;
+  // An existing FIFO or device (e.g. /dev/stdout) is written into as a stream, never renamed over.
+  const special = !toStdout && isSpecialFile(ctx.store.absolutePath(out));
+  const sink = toStdout ? stdoutWritable() : special ? await fileStreamWritable(ctx.store.absolutePath(out)) : out;
   const bar = startProgress(ctx.progress, "verify", null);
   let result;
   try {
@@ -240,7 +252,9 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       sparse: values.sparse === true,
       layout: artifactLayout(values, findSaveCommand()),
       memberHashes: memberHashes(values),
+      overwrite: values.force === true,
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase),
+      signal: ctx.signal,
     });
   } finally {
     bar.stop();
@@ -270,6 +284,8 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
       maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
       label: fromStdin ? "stdin" : undefined,
       onProgress: (bytes) => bar.update(bytes),
+      signal: ctx.signal,
+      onLockWait: (holder) => ctx.err(`waiting: ${printable(holder)}\n`),
     });
   } catch (e) {
     stdin?.close();
@@ -280,4 +296,31 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
   if (stdin) await stdin.drain();
   if (ctx.json) ctx.out(jsonDocument(head));
   else ctx.out(`loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
+}
+
+/** True when `path` exists (links followed) and is neither a regular file nor a directory: a FIFO, a device. */
+function isSpecialFile(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return !st.isFile() && !st.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** `snapbundle gc [--dry-run] [DIR…]`: remove (or list) the leftovers whose owner is gone. */
+async function gc(ctx: CommandContext, dirs: readonly string[], dryRun: boolean): Promise<void> {
+  const r = await ctx.store.gc({ dryRun, dirs });
+  const shown = (l: { kind: string }) => l.kind !== "lease";
+  const freed = r.removed.reduce((n, l) => n + l.bytes, 0);
+  if (ctx.json) {
+    const row = (l: { path: string; kind: string; bytes: number; verdict: { why: string } }) => ({ path: l.path, kind: l.kind, bytes: l.bytes, reason: l.verdict.why });
+    ctx.out(jsonDocument({ dry_run: dryRun, removed: r.removed.map(row), kept: r.kept.map(row), failed: r.failed.map(row), freed_bytes: dryRun ? 0 : freed }));
+    return;
+  }
+  for (const l of r.removed.filter(shown)) ctx.out(`${dryRun ? "would remove" : "removed"} ${printable(l.path)} (${humanBytes(l.bytes)}): ${printable(l.verdict.why)}\n`);
+  for (const l of r.failed.filter(shown)) ctx.err(`warning: could not remove ${printable(l.path)}; it is tried again next time\n`);
+  for (const l of r.kept.filter(shown)) ctx.out(`kept ${printable(l.path)}: ${printable(l.verdict.why)}\n`);
+  const n = r.removed.filter(shown).length;
+  ctx.out(dryRun ? `${n} leftover${n === 1 ? "" : "s"} to reclaim, ${humanBytes(freed)}\n` : `freed ${humanBytes(freed)} in ${n} leftover${n === 1 ? "" : "s"}\n`);
 }

@@ -25,6 +25,24 @@ export interface Progress {
 }
 
 const NO_PROGRESS: Progress = { update() {}, stop() {} };
+
+/** Bars being drawn, so that a signal handler can remove them. */
+const active = new Set<Progress>();
+
+/**
+ * Stop every bar now and show the cursor again (a bar hides it): for a
+ * signal handler, before the command has unwound.
+ *
+ * @example
+ * ```ts
+ * process.on("SIGINT", () => stopAllProgress());
+ * ```
+ */
+export function stopAllProgress(): void {
+  const had = active.size > 0;
+  for (const bar of [...active]) bar.stop();
+  if (had && process.stderr.isTTY) process.stderr.write("\x1b[?25h");
+}
 const BAR_WIDTH = 30;
 
 /**
@@ -62,7 +80,7 @@ export function startProgress(enabled: boolean, label: string, total: number | n
   });
   bar.start(total ?? 0, 0);
   let stopped = false;
-  return {
+  const progress: Progress = {
     update(bytes, newTotal, newLabel) {
       if (stopped) return;
       if (newLabel !== undefined && newLabel !== currentLabel) {
@@ -78,7 +96,10 @@ export function startProgress(enabled: boolean, label: string, total: number | n
     stop() {
       if (stopped) return;
       stopped = true;
+      active.delete(progress);
       bar.stop();
     },
   };
+  active.add(progress);
+  return progress;
 }

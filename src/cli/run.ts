@@ -1,7 +1,8 @@
 /**
  * The CLI as a function: {@link runCli} parses `argv`, runs the command
  * against a {@link SnapshotStore} over `node:fs`, prints, and resolves the
- * exit status (0 success, 1 failure with one `error: …` line, 2 bad usage).
+ * exit status (0 success, 1 failure with one `error: …` line, 2 bad usage,
+ * 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP).
  * `main.ts` calls it with the process's own streams.
  *
  * @example
@@ -17,7 +18,7 @@
 
 import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
-import { SnapbundleError } from "../errors.js";
+import { OperationAborted, SnapbundleError } from "../errors.js";
 import { nodeFs } from "../fs/node.js";
 import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
@@ -32,6 +33,16 @@ export interface CliEnvironment {
   readonly stderrIsTTY: boolean;
   out(text: string): void;
   err(text: string): void;
+  /** Aborted, with the signal's name as reason, when the process is interrupted. */
+  readonly signal?: AbortSignal;
+}
+
+/** Exit status of a command interrupted by each signal: 128 + its number. */
+export const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
+/** The exit status for an interruption whose reason is `reason` (a signal name; else 130). */
+export function interruptedExitCode(reason: unknown): number {
+  return typeof reason === "string" && reason in SIGNAL_EXIT_CODES ? SIGNAL_EXIT_CODES[reason as keyof typeof SIGNAL_EXIT_CODES] : 130;
 }
 
 /**
@@ -82,13 +93,19 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     const home = resolveHome(parsed.values.home as string | undefined, env);
     const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });
     await runCommand(
-      { store, json, progress: env.stderrIsTTY && !json, out: env.out, err: env.err },
+      { store, json, progress: env.stderrIsTTY && !json, out: env.out, err: env.err, signal: env.signal },
       parsed.command,
       parsed.positionals,
       parsed.values,
     );
     return 0;
   } catch (e) {
+    // Interrupted: whatever the command failed with on its way out (e.g. stdin
+    // cut short by the same Ctrl-C in a pipeline), it stopped because of the signal.
+    if (env.signal?.aborted || e instanceof OperationAborted) {
+      env.err("error: interrupted\n");
+      return interruptedExitCode(env.signal?.aborted ? env.signal.reason : (e as OperationAborted).reason);
+    }
     if (e instanceof UsageError) {
       const command = e.command ?? usageCommand;
       env.err(`error: ${oneLine(e.message)}\n${usageLine(command)}\n${tryHelpLine(command)}\n`);

@@ -36,12 +36,44 @@ export class StdioError extends SnapbundleError {
   }
 }
 
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EPIPE: "the reading end of the pipe was closed (EPIPE)",
+  ENOSPC: "no space left on device (ENOSPC)",
+  EBADF: "the stream is not open for writing (EBADF)",
+  EIO: "input/output error (EIO)",
+  EDQUOT: "disk quota exceeded (EDQUOT)",
+};
+
+/** The errno of a stream error, as Node, Bun (`code`) and Deno (`code`, or `name` such as "BrokenPipe") report it. */
+function errnoOf(e: unknown): string | null {
+  const err = e as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof err?.code === "string") return err.code;
+  if (err?.name === "BrokenPipe") return "EPIPE";
+  const m = typeof err?.message === "string" ? /\b(E[A-Z]{2,})\b/.exec(err.message) : null;
+  if (m) return m[1]!;
+  if (typeof err?.message === "string" && /no space left/i.test(err.message)) return "ENOSPC";
+  if (typeof err?.message === "string" && /bad file descriptor/i.test(err.message)) return "EBADF";
+  return null;
+}
+
+/**
+ * A failure on a standard stream as a {@link StdioError} with the same
+ * message on every runtime: `writing to stdout: no space left on device (ENOSPC)`.
+ *
+ * @example
+ * ```ts
+ * describeStdioError({ code: "EPIPE" }, "stdout").message; // "writing to stdout: the reading end of the pipe was closed (EPIPE)"
+ * ```
+ */
+export function describeStdioError(e: unknown, stream: "stdout" | "stderr" | "stdin", what = ""): StdioError {
+  const errno = errnoOf(e);
+  const detail = errno !== null ? (ERRNO_TEXT[errno] ?? errno) : String((e as { message?: unknown })?.message ?? e);
+  const verb = stream === "stdin" ? `reading ${what || ""}${what ? " " : ""}from` : `writing ${what || ""}${what ? " " : ""}to`;
+  return new StdioError(`${verb} ${stream}: ${detail}`, { cause: e });
+}
+
 function describe(e: unknown, stream: "stdout" | "stdin"): Error {
-  const err = e as { code?: string; name?: string; message?: string };
-  if (stream === "stdout" && (err?.code === "EPIPE" || err?.name === "BrokenPipe")) {
-    return new StdioError(`writing the archive to ${stream}: the reading end of the pipe was closed (EPIPE)`, { cause: e });
-  }
-  return new StdioError(`${stream === "stdout" ? "writing the archive to" : "reading the archive from"} ${stream}: ${err?.message ?? String(e)}`, { cause: e });
+  return describeStdioError(e, stream, "the archive");
 }
 
 /** stdin as a byte stream, and how to finish with it. */
@@ -128,6 +160,24 @@ export function stdoutWritable(): WritableStream<Uint8Array> {
   if (out.isTTY) {
     throw new StdioError("refusing to write a binary archive to a terminal: redirect stdout to a file or a pipe");
   }
+  // Deno's process.stdout.write is a blocking write: with a slow reader it
+  // would stall the event loop, and with it the signal handlers. Deno.stdout
+  // writes off the main thread.
+  const deno = (globalThis as { Deno?: { stdout: { write(p: Uint8Array): Promise<number> } } }).Deno;
+  if (deno) {
+    return new WritableStream<Uint8Array>(
+      {
+        async write(chunk) {
+          try {
+            for (let done = 0; done < chunk.length; ) done += await deno.stdout.write(chunk.subarray(done));
+          } catch (e) {
+            throw describe(e, "stdout");
+          }
+        },
+      },
+      { highWaterMark: 1 },
+    );
+  }
   let failure: Error | null = null;
   const waiting = new Set<(e: Error) => void>();
   // Keep a listener for the life of the process: an EPIPE emitted after the
@@ -152,6 +202,46 @@ export function stdoutWritable(): WritableStream<Uint8Array> {
       },
       close() {
         if (failure) throw failure;
+      },
+    },
+    { highWaterMark: 1 },
+  );
+}
+
+/**
+ * An existing FIFO or device (or `/dev/stdout`) as a byte sink: opened for
+ * writing and written sequentially, never replaced. Each write resolves once
+ * the OS took the chunk, so a slow reader throttles the producer.
+ *
+ * @example
+ * ```ts
+ * await store.save("base", await fileStreamWritable("/tmp/fifo"));
+ * ```
+ */
+export async function fileStreamWritable(path: string): Promise<WritableStream<Uint8Array>> {
+  const { open } = await import("node:fs/promises");
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, "w");
+  } catch (e) {
+    throw new StdioError(`opening ${path} for writing: ${(e as Error).message}`, { cause: e });
+  }
+  const fail = (e: unknown) => new StdioError(`writing the archive to ${path}: ${describeStdioError(e, "stdout").message.replace(/^writing to stdout: /, "")}`, { cause: e });
+  return new WritableStream<Uint8Array>(
+    {
+      async write(chunk) {
+        try {
+          for (let done = 0; done < chunk.length; ) done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten;
+        } catch (e) {
+          await fh.close().catch(() => {});
+          throw fail(e);
+        }
+      },
+      async close() {
+        await fh.close();
+      },
+      async abort() {
+        await fh.close().catch(() => {});
       },
     },
     { highWaterMark: 1 },
