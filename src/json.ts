@@ -233,6 +233,92 @@ export function compareCodePoints(a: string, b: string): number {
 }
 
 /**
+ * The number text serde_json writes for a number it read as `raw` (with its
+ * default features: integers that fit `u64`/`i64` stay integers, everything
+ * else becomes an `f64`, printed the way the `ryu` crate does: shortest
+ * round-trip digits, `1.0` for whole floats, exponent form outside
+ * 1e-5 ≤ |x| < 1e16). Returns `null` for a float that overflows (serde_json
+ * refuses it).
+ *
+ * @example
+ * ```ts
+ * serdeNumberText("1");      // "1"
+ * serdeNumberText("1.50");   // "1.5"
+ * serdeNumberText("1e2");    // "100.0"
+ * serdeNumberText("-0");     // "-0.0"
+ * ```
+ */
+export function serdeNumberText(raw: string): string | null {
+  if (/^-?(?:0|[1-9][0-9]*)$/.test(raw)) {
+    const n = BigInt(raw);
+    if (raw.startsWith("-")) {
+      if (n < 0n && n >= -(2n ** 63n)) return n.toString();
+    } else if (n <= 2n ** 64n - 1n) return n.toString();
+  }
+  const x = Number(raw);
+  if (!Number.isFinite(x)) return null;
+  return ryuText(x);
+}
+
+/** `f64` formatted as Rust's `ryu` crate formats it (see {@link serdeNumberText}). */
+function ryuText(x: number): string {
+  if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const sign = x < 0 ? "-" : "";
+  const [mant, expText] = Math.abs(x).toExponential().split("e") as [string, string];
+  const digits = mant.replace(".", "");
+  const length = digits.length;
+  const kk = Number(expText) + 1; // value = 0.digits × 10^kk
+  const k = kk - length; // value = digits × 10^k
+  if (k >= 0 && kk <= 16) return `${sign}${digits}${"0".repeat(k)}.0`;
+  if (kk > 0 && kk <= 16) return `${sign}${digits.slice(0, kk)}.${digits.slice(kk)}`;
+  if (kk > -5 && kk <= 0) return `${sign}0.${"0".repeat(-kk)}${digits}`;
+  const e = kk - 1;
+  return length === 1 ? `${sign}${digits}e${e}` : `${sign}${digits[0]}.${digits.slice(1)}e${e}`;
+}
+
+/**
+ * Compact JSON text of a parsed value the way serde_json's `Value` writes it
+ * (object keys sorted by code point, as its default `BTreeMap` keeps them;
+ * numbers through {@link serdeNumberText}). Returns `null` if a number cannot
+ * be represented.
+ *
+ * @example
+ * ```ts
+ * serdeValueText(parseStrictJson('{"b":1,"a":[2.50]}')); // '{"a":[2.5],"b":1}'
+ * ```
+ */
+export function serdeValueText(v: JsonValue): string | null {
+  switch (v.kind) {
+    case "null":
+      return "null";
+    case "boolean":
+      return v.value ? "true" : "false";
+    case "number":
+      return serdeNumberText(v.raw);
+    case "string":
+      return JSON.stringify(v.value);
+    case "array": {
+      const parts: string[] = [];
+      for (const item of v.items) {
+        const t = serdeValueText(item);
+        if (t === null) return null;
+        parts.push(t);
+      }
+      return `[${parts.join(",")}]`;
+    }
+    case "object": {
+      const parts: string[] = [];
+      for (const [k, item] of [...v.entries].sort((a, b) => compareCodePoints(a[0], b[0]))) {
+        const t = serdeValueText(item);
+        if (t === null) return null;
+        parts.push(`${JSON.stringify(k)}:${t}`);
+      }
+      return `{${parts.join(",")}}`;
+    }
+  }
+}
+
+/**
  * A strictly parsed value as plain JavaScript: objects get a null prototype
  * (so `__proto__` is an ordinary key), numbers their value.
  *

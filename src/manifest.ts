@@ -102,27 +102,39 @@ export function isNormalComponent(name: string): boolean {
 }
 
 /**
- * Parse and validate manifest text or bytes. `source` names the file in error
- * messages. Throws {@link InvalidManifest} naming the field and the rule.
+ * Decode (strict UTF-8, at most `maxBytes`) and parse (strict JSON) a
+ * metadata document; `what` names it in errors. Throws {@link InvalidManifest}.
+ *
+ * @example
+ * ```ts
+ * const root = parseJsonDocument(bytes, "/h/snapshots/a/snapshot.json", "descriptor", 1 << 20);
+ * ```
  */
-export function parseManifest(input: string | Uint8Array, source = MANIFEST_FILENAME): Manifest {
+export function parseJsonDocument(input: string | Uint8Array, source: string, what: string, maxBytes: number): JsonValue {
   let text: string;
   if (typeof input === "string") text = input;
   else {
-    if (input.length > MAX_MANIFEST_BYTES) throw new InvalidManifest(`${source}: manifest is ${input.length} bytes; the limit is ${MAX_MANIFEST_BYTES}`);
+    if (input.length > maxBytes) throw new InvalidManifest(`${source}: ${what} is ${input.length} bytes; the limit is ${maxBytes}`);
     try {
       text = decodeUtf8Strict(input);
     } catch {
-      throw new InvalidManifest(`${source}: manifest is not valid UTF-8`);
+      throw new InvalidManifest(`${source}: ${what} is not valid UTF-8`);
     }
   }
-  let root: JsonValue;
   try {
-    root = parseStrictJson(text);
+    return parseStrictJson(text);
   } catch (e) {
     if (e instanceof JsonSyntaxError) throw new InvalidManifest(`${source}: not valid JSON: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * Parse and validate manifest text or bytes. `source` names the file in error
+ * messages. Throws {@link InvalidManifest} naming the field and the rule.
+ */
+export function parseManifest(input: string | Uint8Array, source = MANIFEST_FILENAME): Manifest {
+  const root = parseJsonDocument(input, source, "manifest", MAX_MANIFEST_BYTES);
   const top = fieldsOf(root, "", ["schema", "format", "fstype", "image", "parent", "created_at", "labels", "upper", "source_sandbox"], source);
 
   const schema = top.get("schema")!;

@@ -35,55 +35,130 @@ import {
   SPARSE_SHA256,
   validateManifest,
 } from "./manifest.js";
+import {
+  canonicalDescriptor,
+  DESCRIPTOR_FILENAME,
+  descriptorDigest,
+  type DescriptorIntegrity,
+  MAX_DESCRIPTOR_BYTES,
+  MERKLE_BLAKE3,
+  MERKLE_LEAF_SIZE,
+  isSha256Digest,
+  parseDescriptor,
+  type SnapshotDescriptor,
+  validateDescriptor,
+} from "./descriptor.js";
+import { merkleRootOfFile, MerkleBuilder } from "./merkle.js";
 import { abortingProgress, throwIfAborted } from "./abort.js";
 import { basename, dirname, join } from "./path.js";
 import { Lease } from "./lease.js";
 import { CREATE_STAGE_PREFIX, REPLACED_PREFIX } from "./staging.js";
 import { copySparse, type Extent, scanFile } from "./sparse.js";
 
-/** An opened snapshot artifact. */
+/**
+ * Which artifact form a snapshot is: `manifest` (`manifest.json`, the seeds
+ * and microsandbox ≤ 0.6.6) or `snapshot` (`snapshot.json`, microsandbox 0.6.7+).
+ */
+export type SnapshotForm = "manifest" | "snapshot";
+
+/** An opened snapshot artifact, of either form. */
 export interface Snapshot {
-  /** `sha256:` + hex SHA-256 of the canonical manifest. */
+  /** `sha256:` + hex SHA-256 of the canonical manifest or descriptor. */
   readonly digest: string;
   /** The artifact directory. */
   readonly path: string;
   /** The directory's name. */
   readonly name: string;
+  /** Which descriptor the artifact holds. */
+  readonly form: SnapshotForm;
+  /**
+   * The manifest; for the `snapshot` form a read-only view of the descriptor in
+   * manifest shape (Merkle integrity shows its root as `digest`; a checkpoint
+   * shows no upper: file `""`, size 0). Never written anywhere.
+   */
   readonly manifest: Manifest;
-  /** Path of the upper file. */
-  readonly upperPath: string;
+  /** The 0.6 descriptor (`snapshot` form only). */
+  readonly descriptor: SnapshotDescriptor | null;
+  /** Path of the upper file, or `null` for checkpoint state (no payload). */
+  readonly upperPath: string | null;
 }
 
-/** The outcome of {@link verifySnapshot}. */
+/** The outcome of {@link verifySnapshot}. `unsupported`: checkpoint state, which has no payload to check. */
 export interface Verification {
-  readonly status: "verified" | "not-recorded";
+  readonly status: "verified" | "not-recorded" | "unsupported";
   readonly algorithm: string | null;
   readonly digest: string | null;
 }
 
 /**
+ * The manifest-shaped view of a descriptor that {@link Snapshot.manifest} holds.
+ *
+ * @example
+ * ```ts
+ * manifestView(parseDescriptor(text)).upper.size_bytes;
+ * ```
+ */
+export function manifestView(d: SnapshotDescriptor): Manifest {
+  const st = d.state;
+  const integrity = (i: DescriptorIntegrity | null) =>
+    i === null ? null : i.algorithm === MERKLE_BLAKE3 ? { algorithm: i.algorithm, digest: i.root } : { algorithm: i.algorithm, digest: i.digest };
+  return {
+    schema: 1,
+    format: st.kind === "file" ? st.format : "raw",
+    fstype: st.kind === "file" ? st.fstype : "",
+    image: d.image,
+    parent: d.parent,
+    created_at: d.created_at,
+    labels: d.labels,
+    upper: st.kind === "file" ? { file: st.upper.file, size_bytes: st.upper.size_bytes, integrity: integrity(st.upper.integrity) } : { file: "", size_bytes: 0, integrity: null },
+    source_sandbox: d.source_sandbox,
+  };
+}
+
+async function checkUpper(fs: FileSystem, upperPath: string, size: number, source: string): Promise<void> {
+  const uInfo = await lstatOrNull(fs, upperPath);
+  if (uInfo === null) throw new InvalidSnapshot(`${upperPath}: the upper named by the ${source} does not exist`);
+  if (uInfo.kind !== "file") throw new InvalidSnapshot(`${upperPath}: the upper must be a regular file, not a ${uInfo.kind}`);
+  if (uInfo.size !== size) throw new InvalidSnapshot(`${upperPath}: the upper is ${uInfo.size} bytes but the ${source} records size_bytes ${size}`);
+}
+
+async function openDescriptorSnapshot(fs: FileSystem, dir: string, path: string, size: number): Promise<Snapshot> {
+  if (size > MAX_DESCRIPTOR_BYTES) throw new InvalidManifest(`${path}: descriptor is ${size} bytes; the limit is ${MAX_DESCRIPTOR_BYTES}`);
+  const d = parseDescriptor(await readSmallFile(fs, path, MAX_DESCRIPTOR_BYTES), path);
+  let upperPath: string | null = null;
+  if (d.state.kind === "file") {
+    upperPath = join(dir, d.state.upper.file);
+    await checkUpper(fs, upperPath, d.state.upper.size_bytes, DESCRIPTOR_FILENAME);
+  }
+  return { digest: await descriptorDigest(d), path: dir, name: basename(dir), form: "snapshot", manifest: manifestView(d), descriptor: d, upperPath };
+}
+
+/**
  * Open a snapshot directory with the cheap checks only: the directory exists,
- * `manifest.json` parses and validates, the upper is a regular file (not a
- * link) of exactly `size_bytes`. Never reads the upper's contents.
+ * its descriptor parses and validates — `snapshot.json` (0.6) if present,
+ * else `manifest.json` — and a file-state upper is a regular file (not a
+ * link) of exactly `size_bytes`. Never reads the upper's contents, and never
+ * changes the artifact (migrating `manifest.json` is microsandbox's job).
  */
 export async function openSnapshot(fs: FileSystem, dir: string): Promise<Snapshot> {
   const info = await lstatOrNull(fs, dir);
   if (info === null) throw new SnapshotNotFound(`snapshot directory ${dir} does not exist`);
   if (info.kind !== "directory") throw new SnapshotNotFound(`${dir} is not a snapshot directory (it is a ${info.kind})`);
+  const descriptorPath = join(dir, DESCRIPTOR_FILENAME);
+  const dInfo = await lstatOrNull(fs, descriptorPath);
+  if (dInfo !== null) {
+    if (dInfo.kind !== "file") throw new InvalidManifest(`${descriptorPath}: must be a regular file (it is a ${dInfo.kind})`);
+    return openDescriptorSnapshot(fs, dir, descriptorPath, dInfo.size);
+  }
   const manifestPath = join(dir, MANIFEST_FILENAME);
   const mInfo = await lstatOrNull(fs, manifestPath);
-  if (mInfo === null) throw new SnapshotNotFound(`${dir} is not a snapshot: it has no ${MANIFEST_FILENAME}`);
+  if (mInfo === null) throw new SnapshotNotFound(`${dir} is not a snapshot: it has neither ${DESCRIPTOR_FILENAME} nor ${MANIFEST_FILENAME}`);
   if (mInfo.kind !== "file") throw new InvalidManifest(`${manifestPath}: must be a regular file (it is a ${mInfo.kind})`);
   if (mInfo.size > MAX_MANIFEST_BYTES) throw new InvalidManifest(`${manifestPath}: manifest is ${mInfo.size} bytes; the limit is ${MAX_MANIFEST_BYTES}`);
   const manifest = parseManifest(await readSmallFile(fs, manifestPath, MAX_MANIFEST_BYTES), manifestPath);
   const upperPath = join(dir, manifest.upper.file);
-  const uInfo = await lstatOrNull(fs, upperPath);
-  if (uInfo === null) throw new InvalidSnapshot(`${upperPath}: the upper named by the manifest does not exist`);
-  if (uInfo.kind !== "file") throw new InvalidSnapshot(`${upperPath}: the upper must be a regular file, not a ${uInfo.kind}`);
-  if (uInfo.size !== manifest.upper.size_bytes) {
-    throw new InvalidSnapshot(`${upperPath}: the upper is ${uInfo.size} bytes but the manifest records size_bytes ${manifest.upper.size_bytes}`);
-  }
-  return { digest: await manifestDigest(manifest), path: dir, name: basename(dir), manifest, upperPath };
+  await checkUpper(fs, upperPath, manifest.upper.size_bytes, "manifest");
+  return { digest: await manifestDigest(manifest), path: dir, name: basename(dir), form: "manifest", manifest, descriptor: null, upperPath };
 }
 
 /** Options of {@link verifySnapshot}. */
@@ -97,38 +172,54 @@ export interface VerifyOptions {
 }
 
 /**
- * Verify the upper against the recorded integrity, reading every byte.
- * `null` integrity → `"not-recorded"`. A mismatch throws
- * {@link SnapshotIntegrityError} naming both digests; an unknown algorithm
+ * Verify the upper against the recorded integrity, reading every byte:
+ * `sha256`, `msb-sparse-sha256-v1` or `msb-file-merkle-blake3-v1` (zero
+ * leaves are not hashed). `null` integrity → `"not-recorded"`; checkpoint
+ * state (no payload) → `"unsupported"`, not an error. A mismatch throws
+ * {@link SnapshotIntegrityError} naming both values; an unknown algorithm
  * throws {@link SnapshotIntegrityError} too.
  */
 export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: VerifyOptions = {}): Promise<Verification & { extents: Extent[] | null }> {
+  if (snap.upperPath === null) return { status: "unsupported", algorithm: null, digest: null, extents: null };
+  const upperPath = snap.upperPath;
+  const size = snap.manifest.upper.size_bytes;
   const integrity = snap.manifest.upper.integrity;
-  if (integrity !== null && integrity.algorithm !== "sha256" && integrity.algorithm !== SPARSE_SHA256) {
+  const merkle = integrity?.algorithm === MERKLE_BLAKE3;
+  if (integrity !== null && !merkle && integrity.algorithm !== "sha256" && integrity.algorithm !== SPARSE_SHA256) {
     throw new SnapshotIntegrityError(
-      `${snap.upperPath}: integrity algorithm ${JSON.stringify(integrity.algorithm)} is not supported (known: sha256, ${SPARSE_SHA256})`,
+      `${upperPath}: integrity algorithm ${JSON.stringify(integrity.algorithm)} is not supported (known: sha256, ${SPARSE_SHA256}, ${MERKLE_BLAKE3})`,
     );
   }
   throwIfAborted(options.signal);
   if (integrity === null && !options.extents) return { status: "not-recorded", algorithm: null, digest: null, extents: null };
-  const r = await scanFile(fs, snap.upperPath, snap.manifest.upper.size_bytes, {
-    algorithm: integrity?.algorithm ?? null,
+  const tree = merkle ? new MerkleBuilder(size) : null;
+  const r = await scanFile(fs, upperPath, size, {
+    algorithm: merkle ? null : (integrity?.algorithm ?? null),
     extents: options.extents ?? false,
     onProgress: abortingProgress(options.signal, options.onProgress),
+    onChunk: tree === null ? undefined : (chunk, runs) => tree.addChunk(chunk.data, runs),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
-  if (r.digest !== integrity.digest) {
+  const actual = tree === null ? r.digest : await tree.finish();
+  if (actual !== integrity.digest) {
     throw new SnapshotIntegrityError(
-      `${snap.upperPath}: upper does not match its recorded integrity (${integrity.algorithm}): manifest records ${integrity.digest}, upper hashes to ${r.digest}`,
+      `${upperPath}: upper does not match its recorded integrity (${integrity.algorithm}): ${snap.form === "snapshot" ? DESCRIPTOR_FILENAME : MANIFEST_FILENAME} records ${integrity.digest}, upper hashes to ${actual}`,
     );
   }
   return { status: "verified", algorithm: integrity.algorithm, digest: integrity.digest, extents: r.extents };
 }
 
-/** Check a snapshot name to create: non-empty, no `/`, no NUL, not starting with `.`. */
-export function validateSnapshotName(name: string): void {
+/**
+ * Check a snapshot name to create: non-empty, no `/`, no NUL, not starting
+ * with `.`. For the `snapshot` form also microsandbox 0.6's rule (no `\\` or
+ * `:`, not starting with `~`), so the name stays addressable there.
+ */
+export function validateSnapshotName(name: string, form: SnapshotForm = "manifest"): void {
   if (name === "" || name.includes("/") || name.includes("\0") || name.startsWith(".")) {
     throw new InvalidArgument(`snapshot name ${JSON.stringify(name)} is not allowed: a name must be non-empty, contain no "/" and not start with "."`);
+  }
+  if (form === "snapshot" && (name.includes("\\") || name.includes(":") || name.startsWith("~"))) {
+    throw new InvalidArgument(`snapshot name ${JSON.stringify(name)} is not allowed for a snapshot.json artifact: microsandbox 0.6 refuses "\\", ":" and a leading "~"`);
   }
 }
 
@@ -139,8 +230,14 @@ export interface CreateOptions {
   readonly image: { readonly ref: string; readonly manifest_digest: string };
   readonly parent?: string | null;
   readonly labels?: Readonly<Record<string, string>>;
-  /** Record `msb-sparse-sha256-v1` integrity (reads every byte once more). */
+  /**
+   * Record integrity: `msb-sparse-sha256-v1` in a `manifest.json`, or
+   * `msb-file-merkle-blake3-v1` in a `snapshot.json` (as microsandbox 0.6.9+
+   * records it on request).
+   */
   readonly integrity?: boolean;
+  /** Which descriptor to write: `manifest` (`manifest.json`, the default here) or `snapshot` (`snapshot.json`). */
+  readonly form?: SnapshotForm;
   readonly sourceSandbox?: string | null;
   readonly format?: "raw" | "qcow2";
   readonly fstype?: string;
@@ -167,7 +264,10 @@ export function rfc3339Now(): string {
  */
 export async function createSnapshot(fs: FileSystem, dir: string, options: CreateOptions): Promise<Snapshot> {
   const name = basename(dir);
-  validateSnapshotName(name);
+  validateSnapshotName(name, options.form ?? "manifest");
+  if (options.parent != null && options.form === "snapshot" && !isSha256Digest(options.parent)) {
+    throw new InvalidArgument(`parent ${JSON.stringify(options.parent)} must be "sha256:" followed by 64 lowercase hex digits in a snapshot.json`);
+  }
   if (options.parent != null && !isDigestForm(options.parent)) {
     throw new InvalidArgument(`parent ${JSON.stringify(options.parent)} must be a digest of the form algo:hex`);
   }
@@ -188,20 +288,50 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
     await lease.cover(parentDir);
     await fs.mkdir(stage);
     const upperFile = "upper.ext4";
-    const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, options.integrity ? SPARSE_SHA256 : null, abortingProgress(options.signal, options.onProgress));
-    const draft: Manifest = {
-      schema: 1,
-      format: options.format ?? "raw",
-      fstype: options.fstype ?? "ext4",
+    const form = options.form ?? "manifest";
+    const sparseIntegrity = options.integrity && form === "manifest" ? SPARSE_SHA256 : null;
+    const copied = await copySparse(fs, options.upper, join(stage, upperFile), srcInfo.size, sparseIntegrity, abortingProgress(options.signal, options.onProgress));
+    const base = {
       image: { ref: options.image.ref, manifest_digest: options.image.manifest_digest },
       parent: options.parent ?? null,
       created_at: options.createdAt ?? rfc3339Now(),
       labels: Object.fromEntries(Object.entries(options.labels ?? {})),
-      upper: { file: upperFile, size_bytes: srcInfo.size, integrity: copied.digest ? { algorithm: SPARSE_SHA256, digest: copied.digest } : null },
       source_sandbox: options.sourceSandbox ?? null,
     };
-    const manifest = validateManifest(draft, `manifest for ${dir}`);
-    await writeFileAtomic(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
+    if (form === "snapshot") {
+      // the copy is hashed (holes skipped), not the source, which may change under us
+      const root = options.integrity ? await merkleRootOfFile(fs, join(stage, upperFile), srcInfo.size, abortingProgress(options.signal, undefined)) : null;
+      const draft: SnapshotDescriptor = {
+        schema: 1,
+        artifact: "snapshot",
+        scope: "disk",
+        ...base,
+        state: {
+          kind: "file",
+          format: options.format ?? "raw",
+          fstype: options.fstype ?? "ext4",
+          upper: {
+            file: upperFile,
+            size_bytes: srcInfo.size,
+            integrity: root === null ? null : { algorithm: MERKLE_BLAKE3, root, logical_size: srcInfo.size, leaf_size: MERKLE_LEAF_SIZE },
+          },
+        },
+        extensions: {},
+        requires: [],
+      };
+      const descriptor = validateDescriptor(draft, `snapshot.json for ${dir}`);
+      await writeFileAtomic(fs, join(stage, DESCRIPTOR_FILENAME), canonicalDescriptor(descriptor));
+    } else {
+      const draft: Manifest = {
+        schema: 1,
+        format: options.format ?? "raw",
+        fstype: options.fstype ?? "ext4",
+        ...base,
+        upper: { file: upperFile, size_bytes: srcInfo.size, integrity: copied.digest ? { algorithm: SPARSE_SHA256, digest: copied.digest } : null },
+      };
+      const manifest = validateManifest(draft, `manifest for ${dir}`);
+      await writeFileAtomic(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
+    }
     // Open it while it is still staged: once it is renamed into place, nothing may fail any more.
     staged = await openSnapshot(fs, stage);
     throwIfAborted(options.signal);
@@ -215,7 +345,7 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
     throw e;
   }
   await lease.release();
-  return { ...staged, path: dir, name, upperPath: join(dir, staged.manifest.upper.file) };
+  return { ...staged, path: dir, name, upperPath: staged.upperPath === null ? null : join(dir, staged.manifest.upper.file) };
 }
 
 /** The directories from `dir` up that do not exist yet, deepest first. */

@@ -22,21 +22,38 @@
 import { pendingPromotionTargets } from "./archive/journal.js";
 import { loadArchive, type LoadOptions } from "./archive/load.js";
 import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
-import { saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
+import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
+import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "./json.js";
 import { HomeLayout } from "./layout.js";
+import { DESCRIPTOR_FILENAME } from "./descriptor.js";
 import { MANIFEST_FILENAME } from "./manifest.js";
 import { basename, dirname, join, normalize, resolve } from "./path.js";
-import { type CreateOptions, createSnapshot, openSnapshot, type Snapshot, validateSnapshotName, type Verification, verifySnapshot } from "./snapshot.js";
+import {
+  type CreateOptions,
+  createSnapshot,
+  openSnapshot,
+  type Snapshot,
+  type SnapshotForm,
+  validateSnapshotName,
+  type Verification,
+  verifySnapshot,
+} from "./snapshot.js";
 
 /** A snapshot as listed: the CLI's `--json` shape. */
 export interface SnapshotInfo {
   readonly digest: string;
   readonly name: string;
   readonly path: string;
+  /** `manifest` (`manifest.json`) or `snapshot` (`snapshot.json`, microsandbox 0.6.7+). */
+  readonly form: SnapshotForm;
+  /** `file` (an upper payload) or `checkpoint` (0.6 resumable state: no payload; size is 0). */
+  readonly state_kind: "file" | "checkpoint";
+  /** `disk`, or `resumable` for a 0.6 checkpoint. A `manifest.json` snapshot is `disk`. */
+  readonly scope: "disk" | "resumable";
   readonly parent: string | null;
   readonly image_ref: string;
   readonly image_manifest_digest: string;
@@ -45,6 +62,18 @@ export interface SnapshotInfo {
   readonly size_bytes: number;
   readonly created_at: string;
   readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Save options the store adds: which bundle layout, and member hashes for the 0.6 one. */
+export interface StoreSaveOptions {
+  /**
+   * `manifest` (`sha256-<16hex>/manifest.json`, every microsandbox reads it)
+   * or `snapshot` (0.6.7+: `snapshots/…`, `files/…`, `archive.json`). Default:
+   * the head's own form. A layout that cannot carry the head is refused, saying why.
+   */
+  readonly layout?: "manifest" | "snapshot";
+  /** 0.6 layout: record member hashes (default `"auto"`: see {@link saveArchive06}). */
+  readonly memberHashes?: MemberHashes;
 }
 
 /** A directory that looks like an artifact (it has a manifest) but does not open. */
@@ -60,6 +89,9 @@ export function snapshotInfo(s: Snapshot): SnapshotInfo {
     digest: s.digest,
     name: s.name,
     path: s.path,
+    form: s.form,
+    state_kind: s.descriptor?.state.kind ?? "file",
+    scope: s.descriptor?.scope ?? "disk",
     parent: m.parent,
     image_ref: m.image.ref,
     image_manifest_digest: m.image.manifest_digest,
@@ -71,9 +103,9 @@ export function snapshotInfo(s: Snapshot): SnapshotInfo {
   };
 }
 
-/** What an index entry was built from: the manifest's (mtime, size) and the upper's (file name, size). */
+/** What an index entry was built from: the descriptor's (mtime, size, file name) and the upper's (file name, size; null for checkpoint state). */
 interface Stamp {
-  readonly manifest: [number, number];
+  readonly manifest: [number, number, string];
   readonly upper: [string, number] | null;
 }
 
@@ -149,7 +181,10 @@ export class SnapshotStore {
     validateSnapshotName(name);
     const root = options.destDir === undefined ? this.layout.snapshotsDir : this.absolutePath(options.destDir);
     return this.leavingNoTrace(root, async () => {
-      const snap = await createSnapshot(this.fs, join(root, name), { ...options, upper: this.absolutePath(options.upper) });
+      // the home's form is read inside: a listing may write the index, which a failed create must not leave behind
+      const form = options.form ?? (await this.homeForm());
+      validateSnapshotName(name, form);
+      const snap = await createSnapshot(this.fs, join(root, name), { ...options, form, upper: this.absolutePath(options.upper) });
       return snapshotInfo(snap);
     });
   }
@@ -183,6 +218,17 @@ export class SnapshotStore {
     }
   }
 
+  /**
+   * The artifact form this home uses: `snapshot` when any indexed snapshot is a
+   * `snapshot.json` artifact (a microsandbox 0.6.7+ home, which would migrate a
+   * new `manifest.json` artifact, changing its identity), else `manifest`.
+   * {@link create} writes this form unless told otherwise.
+   */
+  async homeForm(): Promise<SnapshotForm> {
+    const { snapshots } = await this.list();
+    return snapshots.some((s) => s.form === "snapshot") ? "snapshot" : "manifest";
+  }
+
   /** Resolve and verify a snapshot, reading every byte of its upper. */
   async verify(ref: string, options: { onProgress?: (bytes: number) => void; signal?: AbortSignal } = {}): Promise<SnapshotInfo & { integrity: Verification }> {
     const snap = await this.resolve(ref);
@@ -195,13 +241,27 @@ export class SnapshotStore {
    * atomically, or a Web `WritableStream` (closed when done, aborted on
    * failure). See {@link saveArchive}.
    */
-  async save(ref: string, out: string | WritableStream<Uint8Array>, options: SaveOptions = {}): Promise<SaveResult> {
+  async save(ref: string, out: string | WritableStream<Uint8Array>, options: SaveOptions & StoreSaveOptions = {}): Promise<SaveResult> {
     const head = await this.resolve(ref);
     const findParent = async (digest: string) => {
       const found = await this.findByDigest(digest);
       return found === null ? null : openSnapshot(this.fs, found.path);
     };
-    return saveArchive(this.fs, this.layout, head, findParent, typeof out === "string" ? this.absolutePath(out) : out, options);
+    const target = typeof out === "string" ? this.absolutePath(out) : out;
+    const layout = options.layout ?? (head.form === "snapshot" ? "snapshot" : "manifest");
+    if (layout === "manifest") {
+      if (head.form === "snapshot") {
+        throw new InvalidArgument(
+          `${head.path} is a snapshot.json artifact: the manifest.json bundle layout cannot carry it without changing its identity (and checkpoint state, extensions or Merkle integrity not at all); save it in the snapshot layout`,
+        );
+      }
+      return saveArchive(this.fs, this.layout, head, findParent, target, options);
+    }
+    // A manifest.json chain is translated as microsandbox's migration would (new identities);
+    // save06 refuses what the translation cannot hold, saying why.
+    // the 0.6 layout always writes payloads with holes as old-GNU sparse entries, as microsandbox 0.6.7+ does (and every 0.6.7+ reads them)
+    const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
+    return saveArchive06(this.fs, this.layout, chain, target, options);
   }
 
   /**
@@ -383,12 +443,19 @@ export class SnapshotStore {
     }
   }
 
-  /** The cheap part of a stamp: is `dir` an artifact directory, and its manifest's (mtime, size). */
-  private async manifestStamp(dir: string): Promise<[number, number] | null> {
+  /**
+   * The cheap part of a stamp: is `dir` an artifact directory, and its
+   * descriptor's (mtime, size, name) — `snapshot.json` if present (as open
+   * prefers it), else `manifest.json`.
+   */
+  private async manifestStamp(dir: string): Promise<[number, number, string] | null> {
     const d = await lstatOrNull(this.fs, dir);
     if (d === null || d.kind !== "directory") return null;
-    const m = await lstatOrNull(this.fs, join(dir, MANIFEST_FILENAME));
-    return m === null ? null : [m.mtimeMs, m.size];
+    for (const file of [DESCRIPTOR_FILENAME, MANIFEST_FILENAME]) {
+      const m = await lstatOrNull(this.fs, join(dir, file));
+      if (m !== null) return [m.mtimeMs, m.size, file];
+    }
+    return null;
   }
 
   /**
@@ -437,17 +504,19 @@ export class SnapshotStore {
     return next;
   }
 
-  private async stillValid(dir: string, old: IndexEntry, manifest: [number, number]): Promise<boolean> {
+  private async stillValid(dir: string, old: IndexEntry, manifest: [number, number, string]): Promise<boolean> {
     const s = old.stamp;
-    if (!old.info || s.manifest[0] !== manifest[0] || s.manifest[1] !== manifest[1] || s.upper === null) return false;
+    if (!old.info || !Array.isArray(s.manifest) || s.manifest[0] !== manifest[0] || s.manifest[1] !== manifest[1] || s.manifest[2] !== manifest[2]) return false;
+    if (s.upper === null) return old.info.state_kind === "checkpoint";
     const up = await lstatOrNull(this.fs, join(dir, s.upper[0]));
     return up !== null && up.kind === "file" && up.size === s.upper[1];
   }
 
-  private async openEntry(dir: string, manifest: [number, number], strict: boolean): Promise<IndexEntry> {
+  private async openEntry(dir: string, manifest: [number, number, string], strict: boolean): Promise<IndexEntry> {
     try {
       const snap = await openSnapshot(this.fs, dir);
-      return { stamp: { manifest, upper: [snap.manifest.upper.file, snap.manifest.upper.size_bytes] }, info: snapshotInfo(snap) };
+      const upper: [string, number] | null = snap.upperPath === null ? null : [snap.manifest.upper.file, snap.manifest.upper.size_bytes];
+      return { stamp: { manifest, upper }, info: snapshotInfo(snap) };
     } catch (e) {
       if (!(e instanceof SnapbundleError)) throw e;
       if (strict && e instanceof FsError) throw e;

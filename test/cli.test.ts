@@ -14,7 +14,7 @@ import { type CliResult, noiseBytes, PACKAGE_VERSION, pipeCli, runCli, RUNTIME, 
 
 const IMAGE_REF = "docker.io/library/python:3.12";
 const IMAGE_DIGEST = "sha256:" + "a".repeat(64);
-const INFO_KEYS = ["created_at", "digest", "format", "fstype", "image_manifest_digest", "image_ref", "labels", "name", "parent", "path", "size_bytes"];
+const INFO_KEYS = ["created_at", "digest", "form", "format", "fstype", "image_manifest_digest", "image_ref", "labels", "name", "parent", "path", "scope", "size_bytes", "state_kind"];
 const UPPER_SIZE = 8 << 20;
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -140,9 +140,9 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
 
       const table = ok(await runCli(["--home", home, "ls"]), "ls").stdout.trimEnd().split("\n");
       assert.equal(table.length, 3);
-      assert.match(table[0]!, /^NAME\s+DIGEST\s+SIZE\s+CREATED\s+PARENT\s+LABELS$/);
-      assert.match(table[1]!, new RegExp(`^base\\s+${base.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+${base.created_at}\\s+-\\s+note=a=b, owner=alice$`));
-      assert.match(table[2]!, new RegExp(`^child\\s+${child.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+\\S+\\s+${base.digest.slice(7, 19)}\\s+-$`));
+      assert.match(table[0]!, /^NAME\s+FORM\s+DIGEST\s+SIZE\s+CREATED\s+PARENT\s+LABELS$/);
+      assert.match(table[1]!, new RegExp(`^base\\s+manifest\\s+${base.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+${base.created_at}\\s+-\\s+note=a=b, owner=alice$`));
+      assert.match(table[2]!, new RegExp(`^child\\s+manifest\\s+${child.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+\\S+\\s+${base.digest.slice(7, 19)}\\s+-$`));
 
       const list = json(await runCli(["ls", "--json", "--home", home]), "ls --json");
       assert.deepEqual(list, [base, child]);

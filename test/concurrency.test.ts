@@ -274,7 +274,7 @@ for (const backend of BACKENDS) {
 }
 
 describe("concurrency between processes (node:fs)", () => {
-  test("two CLI processes load the same archive into one home: one wins, the other says it already exists", async () => {
+  test("two CLI processes load the same archive into one home: one installs, the other says it is already installed", async () => {
     const fx = await getFixture();
     const failures: string[] = [];
     for (let round = 0; round < 3; round++) {
@@ -286,10 +286,11 @@ describe("concurrency between processes (node:fs)", () => {
           runCli(["--home", home, "load", join(root, "chain.tar.zst")]),
           runCli(["--home", home, "load", join(root, "chain.tar.zst")]),
         ]);
-        const codes = [r1.code, r2.code].sort();
-        if (JSON.stringify(codes) !== "[0,1]") failures.push(`round ${round}: exit codes ${codes.join(", ")}: ${r1.stderr.trim()} | ${r2.stderr.trim()}`);
-        const loser = r1.code === 0 ? r2 : r1;
-        if (!/already exists/.test(loser.stderr)) failures.push(`round ${round}: the losing process said ${JSON.stringify(loser.stderr.trim())}`);
+        // the install lock orders them; the second finds the head installed and installs nothing (exit 0)
+        const codes = [r1.code, r2.code];
+        if (JSON.stringify(codes) !== "[0,0]") failures.push(`round ${round}: exit codes ${codes.join(", ")}: ${r1.stderr.trim()} | ${r2.stderr.trim()}`);
+        const said = [r1, r2].filter((r) => /already installed/.test(r.stdout));
+        if (said.length !== 1) failures.push(`round ${round}: ${said.length} processes said "already installed": ${JSON.stringify([r1.stdout, r2.stdout])}`);
         const fs = nodeFs();
         try {
           const listed = await assertClean(fs, home, `round ${round}`);

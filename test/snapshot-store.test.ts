@@ -120,12 +120,12 @@ for (const backend of BACKENDS) {
         const info = await store.create("a", { upper: `${root}/u`, image: IMAGE, integrity: true });
         const snap = await openSnapshot(fs, info.path);
         // flip a byte in the upper: verify must fail naming both digests
-        const h = await fs.open(snap.upperPath, "r+");
+        const h = await fs.open(snap.upperPath!, "r+");
         await h.write(new Uint8Array([0x42]), 9000);
         await h.close();
         await assert.rejects(verifySnapshot(fs, snap), (e) => e instanceof SnapshotIntegrityError && e.message.includes(snap.manifest.upper.integrity!.digest) && /upper hashes to sha256:[0-9a-f]{64}/.test(e.message));
         // rewrite the manifest with plain sha256 of the new content, and with an unknown algorithm
-        const bytes = await readSmallFile(fs, snap.upperPath, 1 << 20);
+        const bytes = await readSmallFile(fs, snap.upperPath!, 1 << 20);
         const { sha256Hex } = await import("../wasm/mod.js");
         const m = { ...snap.manifest, upper: { ...snap.manifest.upper, integrity: { algorithm: "sha256", digest: `sha256:${await sha256Hex(bytes)}` } } };
         await writeFileAtomic(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m)));
@@ -277,7 +277,7 @@ describe("real disk only", () => {
       await writeSparse(fs, `${root}/u`, 3 << 20, [[12345, noise(200_000)]]);
       const info = await store.create("s", { upper: `${root}/u`, image: IMAGE });
       const snap = await openSnapshot(fs, info.path);
-      const expected = execFileSync("sha256sum", [snap.upperPath]).toString().split(" ")[0];
+      const expected = execFileSync("sha256sum", [snap.upperPath!]).toString().split(" ")[0];
       const m = { ...snap.manifest, upper: { ...snap.manifest.upper, integrity: { algorithm: "sha256", digest: `sha256:${expected}` } } };
       await writeFileAtomic(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m)));
       assert.equal((await store.verify(info.path)).integrity.status, "verified");

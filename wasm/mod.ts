@@ -31,3 +31,4 @@ export {
   type ZstdDecompressOptions,
   zstdDecompressStream,
 } from "./zstd.js";
+export { type Blake3, blake3Hex, createBlake3 } from "./blake3.js";

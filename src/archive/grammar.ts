@@ -33,13 +33,22 @@
  * admitted entry goes (staging, or nowhere for a verify that installs
  * nothing).
  *
- * ## Adding a layout
+ * ## The microsandbox 0.6 layout
  *
- * A second archive layout (microsandbox 0.6: `snapshots/…`, `files/…`,
- * `images/…`, `archive.json`) is more rule functions in this file: a
- * `validate…ArchivePath` classifier returning a new {@link EntryPlace} area,
- * a case in {@link classifyEntry}, and the membership state for that area in
- * {@link BundleGrammar} (`#admitFile`, `#endRules`).
+ * | entry              | allowed                                                        |
+ * |--------------------|----------------------------------------------------------------|
+ * | inventory          | `archive.json` (≤ 4 MiB, read whole)                            |
+ * | descriptor         | `snapshots/<64hex>/snapshot.json` (≤ 1 MiB, read whole)          |
+ * | payload            | `files/<64hex>/<name ≤ 255 bytes, not a reserved artifact name>` |
+ * | image file         | `images/<kind>/<name><ext>`                                      |
+ * | directories        | `snapshots/`, `files/`, `images/`, `…/<64hex>/`, `images/<kind>/` |
+ *
+ * {@link isMsb06Path} (the layout rule) sends these to
+ * {@link validateMsb06ArchivePath} (the path rule); the size rule is
+ * {@link documentBound}; at the end a 0.6 bundle must carry `archive.json`
+ * and nothing of the other layout (`#endMsb06`). The unpack step reports each
+ * member's sizes and BLAKE3 member hash ({@link BundleGrammar.observed}); the
+ * inventory rules themselves (load steps 3, 6, 7) are in `inventory.ts`.
  *
  * @example
  * ```ts
@@ -53,10 +62,12 @@
  * @module
  */
 
+import { DESCRIPTOR_FILENAME, isValidUpperFile, MAX_DESCRIPTOR_BYTES } from "../descriptor.js";
 import { ArchiveError, InvalidSnapshot } from "../errors.js";
 import { CACHE_KINDS, type CacheKind } from "../layout.js";
 import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
 import { MAX_METADATA_BYTES } from "./image-cache.js";
+import { INVENTORY_PATH, MAX_INVENTORY_BYTES, type ObservedMember } from "./inventory.js";
 
 /** A snapshot directory entry `<prefix>/`. */
 export interface SnapshotDirPlace {
@@ -82,12 +93,34 @@ export interface CacheFilePlace {
   readonly kind: CacheKind;
   readonly file: string;
 }
+/** A directory of the microsandbox 0.6 layout: `snapshots/`, `files/`, `images/`, `snapshots|files/<64hex>/`, `images/<kind>/`. */
+export interface Msb06DirPlace {
+  readonly area: "msb06";
+  readonly role: "directory";
+  readonly path: string;
+  readonly file: null;
+}
+/**
+ * A file of the microsandbox 0.6 layout: `archive.json` (inventory),
+ * `snapshots/<64hex>/snapshot.json` (descriptor), `files/<64hex>/<name>`
+ * (payload), `images/<kind>/<name><ext>` (image).
+ */
+export interface Msb06FilePlace {
+  readonly area: "msb06";
+  readonly role: "inventory" | "descriptor" | "payload" | "image";
+  readonly path: string;
+  /** The 64-hex snapshot id of a descriptor or payload. */
+  readonly hex: string | null;
+  /** The image kind of an image file. */
+  readonly kind: CacheKind | null;
+  readonly file: string;
+}
 /** Where an accepted entry goes. */
-export type EntryPlace = SnapshotDirPlace | SnapshotFilePlace | CacheDirPlace | CacheFilePlace;
+export type EntryPlace = SnapshotDirPlace | SnapshotFilePlace | CacheDirPlace | CacheFilePlace | Msb06DirPlace | Msb06FilePlace;
 /** An accepted directory entry. */
-export type DirectoryPlace = SnapshotDirPlace | CacheDirPlace;
+export type DirectoryPlace = SnapshotDirPlace | CacheDirPlace | Msb06DirPlace;
 /** An accepted file entry. */
-export type FilePlace = SnapshotFilePlace | CacheFilePlace;
+export type FilePlace = SnapshotFilePlace | CacheFilePlace | Msb06FilePlace;
 
 /** The entry kinds the reader reports that a load may accept. */
 export type AcceptedKind = "file" | "directory";
@@ -110,7 +143,9 @@ export type Admission =
   /** Read the whole entry (at most `maxBytes`, already checked), parse it, hand it to {@link BundleGrammar.manifest}. */
   | { readonly do: "manifest"; readonly place: SnapshotFilePlace; readonly maxBytes: number }
   /** Stream the entry's data to its place (an upper, or a cache file). */
-  | { readonly do: "file"; readonly place: FilePlace };
+  | { readonly do: "file"; readonly place: FilePlace }
+  /** A 0.6 inventory or descriptor: read it whole (at most `maxBytes`, already checked). */
+  | { readonly do: "document"; readonly place: Msb06FilePlace; readonly maxBytes: number };
 
 /** One snapshot of the archive: its prefix and manifest, in the order the manifests came. */
 export interface BundleSnapshot {
@@ -118,8 +153,20 @@ export interface BundleSnapshot {
   readonly manifest: Manifest;
 }
 
+/** What a 0.6 bundle holds (see {@link BundleContents.msb06}). */
+export interface Msb06Contents {
+  /** The bytes of `archive.json`. */
+  readonly inventory: Uint8Array;
+  /** Every file member but `archive.json`, with its sizes and hashes. */
+  readonly observed: ReadonlyMap<string, ObservedMember>;
+  /** The 64-hex ids of the descriptors present, in archive order. */
+  readonly descriptors: readonly string[];
+}
+
 /** What an archive holds once {@link BundleGrammar.end} accepted it. */
 export interface BundleContents {
+  /** A microsandbox 0.6 bundle (then `snapshots` is empty: the inventory names them), else `null`. */
+  readonly msb06: Msb06Contents | null;
   /** Snapshots in archive order (of their manifests). */
   readonly snapshots: readonly BundleSnapshot[];
   /** Cache files in archive order. */
@@ -265,7 +312,71 @@ export function validateCacheArchivePath(path: string, parts: string[], kind: Ac
  */
 export function classifyEntry(path: string, kind: AcceptedKind): EntryPlace {
   const parts = normalComponents(path, kind);
+  if (isMsb06Path(parts, kind)) return validateMsb06ArchivePath(path, parts, kind);
   return parts[0] === "cache" ? validateCacheArchivePath(path, parts, kind) : validateSnapshotArchivePath(path, parts, kind);
+}
+
+/** The top-level names of the 0.6 layout. */
+const MSB06_ROOTS = ["snapshots", "files", "images"];
+
+/**
+ * The layout rule: which paths belong to the microsandbox 0.6 layout —
+ * `archive.json`, any directory under `snapshots`, `files` or `images`, and
+ * any three-component file there. (A two-component file keeps its
+ * `manifest.json`-layout meaning; upstream also reserves these names as
+ * legacy prefixes.)
+ *
+ * @example
+ * ```ts
+ * isMsb06Path(["files", "ab…", "upper.ext4"], "file"); // true
+ * isMsb06Path(["sha256-0123456789abcdef", "upper.ext4"], "file"); // false
+ * ```
+ */
+export function isMsb06Path(parts: readonly string[], kind: AcceptedKind): boolean {
+  if (parts.length === 1 && parts[0] === INVENTORY_PATH) return true;
+  return MSB06_ROOTS.includes(parts[0]!) && (kind === "directory" || parts.length === 3);
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * 0.6 entries (SPEC-msb06 §2, load step 2): directories `snapshots|files|images/`,
+ * `snapshots|files/<64hex>/`, `images/<kind>/`; files `archive.json`,
+ * `snapshots/<64hex>/snapshot.json`, `files/<64hex>/<name ≤255 bytes, not a
+ * reserved artifact name>`, `images/<kind>/<name><ext>`.
+ *
+ * @example
+ * ```ts
+ * validateMsb06ArchivePath("archive.json", ["archive.json"], "file"); // { area: "msb06", role: "inventory", … }
+ * validateMsb06ArchivePath("files/xyz/u", ["files", "xyz", "u"], "file"); // throws ArchiveError (not 64 hex)
+ * ```
+ */
+export function validateMsb06ArchivePath(path: string, parts: string[], kind: AcceptedKind): Msb06DirPlace | Msb06FilePlace {
+  const fail = (rule: string): never => {
+    throw new ArchiveError(`archive entry ${JSON.stringify(path)}: unsupported 0.6 bundle path (${rule})`);
+  };
+  const [root, second, name] = parts as [string, string | undefined, string | undefined];
+  if (kind === "directory") {
+    if (parts.length === 1) return { area: "msb06", role: "directory", path, file: null };
+    if (parts.length === 2 && root !== "images" && HEX64.test(second!)) return { area: "msb06", role: "directory", path, file: null };
+    if (parts.length === 2 && root === "images" && Object.hasOwn(CACHE_KINDS, second!)) return { area: "msb06", role: "directory", path, file: null };
+    return fail("directories are snapshots/, files/, images/, snapshots/<64hex>/, files/<64hex>/ and images/<kind>/ only");
+  }
+  if (root === INVENTORY_PATH) return { area: "msb06", role: "inventory", path, hex: null, kind: null, file: INVENTORY_PATH };
+  if (new TextEncoder().encode(name!).length > 255) fail("a file name may be at most 255 bytes");
+  if (root === "images") {
+    if (!Object.hasOwn(CACHE_KINDS, second!)) fail(`unknown image kind ${JSON.stringify(second)}; known: ${Object.keys(CACHE_KINDS).join(", ")}`);
+    const ext = CACHE_KINDS[second as CacheKind];
+    if (!name!.endsWith(ext)) fail(`files in images/${second}/ must end in ${ext}`);
+    return { area: "msb06", role: "image", path, hex: null, kind: second as CacheKind, file: name! };
+  }
+  if (!HEX64.test(second!)) fail(`${root}/<id>/ must name a snapshot by 64 lowercase hex digits`);
+  if (root === "snapshots") {
+    if (name !== DESCRIPTOR_FILENAME) fail(`a snapshot directory holds only ${DESCRIPTOR_FILENAME}`);
+    return { area: "msb06", role: "descriptor", path, hex: second!, kind: null, file: name! };
+  }
+  if (!isValidUpperFile(name!)) fail(`${JSON.stringify(name)} cannot name a payload (a reserved artifact name)`);
+  return { area: "msb06", role: "payload", path, hex: second!, kind: null, file: name! };
 }
 
 /**
@@ -279,6 +390,11 @@ export function classifyEntry(path: string, kind: AcceptedKind): EntryPlace {
  * ```
  */
 export function documentBound(place: FilePlace): number | null {
+  if (place.area === "msb06") {
+    if (place.role === "inventory") return MAX_INVENTORY_BYTES;
+    if (place.role === "descriptor") return MAX_DESCRIPTOR_BYTES;
+    return place.role === "image" && place.kind === "manifests" ? MAX_METADATA_BYTES : null;
+  }
   if (place.area === "snapshot") return place.file === MANIFEST_FILENAME ? MAX_MANIFEST_BYTES : null;
   return place.kind === "manifests" ? MAX_METADATA_BYTES : null;
 }
@@ -330,6 +446,12 @@ export class BundleGrammar {
   readonly #snapshots = new Map<string, SnapshotState>();
   readonly #order: BundleSnapshot[] = [];
   readonly #cacheFiles: CacheFilePlace[] = [];
+  /** 0.6 members seen (path → what streaming them showed; `null` until then). */
+  readonly #msb06 = new Map<string, ObservedMember | null>();
+  #inventory: Uint8Array | null = null;
+  readonly #descriptors: string[] = [];
+  /** A `manifest.json`-layout or `cache/` entry, to refuse mixing layouts. */
+  #legacyPath: string | null = null;
   #apparent = 0;
   #ended = false;
 
@@ -360,6 +482,8 @@ export class BundleGrammar {
       throw e;
     }
     this.#checkDuplicate(entry.path);
+    if (place.area === "msb06") return this.#admitMsb06(entry, place);
+    this.#legacyPath ??= entry.path;
     if (place.file === null) {
       if (place.area === "snapshot") this.#state(place.prefix).dirSeen = true;
       return { do: "directory", place };
@@ -393,9 +517,21 @@ export class BundleGrammar {
     }
   }
 
+  /** A 0.6 inventory or descriptor has been read whole (see {@link Admission} `"document"`). */
+  document(place: Msb06FilePlace, bytes: Uint8Array): void {
+    if (place.role === "inventory") this.#inventory = bytes;
+    else if (place.role === "descriptor") this.#descriptors.push(place.hex!);
+  }
+
+  /** What streaming a 0.6 member showed (sizes, member hash, sha256), for the inventory checks. */
+  observed(place: Msb06FilePlace, member: ObservedMember): void {
+    this.#msb06.set(place.path, member);
+  }
+
   /** The end-of-archive rules; resolves what the archive holds. */
   end(): BundleContents {
     this.#ended = true;
+    if (this.#msb06.size > 0) return this.#endMsb06();
     if (this.#order.length === 0) throw new ArchiveError(`${this.label}: the archive contains no snapshot manifest`);
     for (const [prefix, s] of this.#snapshots) {
       if (s.manifest !== null) continue;
@@ -409,7 +545,33 @@ export class BundleGrammar {
         throw new InvalidSnapshot(`${this.label}: snapshot ${prefix}: its upper ${prefix}/${manifest.upper.file} does not exist in the archive (its manifest names it)`);
       }
     }
-    return { snapshots: [...this.#order], cacheFiles: [...this.#cacheFiles], apparentBytes: this.#apparent };
+    return { msb06: null, snapshots: [...this.#order], cacheFiles: [...this.#cacheFiles], apparentBytes: this.#apparent };
+  }
+
+  /** 0.6 admission: size bounds for documents read whole, then stream or read. */
+  #admitMsb06(entry: EntryFacts, place: Msb06DirPlace | Msb06FilePlace): Admission {
+    if (place.file === null) return { do: "directory", place };
+    const bound = documentBound(place);
+    if (bound !== null && entry.size > bound) throw this.entryError(entry.path, `declares ${entry.size} bytes; ${place.role === "inventory" ? "archive.json" : place.role === "descriptor" ? "a snapshot.json" : "image metadata"} may be at most ${bound}`);
+    this.#countApparent(entry);
+    this.#msb06.set(place.path, null);
+    if (place.role === "inventory" || place.role === "descriptor") return { do: "document", place, maxBytes: bound! };
+    return { do: "file", place };
+  }
+
+  /**
+   * The layout rules at the end of a 0.6 bundle: it carries `archive.json`
+   * (everything else is checked against it), and nothing of the
+   * `manifest.json` layout or `cache/` (which no inventory can list).
+   */
+  #endMsb06(): BundleContents {
+    if (this.#legacyPath !== null) {
+      throw this.entryError(this.#legacyPath, "belongs to the manifest.json bundle layout, but this archive is a microsandbox 0.6 bundle (snapshots/, files/, images/, archive.json); one archive holds one layout");
+    }
+    if (this.#inventory === null) throw new ArchiveError(`${this.label}: a microsandbox 0.6 bundle (snapshots/, files/, images/) must carry archive.json; this one has none`);
+    const observed = new Map<string, ObservedMember>();
+    for (const [path, m] of this.#msb06) if (m !== null) observed.set(path, m);
+    return { msb06: { inventory: this.#inventory, observed, descriptors: [...this.#descriptors] }, snapshots: [], cacheFiles: [], apparentBytes: this.#apparent };
   }
 
   /** Duplicate rule: a path (with or without its trailing `/`) appears once. */

@@ -35,6 +35,7 @@ import type { HomeLayout } from "../layout.js";
 import { join } from "../path.js";
 import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } from "../snapshot.js";
 import { installStagedCache } from "./cache-install.js";
+import { importMsb06 } from "./load06.js";
 import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { ensureNotInstalled, ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
@@ -110,8 +111,14 @@ export async function loadArchive(
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
     const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
-    const imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
-    const head = imported[selectHeadSnapshot(imported, label)]!;
+    let imported: Snapshot[];
+    let head: Snapshot;
+    if (contents.msb06 !== null) {
+      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label, options.signal));
+    } else {
+      imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
+      head = imported[selectHeadSnapshot(imported, label)]!;
+    }
     await ensureNotInstalled(head, options.name, options.findInstalled, label);
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
     options.onStep?.({ phase: "installing", bytes: 0, total: 0 });
@@ -123,6 +130,8 @@ export async function loadArchive(
       const installUndo = new UndoLog();
       try {
         await recoverInterruptedPromotion(fs, layout);
+        // again under the lock: a load racing this one may have installed the head meanwhile
+        await ensureNotInstalled(head, options.name, options.findInstalled, label);
         await ensurePromoteTargetsAvailable(fs, moves);
         await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo);
         await writePromoteJournal(fs, layout, moves);

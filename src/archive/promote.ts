@@ -50,7 +50,8 @@ export function promotionPlan(imported: readonly Snapshot[], head: Snapshot, sna
  * The head's digest is installed already and no `name` asks for a second
  * copy: refuse with {@link SnapshotAlreadyInstalled} before anything is
  * installed (the caller may treat it as "nothing to do"). Checked before
- * the install lock: the step reads the store's index, not the targets.
+ * the install lock, to spare the work, and again under it, so that of two
+ * racing loads of one bundle the second always says so.
  *
  * @example
  * ```ts

@@ -25,7 +25,7 @@
 
 import { checkLevel, ZSTD_DEFAULT_LEVEL, zstdCompressStream } from "../../wasm/mod.js";
 import { abortableWritable, throwIfAborted } from "../abort.js";
-import { FsError, isFsError, OutputRefused, SnapshotNotFound } from "../errors.js";
+import { FsError, InvalidArgument, isFsError, OutputRefused, SnapshotNotFound } from "../errors.js";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.js";
 import { Lease } from "../lease.js";
 import { defaultSweepPolicy, partialName, sweepLeftovers } from "../staging.js";
@@ -102,6 +102,11 @@ export async function saveArchive(
   if (options.level !== undefined) checkLevel(options.level);
   if (typeof out === "string") await checkOutput(fs, out, options.overwrite ?? false);
   const chain = options.withParents ? await collectAncestry(head, findParent) : [head];
+  for (const s of chain) {
+    if (s.form !== "manifest" || s.upperPath === null) {
+      throw new InvalidArgument(`${s.path} is a snapshot.json artifact; the manifest.json bundle layout cannot carry it (save it in the 0.6 layout)`);
+    }
+  }
   const planned = await verifyChain(fs, chain, options);
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
   const write = (sink: WritableStream<Uint8Array>) => writeBundle(fs, planned, cache, abortableWritable(sink, options.signal), options);
@@ -137,7 +142,7 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
     const onProgress = options.onProgress ? (b: number) => options.onProgress!({ phase: "verify", bytes: done + b, total }) : undefined;
     const sparse = options.sparse === true && options.dense !== true;
     const extents = options.verify === false
-      ? sparse ? (await scanFile(fs, snap.upperPath, snap.manifest.upper.size_bytes, { algorithm: null, extents: true, onProgress })).extents : null
+      ? sparse ? (await scanFile(fs, snap.upperPath!, snap.manifest.upper.size_bytes, { algorithm: null, extents: true, onProgress })).extents : null
       : (await verifySnapshot(fs, snap, { extents: sparse, signal: options.signal, onProgress })).extents;
     done += snap.manifest.upper.size_bytes;
     planned.push({ snap, extents });
@@ -150,7 +155,7 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
  * directory, a FIFO or device (it would be renamed over), a path whose
  * directory is missing, an existing file without `overwrite`.
  */
-async function checkOutput(fs: FileSystem, out: string, overwrite: boolean): Promise<void> {
+export async function checkOutput(fs: FileSystem, out: string, overwrite: boolean): Promise<void> {
   const info = await statOrNull(fs, out);
   if (info === null) {
     const dir = await statOrNull(fs, dirname(out));
@@ -177,7 +182,7 @@ async function statOrNull(fs: FileSystem, path: string): Promise<FileInfo | null
  * first), fsync, rename over `out`. On failure the temporary is removed.
  * Errors name `out`, never the temporary.
  */
-async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>, options: SaveOptions): Promise<number> {
+export async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>, options: { readonly signal?: AbortSignal; readonly overwrite?: boolean }): Promise<number> {
   const dir = dirname(out);
   await sweepLeftovers(fs, [dir], defaultSweepPolicy()).catch(() => {});
   const lease = new Lease(fs);
@@ -204,40 +209,21 @@ async function writeAtomically(fs: FileSystem, out: string, write: (sink: Writab
   }
 }
 
-/** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
-async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
+/**
+ * Run `body` with a {@link TarWriter} over `sink` (through zstd at
+ * `options.level`, default 3, unless `plainTar`), finish the tar, close the
+ * stream and wait for the sink; on failure abort it. Resolves the tar byte count.
+ */
+export async function withTarSink(sink: WritableStream<Uint8Array>, options: Pick<SaveOptions, "plainTar" | "level">, body: (tar: TarWriter) => Promise<void>): Promise<number> {
   const compress = options.plainTar ? null : zstdCompressStream({ level: options.level ?? ZSTD_DEFAULT_LEVEL });
   const piping = compress ? compress.readable.pipeTo(sink) : null;
   piping?.catch(() => {}); // observed below; without this a failing sink is an unhandled rejection meanwhile
   const writer = (compress ? compress.writable : sink).getWriter();
-  const total = planned.reduce((n, p) => n + dataBytes(p), 0);
-  let done = 0;
-  const progress = (n: number) => {
-    throwIfAborted(options.signal);
-    done += n;
-    options.onProgress?.({ phase: "write", bytes: done, total });
-  };
   try {
     // The zstd stream copies each chunk into the WASM heap before its write
     // resolves, so the tar chunks can be reused; a caller's plain-tar sink may keep them.
     const tar = new TarWriter(writer, { recycleChunks: compress !== null });
-    for (const { snap, extents } of planned) {
-      const prefix = archivePrefix(snap.digest);
-      const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);
-      const manifest = await readSmallFile(fs, join(snap.path, MANIFEST_FILENAME), MAX_MANIFEST_BYTES);
-      await tar.addFile(`${prefix}/${MANIFEST_FILENAME}`, manifest.length, [manifest], { mtime });
-      const size = snap.manifest.upper.size_bytes;
-      const name = `${prefix}/${snap.manifest.upper.file}`;
-      if (extents === null || isDense(extents, size)) {
-        await tar.addFile(name, size, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), { mtime });
-      } else {
-        await tar.addSparseFile(name, size, extents, readRanges(fs, snap.upperPath, extents, progress), { mtime });
-      }
-    }
-    for (const f of cache) {
-      const info = await fs.lstat(f.path);
-      await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }], () => throwIfAborted(options.signal)), { mtime: Math.floor(info.mtimeMs / 1000) });
-    }
+    await body(tar);
     await tar.finish();
     await writer.close();
     await piping;
@@ -249,11 +235,42 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
   }
 }
 
+/** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
+async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
+  const total = planned.reduce((n, p) => n + dataBytes(p), 0);
+  let done = 0;
+  const progress = (n: number) => {
+    throwIfAborted(options.signal);
+    done += n;
+    options.onProgress?.({ phase: "write", bytes: done, total });
+  };
+  return withTarSink(sink, options, async (tar) => {
+    for (const { snap, extents } of planned) {
+      const prefix = archivePrefix(snap.digest);
+      const upperPath = snap.upperPath!; // checked by saveArchive: manifest form, file state
+      const mtime = Math.floor((await fs.lstat(upperPath)).mtimeMs / 1000);
+      const manifest = await readSmallFile(fs, join(snap.path, MANIFEST_FILENAME), MAX_MANIFEST_BYTES);
+      await tar.addFile(`${prefix}/${MANIFEST_FILENAME}`, manifest.length, [manifest], { mtime });
+      const size = snap.manifest.upper.size_bytes;
+      const name = `${prefix}/${snap.manifest.upper.file}`;
+      if (extents === null || isDense(extents, size)) {
+        await tar.addFile(name, size, readRanges(fs, upperPath, [{ offset: 0, length: size }], progress), { mtime });
+      } else {
+        await tar.addSparseFile(name, size, extents, readRanges(fs, upperPath, extents, progress), { mtime });
+      }
+    }
+    for (const f of cache) {
+      const info = await fs.lstat(f.path);
+      await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }], () => throwIfAborted(options.signal)), { mtime: Math.floor(info.mtimeMs / 1000) });
+    }
+  });
+}
+
 function dataBytes(p: Planned): number {
   return p.extents === null ? p.snap.manifest.upper.size_bytes : p.extents.reduce((n, e) => n + e.length, 0);
 }
 
-function isDense(extents: readonly Extent[], size: number): boolean {
+export function isDense(extents: readonly Extent[], size: number): boolean {
   return size === 0 || (extents.length === 1 && extents[0]!.offset === 0 && extents[0]!.length === size);
 }
 
@@ -267,7 +284,7 @@ const MERGE_GAP_BYTES = 64 * 1024;
  * trip per extent. The chunk buffers are recycled: {@link TarWriter} copies
  * each piece before it asks for the next.
  */
-async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+export async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
   const h = await fs.open(path, "r");
   try {
     for (const span of spansOf(ranges)) {

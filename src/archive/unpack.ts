@@ -22,7 +22,10 @@ import { parseManifest } from "../manifest.js";
 import { join } from "../path.js";
 import { dataRuns } from "../sparse.js";
 import { readTar, type TarEntry } from "../tar/mod.js";
-import { type BundleContents, BundleGrammar, type DirectoryPlace, type FilePlace, type GrammarOptions } from "./grammar.js";
+import { createSha256 } from "../../wasm/mod.js";
+import { type BundleContents, BundleGrammar, type DirectoryPlace, type FilePlace, type GrammarOptions, type Msb06DirPlace, type Msb06FilePlace } from "./grammar.js";
+import type { ObservedMember } from "./inventory.js";
+import { hashingEntry, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
 import { openBundleStream } from "./sniff.js";
 import { lendStream, type ZstdReadOptions } from "./streams.js";
 
@@ -72,11 +75,16 @@ export function stagingSink(fs: FileSystem, stage: StagingDirs): UnpackSink {
     if (!made.has(p)) await fs.mkdir(p, { recursive: true });
     made.add(p);
   };
-  const dirOf = (place: DirectoryPlace | FilePlace) =>
-    place.area === "snapshot" ? join(stage.snapshots, place.prefix) : place.kind === null ? stage.cache : join(stage.cache, place.kind);
+  const dirOf = (place: DirectoryPlace | FilePlace) => {
+    if (place.area === "msb06") return msb06StagingDir(stage, place);
+    return place.area === "snapshot" ? join(stage.snapshots, place.prefix) : place.kind === null ? stage.cache : join(stage.cache, place.kind);
+  };
   return {
-    directory: (place) => mkdir(dirOf(place)),
+    directory: async (place) => {
+      if (place.area !== "msb06") await mkdir(dirOf(place)); // 0.6 directories carry nothing: files make their own
+    },
     file: async (place, data) => {
+      if (place.area === "msb06" && place.role === "inventory") return; // kept in memory, never installed
       const dir = dirOf(place);
       await mkdir(dir);
       const target = join(dir, place.file);
@@ -84,6 +92,16 @@ export function stagingSink(fs: FileSystem, stage: StagingDirs): UnpackSink {
       else await writeEntry(fs, target, data);
     },
   };
+}
+
+/**
+ * Where a 0.6 member is staged: a descriptor and its payload together under
+ * `<stage.snapshots>/<64hex>/` (so the staged directory is the artifact that
+ * gets promoted to `<dest>/<64hex>`), an image file under `<stage.cache>/<kind>/`.
+ */
+function msb06StagingDir(stage: StagingDirs, place: Msb06DirPlace | Msb06FilePlace): string {
+  if (place.file === null || place.role === "inventory") return stage.snapshots;
+  return place.role === "image" ? join(stage.cache, place.kind!) : join(stage.snapshots, place.hex!);
 }
 
 /**
@@ -123,11 +141,52 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
       const bytes = await collectEntry(entry);
       grammar.manifest(act.place, parseManifest(bytes, `${grammar.label}: ${entry.path}`));
       await sink.file(act.place, bytes);
+    } else if (act.do === "document") {
+      const bytes = await collectEntry(entry);
+      grammar.document(act.place, bytes);
+      if (act.place.role !== "inventory") grammar.observed(act.place, await observeMember(entry, act.place, [bytes], true));
+      await sink.file(act.place, bytes);
+    } else if (act.place.area === "msb06") {
+      // the member hash (and an image's sha256) is computed as the bytes stream to the sink
+      const place = act.place;
+      const hashers = await memberHashers(entry, place, place.role === "image");
+      const view = hashingEntry(entry, ...hashers.list);
+      await sink.file(place, view.entry);
+      await view.drain();
+      grammar.observed(place, hashers.finish());
     } else {
       await sink.file(act.place, entry);
     }
   }
   return grammar.end();
+}
+
+/** The member hash (and optionally sha256) of one 0.6 member, ready for its stored bytes. */
+async function memberHashers(entry: TarEntry, place: Msb06FilePlace, sha: boolean) {
+  const member = await MemberHasher.create({
+    kind: memberKind(place.path)!,
+    path: place.path,
+    encodedSize: entry.storedSize,
+    apparentSize: entry.size,
+    ranges: entry.sparse ? sparseDescriptors(entry.sparseMap ?? [], entry.size) : [],
+  });
+  const sha256 = sha ? await createSha256() : null;
+  return {
+    list: sha256 === null ? [member] : [member, sha256],
+    finish: (): ObservedMember => ({
+      encodedSize: entry.storedSize,
+      apparentSize: entry.size,
+      memberHash: member.digest(),
+      sha256: sha256 === null ? null : `sha256:${sha256.digestHex()}`,
+    }),
+  };
+}
+
+/** {@link memberHashers} over bytes already in memory (a document). */
+async function observeMember(entry: TarEntry, place: Msb06FilePlace, stored: Uint8Array[], sha: boolean): Promise<ObservedMember> {
+  const h = await memberHashers(entry, place, sha);
+  for (const b of stored) for (const x of h.list) x.update(b);
+  return h.finish();
 }
 
 /** Gather a small entry (already size-checked) into one buffer. */

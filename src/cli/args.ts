@@ -98,9 +98,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       "source-sandbox": { type: "string" },
       "dest-dir": { type: "string" },
       force: { type: "boolean" },
+      layout: { type: "string" },
     },
     usage:
-      "create <name> --upper FILE --image REF --image-digest DIGEST [--parent SNAPSHOT] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force]",
+      "create <name> --upper FILE --image REF --image-digest DIGEST [--parent SNAPSHOT] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force] [--layout manifest|snapshot]",
     summary: "capture an upper file as a new snapshot",
     help: `Create snapshot <name> under <home>/snapshots (or --dest-dir) from an upper
 file. The upper is copied sparsely; the source is not changed.
@@ -112,10 +113,16 @@ Options:
   --image-digest DIGEST   the image manifest digest: sha256: and 64 lowercase hex digits (required)
   --parent SNAPSHOT       the parent: the name, digest or path of a snapshot in the home
   --label K=V             a label; repeat for more
-  --integrity             record msb-sparse-sha256-v1 integrity (reads the upper once more)
+  --integrity             record integrity (reads the upper once more):
+                          msb-sparse-sha256-v1 in a manifest.json,
+                          msb-file-merkle-blake3-v1 in a snapshot.json
   --source-sandbox NAME   the sandbox the upper came from
   --dest-dir DIR          create under DIR instead (DIR becomes an indexed root)
   --force                 replace an existing snapshot of the same name
+  --layout L              the artifact to write: manifest (manifest.json, read
+                          by every microsandbox) or snapshot (snapshot.json,
+                          microsandbox 0.6.7+). Default: snapshot in a home that
+                          already holds snapshot.json artifacts, else manifest
 
 With --json, prints the new snapshot.`,
     checkArg: snapshotNameProblem,
@@ -126,7 +133,8 @@ With --json, prints the new snapshot.`,
     options: {},
     usage: "ls",
     summary: "list the snapshots of the home",
-    help: `List every snapshot in the indexed roots: NAME, DIGEST, SIZE, CREATED, PARENT, LABELS.
+    help: `List every snapshot in the indexed roots: NAME, FORM (manifest.json or
+snapshot.json), DIGEST, SIZE, CREATED, PARENT, LABELS.
 Artifacts that do not open are reported on stderr as "warning: …" lines; they
 do not change the exit status.
 
@@ -165,7 +173,9 @@ would run on it (grammar, sizes, checksums, each upper's recorded integrity,
 hashed as the data streams past) and writes nothing; exit status 0 only if a
 load into an empty home would succeed. No home is needed.
 Exit status 1 on a mismatch (the error names the upper and both digests);
-a snapshot with no recorded integrity is reported as "not-recorded".
+a snapshot with no recorded integrity is reported as "not-recorded", and a
+microsandbox 0.6 checkpoint (no payload) as "unsupported"; neither is an error.
+Algorithms: sha256, msb-sparse-sha256-v1, msb-file-merkle-blake3-v1.
 
 With --json, prints the snapshot plus "integrity": {status, algorithm, digest}.`,
   },
@@ -205,10 +215,12 @@ With --json, prints the array of indexed snapshots.`,
       sparse: { type: "boolean" },
       dense: { type: "boolean" },
       "no-verify": { type: "boolean" },
+      layout: { type: "string" },
+      "member-hashes": { type: "string" },
       force: { type: "boolean" },
       level: { type: "string" },
     },
-    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--level N] [--no-verify] [--force]",
+    usage: "save <name|path> <out|-> [--with-parents] [--with-image] [--plain-tar] [--sparse] [--level N] [--no-verify] [--force] [--layout manifest|snapshot] [--member-hashes auto|yes|no]",
     summary: "write a snapshot bundle (.tar.zst) to a file or stdout",
     help: `Verify a snapshot and write it as a .tar.zst bundle to <out>, or to stdout
 when <out> is "-". A file is written under a temporary name and renamed into
@@ -224,10 +236,23 @@ Options:
                    default writes regular entries every reader loads; zero
                    runs compress to almost nothing and load turns them back
                    into holes. (--dense, the default, is accepted and ignored.)
+                   The snapshot layout always writes payloads with holes as
+                   sparse entries, as microsandbox 0.6.7+ does and reads.
   --level N        zstd level, 1 (fastest) to 19 (smallest); default 3
   --no-verify      skip checking each upper against its recorded integrity
                    before writing (microsandbox stopped verifying on save in
                    0.6.9); the summary says "not verified"
+  --layout L       the bundle layout: manifest (sha256-<16hex>/manifest.json,
+                   which every microsandbox loads; 0.6.7+ migrates it) or
+                   snapshot (the 0.6.7+ layout: snapshots/, files/, images/,
+                   archive.json). Default: the snapshot's own artifact form.
+                   A manifest.json chain is translated to snapshot.json as
+                   microsandbox's migration would (new identities; parents
+                   must ship along); a snapshot.json one cannot go back to
+                   the manifest layout and is refused, saying why
+  --member-hashes M  snapshot layout: record per-member BLAKE3 hashes (yes),
+                   or not (no), or only when microsandbox 0.6.7-0.6.8 could
+                   not load the bundle anyway (auto, the default)
   --force          replace an existing <out> (otherwise refused)
 
 <out> must be a new file in an existing directory, an existing file with

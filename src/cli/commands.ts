@@ -15,7 +15,7 @@ import { fstatSync, statSync } from "node:fs";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
-import { type CommandSpec, parseByteSize, parseLabels, UsageError } from "./args.js";
+import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
@@ -114,6 +114,7 @@ function describeSnapshot(s: SnapshotInfo, extra: readonly (readonly [string, st
     ["name", printable(s.name)],
     ["digest", s.digest],
     ["path", printable(s.path)],
+    ["form", s.form === "snapshot" ? `snapshot.json (${s.state_kind} state, scope ${s.scope})` : "manifest.json"],
     ["parent", s.parent ?? "-"],
     ["image", printable(s.image_ref)],
     ["image digest", s.image_manifest_digest],
@@ -154,6 +155,7 @@ async function create(ctx: CommandContext, command: CommandSpec, name: string, v
       sourceSandbox: optionalString(values, "source-sandbox") ?? null,
       destDir: optionalString(values, "dest-dir"),
       force: values.force === true,
+      form: artifactLayout(values, command),
       onProgress: (bytes) => bar.update(bytes),
       signal: ctx.signal,
     });
@@ -193,7 +195,27 @@ async function verified(ctx: CommandContext, ref: string) {
 }
 
 function integrityLine(v: { integrity: { status: string; algorithm: string | null; digest: string | null } }): string {
+  if (v.integrity.status === "unsupported") return "unsupported (checkpoint state has no payload to verify)";
   return v.integrity.status === "verified" ? `verified (${v.integrity.algorithm} ${v.integrity.digest})` : "not recorded (nothing to verify)";
+}
+
+/** `--member-hashes auto|yes|no` (default auto). */
+function memberHashes(values: Values): boolean | "auto" {
+  const v = optionalString(values, "member-hashes") ?? "auto";
+  if (v === "auto") return "auto";
+  if (v === "yes" || v === "no") return v === "yes";
+  throw new UsageError(`--member-hashes must be "auto", "yes" or "no" (got ${JSON.stringify(v)})`, findSaveCommand());
+}
+
+function findSaveCommand(): CommandSpec {
+  return findCommand("save")!;
+}
+
+/** `--layout manifest|snapshot`, or undefined for the home's default. */
+function artifactLayout(values: Values, command: CommandSpec): "manifest" | "snapshot" | undefined {
+  const layout = optionalString(values, "layout");
+  if (layout === undefined || layout === "manifest" || layout === "snapshot") return layout;
+  throw new UsageError(`--layout must be "manifest" or "snapshot" (got ${JSON.stringify(layout)})`, command);
 }
 
 async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promise<void> {
@@ -224,6 +246,7 @@ async function verify(ctx: CommandContext, ref: string): Promise<void> {
   const v = await verified(ctx, ref);
   if (ctx.json) ctx.out(jsonDocument(v));
   else if (v.integrity.status === "verified") ctx.out(`verified ${printable(v.name)} ${v.digest}: upper matches ${v.integrity.algorithm} ${v.integrity.digest}\n`);
+  else if (v.integrity.status === "unsupported") ctx.out(`${printable(v.name)} ${v.digest}: unsupported: checkpoint state has no payload to verify\n`);
   else ctx.out(`${printable(v.name)} ${v.digest}: no integrity recorded; nothing to verify\n`);
 }
 
@@ -259,6 +282,8 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
       plainTar: values["plain-tar"] === true,
       sparse: values.sparse === true,
       verify,
+      layout: artifactLayout(values, findSaveCommand()),
+      memberHashes: memberHashes(values),
       overwrite: values.force === true,
       onProgress: (p) => bar.update(p.bytes, p.total, p.phase === "write" ? "writing" : verify ? "verifying" : "reading"),
       signal: ctx.signal,

@@ -67,7 +67,7 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 /**
- * The `ls` table: NAME DIGEST SIZE CREATED PARENT LABELS.
+ * The `ls` table: NAME FORM DIGEST SIZE CREATED PARENT LABELS (FORM: `manifest` or `snapshot`, the artifact's descriptor).
  *
  * @example
  * ```ts
@@ -76,8 +76,16 @@ export function table(rows: readonly (readonly string[])[]): string {
  */
 export function snapshotTable(snapshots: readonly SnapshotInfo[]): string {
   return table([
-    ["NAME", "DIGEST", "SIZE", "CREATED", "PARENT", "LABELS"],
-    ...snapshots.map((s) => [printable(s.name), shortDigest(s.digest), humanBytes(s.size_bytes), printable(s.created_at), shortDigest(s.parent), labelList(s.labels)]),
+    ["NAME", "FORM", "DIGEST", "SIZE", "CREATED", "PARENT", "LABELS"],
+    ...snapshots.map((s) => [
+      printable(s.name),
+      s.state_kind === "checkpoint" ? "snapshot (checkpoint)" : s.form,
+      shortDigest(s.digest),
+      s.state_kind === "checkpoint" ? "-" : humanBytes(s.size_bytes),
+      printable(s.created_at),
+      shortDigest(s.parent),
+      labelList(s.labels),
+    ]),
   ]);
 }
 

@@ -1,0 +1,188 @@
+/**
+ * `msb-file-merkle-blake3-v1`, the integrity microsandbox 0.6.9+ records on
+ * request: a binary BLAKE3 Merkle tree over 64 KiB leaves of a file's logical
+ * bytes (holes read as zeros), padded with zero leaves to a power of two.
+ *
+ * - leaf   = BLAKE3("msb-file-merkle-blake3-v1\0leaf\0" ‖ 64 KiB, zero-filled past the end)
+ * - parent = BLAKE3("…\0parent\0" ‖ left ‖ right)
+ * - root   = BLAKE3("…\0root\0" ‖ u64le size ‖ u32le 65536 ‖ u32le height ‖ top)
+ *
+ * An all-zero leaf is never hashed: it reuses one precomputed hash, and a
+ * subtree of zero leaves reuses its precomputed root, so holes cost no BLAKE3.
+ *
+ * @example
+ * ```ts
+ * import { merkleRootOfFile } from "./merkle.js";
+ * await merkleRootOfFile(fs, "/h/snapshots/a/upper.ext4", size); // "blake3:…"
+ * ```
+ * @module
+ */
+
+import { createBlake3 } from "../wasm/mod.js";
+import { MERKLE_BLAKE3, MERKLE_LEAF_SIZE } from "./descriptor.js";
+import type { FileSystem } from "./fs/types.js";
+import { type Extent, scanFile } from "./sparse.js";
+
+const enc = new TextEncoder();
+const LEAF_DOMAIN = enc.encode(`${MERKLE_BLAKE3}\0leaf\0`);
+const PARENT_DOMAIN = enc.encode(`${MERKLE_BLAKE3}\0parent\0`);
+const ROOT_DOMAIN = enc.encode(`${MERKLE_BLAKE3}\0root\0`);
+
+async function hashParts(...parts: Uint8Array[]): Promise<Uint8Array> {
+  const h = await createBlake3();
+  for (const p of parts) h.update(p);
+  return h.digestBytes();
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Roots of all-zero subtrees by height, computed once per process and extended on demand. */
+const zeroRoots: Uint8Array[] = [];
+async function zeroRoot(height: number): Promise<Uint8Array> {
+  if (zeroRoots.length === 0) zeroRoots.push(await hashParts(LEAF_DOMAIN, new Uint8Array(MERKLE_LEAF_SIZE)));
+  while (zeroRoots.length <= height) {
+    const child = zeroRoots[zeroRoots.length - 1]!;
+    zeroRoots.push(await hashParts(PARENT_DOMAIN, child, child));
+  }
+  return zeroRoots[height]!;
+}
+
+/**
+ * Builds the Merkle root of a file of a known size from its bytes in order.
+ * Feed it leaf-aligned chunks ({@link MerkleBuilder.addChunk}) with the data
+ * runs the sparse scan found, or whole holes ({@link MerkleBuilder.addZeros}).
+ *
+ * @example
+ * ```ts
+ * const m = new MerkleBuilder(5);
+ * await m.addChunk(new TextEncoder().encode("hello"), null);
+ * await m.finish(); // "blake3:733a84a1…c941"
+ * ```
+ */
+export class MerkleBuilder {
+  readonly #size: number;
+  readonly #leafCount: number;
+  readonly #height: number;
+  /** Pending left siblings by height (the accumulator of a left-to-right build). */
+  readonly #nodes: (Uint8Array | null)[];
+  /** Bytes consumed so far. */
+  #offset = 0;
+
+  constructor(size: number) {
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`MerkleBuilder: size ${size} is not a non-negative safe integer`);
+    this.#size = size;
+    const logical = Math.max(1, Math.ceil(size / MERKLE_LEAF_SIZE));
+    let leaves = 1;
+    let height = 0;
+    while (leaves < logical) {
+      leaves *= 2;
+      height++;
+    }
+    this.#leafCount = leaves;
+    this.#height = height;
+    this.#nodes = new Array<Uint8Array | null>(height + 1).fill(null);
+  }
+
+  /** Push a subtree of `2^height` leaves; the leaves so far must be a multiple of its width. */
+  async #push(height: number, hash: Uint8Array): Promise<void> {
+    let level = height;
+    let node = hash;
+    for (let left = this.#nodes[level]; left != null; left = this.#nodes[level]) {
+      this.#nodes[level] = null;
+      const zero = await zeroRoot(level);
+      node = equal(left, zero) && equal(node, zero) ? await zeroRoot(level + 1) : await hashParts(PARENT_DOMAIN, left, node);
+      level++;
+    }
+    this.#nodes[level] = node;
+  }
+
+  /** Push `count` zero leaves starting at leaf `start`, as the largest aligned zero subtrees. */
+  async #pushZeroLeaves(start: number, count: number): Promise<void> {
+    let s = start;
+    const end = start + count;
+    while (s < end) {
+      let h = 0;
+      while (s % 2 ** (h + 1) === 0 && s + 2 ** (h + 1) <= end) h++;
+      await this.#push(h, await zeroRoot(h));
+      s += 2 ** h;
+    }
+  }
+
+  /**
+   * The next bytes of the file, starting at a leaf boundary; every chunk but
+   * the last must be a whole number of leaves. `runs` are the chunk's data
+   * runs at file offsets (from the sparse scan), or `null` to hash every leaf.
+   */
+  async addChunk(data: Uint8Array, runs: readonly Extent[] | null): Promise<void> {
+    if (this.#offset % MERKLE_LEAF_SIZE !== 0) throw new RangeError("MerkleBuilder: a chunk after a partial leaf");
+    if (this.#offset + data.length > this.#size) throw new RangeError(`MerkleBuilder: more than ${this.#size} bytes`);
+    const base = this.#offset;
+    let r = 0;
+    for (let at = 0; at < data.length; at += MERKLE_LEAF_SIZE) {
+      const leafEnd = Math.min(data.length, at + MERKLE_LEAF_SIZE);
+      let hasData = runs === null;
+      if (runs !== null) {
+        while (r < runs.length && runs[r]!.offset + runs[r]!.length <= base + at) r++;
+        hasData = r < runs.length && runs[r]!.offset < base + leafEnd;
+      }
+      const leafIndex = (base + at) / MERKLE_LEAF_SIZE;
+      if (!hasData) {
+        await this.#pushZeroLeaves(leafIndex, 1);
+        continue;
+      }
+      let leaf = data.subarray(at, leafEnd);
+      if (leaf.length < MERKLE_LEAF_SIZE) {
+        const full = new Uint8Array(MERKLE_LEAF_SIZE);
+        full.set(leaf);
+        leaf = full;
+      }
+      await this.#push(0, await hashParts(LEAF_DOMAIN, leaf));
+    }
+    this.#offset += data.length;
+  }
+
+  /** `length` zero bytes (a hole), starting at a leaf boundary. */
+  async addZeros(length: number): Promise<void> {
+    if (this.#offset % MERKLE_LEAF_SIZE !== 0) throw new RangeError("MerkleBuilder: zeros after a partial leaf");
+    if (this.#offset + length > this.#size) throw new RangeError(`MerkleBuilder: more than ${this.#size} bytes`);
+    const first = this.#offset / MERKLE_LEAF_SIZE;
+    await this.#pushZeroLeaves(first, Math.ceil(length / MERKLE_LEAF_SIZE));
+    this.#offset += length;
+  }
+
+  /** The root, `blake3:<hex>`. Every byte must have been added. */
+  async finish(): Promise<string> {
+    if (this.#offset !== this.#size) throw new RangeError(`MerkleBuilder: got ${this.#offset} of ${this.#size} bytes`);
+    const done = this.#size === 0 ? 0 : Math.ceil(this.#size / MERKLE_LEAF_SIZE);
+    await this.#pushZeroLeaves(done, this.#leafCount - done);
+    const top = this.#nodes[this.#height];
+    if (top == null || this.#nodes.some((n, i) => n !== null && i !== this.#height)) throw new Error("MerkleBuilder: the tree is incomplete");
+    const header = new Uint8Array(16);
+    const dv = new DataView(header.buffer);
+    dv.setBigUint64(0, BigInt(this.#size), true);
+    dv.setUint32(8, MERKLE_LEAF_SIZE, true);
+    dv.setUint32(12, this.#height, true);
+    return `blake3:${hex(await hashParts(ROOT_DOMAIN, header, top))}`;
+  }
+}
+
+/**
+ * The `msb-file-merkle-blake3-v1` root of `[0, size)` of a file, reading it
+ * once through the sparse scan (zero leaves are not hashed).
+ *
+ * @example
+ * ```ts
+ * await merkleRootOfFile(fs, "/tmp/empty", 0); // "blake3:1f44fec2…05fa"
+ * ```
+ */
+export async function merkleRootOfFile(fs: FileSystem, path: string, size: number, onProgress?: (bytes: number) => void): Promise<string> {
+  const m = new MerkleBuilder(size);
+  await scanFile(fs, path, size, { onProgress, onChunk: (chunk, runs) => m.addChunk(chunk.data, runs) });
+  return m.finish();
+}
