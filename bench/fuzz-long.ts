@@ -238,7 +238,9 @@ export interface CaseResult {
   readonly ms: number;
 }
 
-const isStaging = (p: string) => p.includes("/.msb-snapshot-import-") || p.startsWith(`${HOME}/cache/tmp/`) || p.includes(".snapbundle-index.json.tmp-");
+// staging, and the operation's lease file (a few bytes naming its owner, removed when it ends)
+const isStaging = (p: string) =>
+  p.includes("/.msb-snapshot-import-") || p.startsWith(`${HOME}/cache/tmp/`) || p.includes(".snapbundle-index.json.tmp-") || p.slice(p.lastIndexOf("/") + 1).startsWith(".snapbundle-lease-");
 
 /** Load `bytes` into a fresh home and check the invariants. */
 export async function runCase(bytes: Uint8Array, timeoutMs = 20_000): Promise<CaseResult> {
