@@ -146,3 +146,20 @@ describe("grammar: sizes", () => {
     refused([file(`${P}/upper.ext4`, 2 ** 40)], [`"${P}/upper.ext4"`, "1099511627776", `cap of ${DEFAULT_MAX_APPARENT_BYTES}`]);
   });
 });
+
+describe("unpack step with a sink that writes nothing (verify without installing)", () => {
+  test("discardSink: the grammar still sees every entry, in any order, and refuses what it refuses", async () => {
+    const { unpackArchive, discardSink } = await import("../src/archive/unpack.js");
+    const { snapFixture, snapEntries, tarOf, fileEntry } = await import("./helpers/archive-bundle.js");
+    const S = snapFixture();
+    const [m, u] = snapEntries(S);
+    const stream = (bytes: Uint8Array) => new Blob([bytes as Uint8Array<ArrayBuffer>]).stream();
+    const seen: string[] = [];
+    const counting = { directory: async () => {}, file: async (place: { file: string }) => void seen.push(place.file) };
+    const c = await unpackArchive(stream(tarOf(u!, m!)), counting, { label: "t.tar" });
+    assert.deepEqual(c.snapshots.map((s) => [s.prefix, s.manifest.upper.size_bytes]), [[S.prefix, 12288]]);
+    assert.deepEqual(seen, ["upper.ext4", "manifest.json"]);
+    assert.equal((await unpackArchive(stream(tarOf(m!, u!)), discardSink, { label: "t.tar" })).apparentBytes, 12288 + S.manifest.length);
+    await assert.rejects(unpackArchive(stream(tarOf(m!, u!, fileEntry(`${S.prefix}/x`, "1"))), discardSink, { label: "t.tar" }), /t\.tar: archive entry ".*\/x" is not part of the snapshot/);
+  });
+});

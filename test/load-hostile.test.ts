@@ -36,6 +36,7 @@ import {
 } from "./helpers/archive-bundle.js";
 import { fingerprint, spyFs, writeBytes } from "./helpers/archive-fs.js";
 import { type Backend, BACKENDS, makeHome, noise, tree, writeSparse } from "./helpers/homes.js";
+import { buildImage } from "./helpers/image.js";
 import { base256, concatBytes, craftData, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
 
 const enc = new TextEncoder();
@@ -610,6 +611,24 @@ for (const backend of BACKENDS) {
       const layer = i.files.at(-1)!;
       const files = [...i.files.slice(0, -1), { archivePath: layer.archivePath, bytes: layer.bytes.subarray(0, 5000) }];
       await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(files)), ImageCacheError, [layer.archivePath, "not materialized"]);
+    });
+
+    withHome("save applies load's image-cache rules: it refuses a cache load would refuse, writing nothing", async (h) => {
+      const img = await buildImage(h.fs, h.home, "save-rules:1");
+      await writeSparse(h.fs, `${h.root}/u`, 8192, [[0, "x"]]);
+      await h.store.create("imaged", { upper: `${h.root}/u`, image: { ref: img.ref, manifest_digest: img.manifest_digest } });
+      const out = `${h.root}/imaged.tar`;
+      // a layer that is not materialized
+      const layer = img.files.at(-1)!;
+      const original = await readAll(h.fs, layer);
+      await writeBytes(h.fs, layer, original.subarray(0, 5000));
+      await assert.rejects(h.store.save("imaged", out, { withImage: true, plainTar: true }), (e: Error) => e instanceof ImageCacheError && e.message.includes(layer) && e.message.includes("not materialized"));
+      await writeBytes(h.fs, layer, original);
+      // metadata whose raw manifest does not hash to its digest
+      const meta = JSON.parse(new TextDecoder().decode(await readAll(h.fs, img.metadataPath))) as Record<string, unknown>;
+      await writeBytes(h.fs, img.metadataPath, enc.encode(JSON.stringify({ ...meta, raw_manifest_json: String(meta.raw_manifest_json) + " " })));
+      await assert.rejects(h.store.save("imaged", out, { withImage: true, plainTar: true }), (e: Error) => e instanceof ImageCacheError && e.message.includes("raw manifest digest mismatch"));
+      assert.equal(await h.fs.lstat(out).then(() => true, () => false), false, "no output");
     });
 
     withHome("an unexpected extra cache file", async (h) => {

@@ -14,11 +14,11 @@
 import { ArchiveError, ImageCacheError, isFsError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
-import { type HomeLayout, isErofsMaterialized } from "../layout.js";
+import type { HomeLayout } from "../layout.js";
 import type { Manifest } from "../manifest.js";
 import { join } from "../path.js";
 import { scanFile } from "../sparse.js";
-import { expectedCacheFiles, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
+import { cacheFileProblem, expectedCacheFiles, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
 import type { Move } from "./promote.js";
 import { removeDirIfEmpty, type UndoLog } from "./undo.js";
 
@@ -44,9 +44,8 @@ export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cac
   await validateCachedMetadata(meta, manifest, `${label}: cache/${metaPath.slice(cacheStage.length + 1)}`);
   const expected = await expectedCacheFiles(layout, manifest, meta, cacheStage);
   for (const f of expected) {
-    const info = await lstatOrNull(fs, f.path);
-    const ok = f.kind === "vmdk" || f.kind === "manifests" ? info?.kind === "file" : isErofsMaterialized(info);
-    if (!ok) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${info === null ? "missing from the archive" : "not materialized (an EROFS image must be a non-empty multiple of 4096 bytes)"}`);
+    const problem = cacheFileProblem(f, await lstatOrNull(fs, f.path));
+    if (problem !== null) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${problem === "missing" ? "missing from the archive" : problem}`);
   }
   const wanted = new Set(expected.map((f) => f.path));
   for (const p of staged) {

@@ -19,7 +19,8 @@ import { ImageCacheError, InvalidArgument } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull, readSmallJson } from "../io.js";
 import { plainJson } from "../json.js";
-import { type HomeLayout } from "../layout.js";
+import type { FileInfo } from "../fs/types.js";
+import { EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
 import { isDigestForm, type Manifest } from "../manifest.js";
 
 /** The largest image metadata file snapbundle reads (64 MiB). */
@@ -92,7 +93,8 @@ async function checkSha256(text: string, digest: string, what: string, where: st
 }
 
 /**
- * The metadata belongs to the snapshot's image and is self-consistent: same
+ * The one metadata-matches-snapshot rule, on save and on load: the metadata
+ * belongs to the snapshot's image and is self-consistent: same
  * manifest digest, raw manifest and config hash to their digests, every layer
  * digest and diff_id has the form `algo:hex`.
  */
@@ -129,6 +131,23 @@ export async function expectedCacheFiles(layout: HomeLayout, manifest: Manifest,
 }
 
 /**
+ * The one rule for a cache file's state, on save and on load: it exists, is
+ * a regular file, and an EROFS image (layers, fsmeta) is materialized (a
+ * non-empty multiple of 4096 bytes). Returns what is wrong, or `null`.
+ *
+ * @example
+ * ```ts
+ * cacheFileProblem({ path, archivePath, kind: "layers" }, await lstatOrNull(fs, path)); // null when fine
+ * ```
+ */
+export function cacheFileProblem(f: CacheFile, info: FileInfo | null): string | null {
+  if (info === null) return "missing";
+  if (info.kind !== "file") return `a ${info.kind}, not a regular file`;
+  if ((f.kind === "layers" || f.kind === "fsmeta") && !isErofsMaterialized(info)) return `not materialized (an EROFS image must be a non-empty multiple of ${EROFS_BLOCK} bytes)`;
+  return null;
+}
+
+/**
  * Save's pre-check: the head image's metadata exists in the home's cache and
  * matches the snapshot, and every required file is a regular file. Throws
  * {@link ImageCacheError} naming what is missing.
@@ -139,20 +158,12 @@ export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, man
     throw new ImageCacheError(`image metadata for ${manifest.image.ref} is missing from the cache (${metaPath})`);
   }
   const meta = await readImageMetadataFile(fs, metaPath);
-  if (meta.manifest_digest !== manifest.image.manifest_digest) {
-    throw new ImageCacheError(
-      `cached image metadata ${metaPath} is for ${meta.manifest_digest}, but the snapshot's image is ${manifest.image.manifest_digest}`,
-    );
-  }
-  for (const [i, l] of meta.layers.entries()) {
-    if (!isDigestForm(l.diff_id)) throw new ImageCacheError(`${metaPath}: layers[${i}].diff_id ${JSON.stringify(l.diff_id)} is not a digest`);
-  }
+  // the same check load applies: save never writes a bundle load would refuse
+  await validateCachedMetadata(meta, manifest, `cached image metadata ${metaPath}`);
   const files = await expectedCacheFiles(layout, manifest, meta, layout.cacheDir);
   for (const f of files) {
-    const info = await lstatOrNull(fs, f.path);
-    if (info === null || info.kind !== "file") {
-      throw new ImageCacheError(`required image cache artifact ${f.path} is ${info === null ? "missing" : `a ${info.kind}, not a regular file`}`);
-    }
+    const problem = cacheFileProblem(f, await lstatOrNull(fs, f.path));
+    if (problem !== null) throw new ImageCacheError(`required image cache artifact ${f.path} is ${problem}`);
   }
   return files;
 }
