@@ -155,7 +155,7 @@ const ROUNDS: Record<Backend["label"], number> = { memfs: 40, "node:fs": 12 };
 
 for (const backend of BACKENDS) {
   describe(`concurrency on ${backend.label}`, () => {
-    test("two loads of the same archive: exactly one installs it, the other gets SnapshotAlreadyExists", async () => {
+    test("two loads of the same archive: exactly one installs it, the other gets SnapshotAlreadyExists", { timeout: 300_000 }, async () => {
       const fx = await getFixture();
       const failures: string[] = [];
       for (let round = 0; round < ROUNDS[backend.label]; round++) {
@@ -187,7 +187,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(failures, [], `${failures.length} rounds went wrong`);
     });
 
-    test("a load frozen between two promotions (as if killed) shows nothing; the next load removes what it promoted and installs the chain", async () => {
+    test("a load frozen between two promotions (as if killed) shows nothing; the next load removes what it promoted and installs the chain", { timeout: 300_000 }, async () => {
       const fx = await getFixture();
       const h = await makeHome(backend);
       try {
@@ -217,7 +217,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rm of a parent racing a load of its child leaves a store that lists and verifies", async () => {
+    test("rm of a parent racing a load of its child leaves a store that lists and verifies", { timeout: 300_000 }, async () => {
       const fx = await getFixture();
       const outcomes = new Map<string, number>();
       for (let round = 0; round < ROUNDS[backend.label]; round++) {
@@ -247,7 +247,7 @@ for (const backend of BACKENDS) {
       assert.ok(outcomes.size > 0);
     });
 
-    test("reindex racing a load leaves a store that lists and verifies", async () => {
+    test("reindex racing a load leaves a store that lists and verifies", { timeout: 300_000 }, async () => {
       const fx = await getFixture();
       for (let round = 0; round < ROUNDS[backend.label]; round++) {
         const h = await makeHome(backend);
@@ -274,7 +274,7 @@ for (const backend of BACKENDS) {
 }
 
 describe("concurrency between processes (node:fs)", () => {
-  test("two CLI processes load the same archive into one home: one installs, the other says it is already installed", async () => {
+  test("two CLI processes load the same archive into one home: one installs, the other says it is already installed", { timeout: 300_000 }, async () => {
     const fx = await getFixture();
     const failures: string[] = [];
     for (let round = 0; round < 3; round++) {

@@ -87,7 +87,7 @@ async function getBig(): Promise<Big> {
   const cache = new Map<string, string>();
   for (const f of img.files) cache.set(f.slice(home.length + 1), sha(readFileSync(f)));
   big = { root, home, archive, chain: [p.digest, h.digest], cache };
-  // removed by the last test; this covers a run that stops early or filters tests
+  // removed when the process exits, whichever tests ran and in whatever order
   process.on("exit", () => rmSync(root, { recursive: true, force: true }));
   return big;
 }
@@ -183,7 +183,7 @@ async function checkHomeAfterKill(home: string, before: string[], b: Big, what: 
 
 // Heavy enough to take a moment, small enough for ~20 s per runtime.
 describe(`killed processes (node:fs, CLI on ${RUNTIME})`, () => {
-  test("load killed at a sweep of moments leaves the home whole, and a later load succeeds", async () => {
+  test("load killed at a sweep of moments leaves the home whole, and a later load succeeds", { timeout: 600_000 }, async () => {
     const b = await getBig();
     // how long a full load takes here
     const t0 = Date.now();
@@ -238,7 +238,7 @@ describe(`killed processes (node:fs, CLI on ${RUNTIME})`, () => {
     assert.ok(killedCount > 0, `no run was killed before it finished: ${outcomes.join("; ")}`);
   });
 
-  test("save killed at a sweep of moments leaves the old archive (or a complete new one) and the home untouched", async () => {
+  test("save killed at a sweep of moments leaves the old archive (or a complete new one) and the home untouched", { timeout: 600_000 }, async () => {
     const b = await getBig();
     const out = join(b.root, "out.tar.zst");
     const old = new TextEncoder().encode("the previous archive, which a killed save must not harm\n");
@@ -306,7 +306,7 @@ function isAlive(pid: number): boolean {
 
 for (const backend of BACKENDS) {
   describe(`sweepStaleStaging on ${backend.label}`, () => {
-    test("sweeps abandoned leftovers only: dead pid and old enough; keeps live, young and foreign ones; list never shows them", async () => {
+    test("sweeps abandoned leftovers only: dead pid and old enough; keeps live, young and foreign ones; list never shows them", { timeout: 600_000 }, async () => {
       const h = await makeHome(backend);
       try {
         const { fs, root, home, store } = h;
@@ -366,7 +366,7 @@ for (const backend of BACKENDS) {
 }
 
 describe("sweeping with real processes (node:fs)", () => {
-  test("a leftover of a dead process is swept, one of a live process is kept", async () => {
+  test("a leftover of a dead process is swept, one of a live process is kept", { timeout: 600_000 }, async () => {
     const root = mkdtempSync(join(tmpdir(), "snapbundle-sweep-"));
     try {
       const home = join(root, "home");
@@ -386,11 +386,11 @@ describe("sweeping with real processes (node:fs)", () => {
   });
 
   // ────────────────────────────────────────────────────────────────────────
-  // EXPECTED TO FAIL until the sweep is wired into load (lead's task):
-  // a load killed mid-way leaves pid-stamped staging; a later store.load()
-  // must sweep it once it is old enough and its process is gone.
+  // A load killed mid-way leaves pid-stamped staging; a later store.load()
+  // sweeps it once it is old enough and its process is gone. Uses the shared
+  // archive without removing it (the exit handler does), so order is free.
   // ────────────────────────────────────────────────────────────────────────
-  test("[EXPECTED TO FAIL UNTIL WIRED] store.load() sweeps the staging a killed load left behind", async () => {
+  test("a later store.load() sweeps the pid-stamped staging a killed load left behind", { timeout: 600_000 }, async () => {
     const b = await getBig();
     const home = join(b.root, "sweep-home");
     try {
@@ -413,8 +413,6 @@ describe("sweeping with real processes (node:fs)", () => {
       assert.deepEqual(still, [], "store.load() did not sweep the abandoned staging");
     } finally {
       rmSync(home, { recursive: true, force: true });
-      if (big) rmSync(big.root, { recursive: true, force: true });
-      big = null;
     }
   });
 });

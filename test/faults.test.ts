@@ -585,6 +585,9 @@ for (const backend of BACKENDS) {
 describe("fault injection summary", () => {
   test("every scenario ran", () => {
     if (process.env.SNAPBUNDLE_FAULTS_VERBOSE === "1") console.log(SUMMARY.join("\n"));
-    assert.ok(SUMMARY.length > 0);
+    const expected = BACKENDS.flatMap((b) => SCENARIOS.filter((x) => b.label === "memfs" || x.onDisk).map((x) => `${b.label} | ${x.name}:`));
+    const missing = expected.filter((prefix) => !SUMMARY.some((line) => line.startsWith(prefix)));
+    assert.deepEqual(missing, [], "scenarios that did not finish their sweep");
+    assert.equal(SUMMARY.length, expected.length);
   });
 });

@@ -215,6 +215,11 @@ for (const backend of BACKENDS) {
 
     withHome('".." component', async (h) => {
       await rejects(h, tarOf(...snapEntries(S), fileEntry(`${S.prefix}/../../evil`, "x")), ArchiveError, [`"${S.prefix}/../../evil"`, '".."']);
+      // <prefix>/.. has the two components of a snapshot file and a prefix not starting with ".":
+      // refused by the ".." rule itself (exactly its message), before any later rule could see it
+      const e = await rejects(h, tarOf(...snapEntries(S), fileEntry(`${S.prefix}/..`, "x")), ArchiveError, []);
+      assert.equal(e.code, "archive");
+      assert.ok(e.message.endsWith(`.bundle: archive entry ${JSON.stringify(`${S.prefix}/..`)}: path component ".." is not allowed`), e.message);
     });
 
     withHome('"." component', async (h) => {
@@ -232,7 +237,10 @@ for (const backend of BACKENDS) {
         const name = `${S.prefix}/upper.ext4`;
         const link = flag === "1" ? `${S.prefix}/manifest.json` : flag === "2" ? "/etc/passwd" : "";
         const bad = craftHeader({ name, typeflag: flag, linkname: link, mtime: 1714560000 });
-        await rejects(h, tarOf(snapEntries(S)[0]!, bad), ArchiveError, [`"${name}"`, words]);
+        const e = await rejects(h, tarOf(snapEntries(S)[0]!, bad), ArchiveError, [`"${name}"`, words]);
+        // the type rule itself refused it (the later upper-size rule would also refuse a 0-byte upper)
+        assert.equal(e.code, "archive");
+        assert.match(e.message, new RegExp(`^\\S+\\.bundle: archive entry ${JSON.stringify(name)} at byte \\d+ is an? ${words}; only regular files and directories may be loaded$`));
       });
     }
 

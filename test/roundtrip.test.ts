@@ -105,7 +105,7 @@ for (const backend of BACKENDS) {
         assert.deepEqual((await fs.readdir(root)).filter((n) => n.includes("o.tar")), []);
         // an existing output survives a failed save untouched
         await writeSparse(fs, `${root}/o.tar.zst`, 0, [[0, "precious"]]);
-        await assert.rejects(store.save("orphan", `${root}/o.tar.zst`, { withImage: true }));
+        await assert.rejects(store.save("orphan", `${root}/o.tar.zst`, { withImage: true, overwrite: true }), (e: Error) => e.name === "ImageCacheError" && (e as { code?: string }).code === "image-cache" && e.message.includes(`${home}/cache/manifests/`));
         assert.equal(new TextDecoder().decode(await readSmallFile(fs, `${root}/o.tar.zst`, 100)), "precious");
         assert.deepEqual(await tree(fs, root).then((t) => t.filter((p) => p.includes("partial"))), []);
       } finally {

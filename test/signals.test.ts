@@ -104,7 +104,7 @@ function assertInterrupted(r: { code: number | null; stderr: string }, code: num
 }
 
 describe("signals during save and load (the CLI on this runtime)", () => {
-  test("SIGINT during save to a file, once the partial archive is being written: exit 130, no partial, no lease, the old output intact", async () => {
+  test("SIGINT during save to a file, once the partial archive is being written: exit 130, no partial, no lease, the old output intact", { timeout: 300_000 }, async () => {
     const root = mkdtempSync(join(tmpdir(), "snapbundle-sig-"));
     try {
       const home = await sourceHome(root, 1 << 30, 64 * MiB);
@@ -127,7 +127,7 @@ describe("signals during save and load (the CLI on this runtime)", () => {
     }
   });
 
-  test("SIGTERM during save to a pipe nobody reads (blocked on the write): exit 143", async () => {
+  test("SIGTERM during save to a pipe nobody reads (blocked on the write): exit 143", { timeout: 300_000 }, async () => {
     const root = mkdtempSync(join(tmpdir(), "snapbundle-sig-"));
     try {
       const home = await sourceHome(root, 64 * MiB, 8 * MiB);
@@ -152,7 +152,7 @@ describe("signals during save and load (the CLI on this runtime)", () => {
   });
 
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
-    test(`${signal} during load from a throttled stdin, once staging has data: exit ${code}, no home left behind`, async () => {
+    test(`${signal} during load from a throttled stdin, once staging has data: exit ${code}, no home left behind`, { timeout: 300_000 }, async () => {
       const root = mkdtempSync(join(tmpdir(), "snapbundle-sig-"));
       try {
         const src = await sourceHome(root, 16 * MiB, 4 * MiB);
@@ -171,7 +171,7 @@ describe("signals during save and load (the CLI on this runtime)", () => {
     });
   }
 
-  test("SIGINT during load into an existing home: the home ends as it began, and a later load succeeds", async () => {
+  test("SIGINT during load into an existing home: the home ends as it began, and a later load succeeds", { timeout: 300_000 }, async () => {
     const root = mkdtempSync(join(tmpdir(), "snapbundle-sig-"));
     try {
       const src = await sourceHome(root, 16 * MiB, 4 * MiB);
@@ -221,7 +221,7 @@ describe("signals during save and load (the CLI on this runtime)", () => {
 
 describe("write failures on stdout are errors on every runtime", () => {
   for (const args of [["ls"], ["--json", "ls"], ["--help"], ["inspect", "a"]]) {
-    test(`snapbundle ${args.join(" ")} > /dev/full: exit 1, one error line naming ENOSPC`, async () => {
+    test(`snapbundle ${args.join(" ")} > /dev/full: exit 1, one error line naming ENOSPC`, { timeout: 300_000 }, async () => {
       const root = mkdtempSync(join(tmpdir(), "snapbundle-sig-"));
       try {
         const home = await sourceHome(root, MiB, 0);
@@ -257,7 +257,7 @@ for (const backend of BACKENDS) {
       return { signal: ac.signal, onProgress: () => void (++seen === n && ac.abort("test")) };
     };
 
-    test("create, verify, save and load reject with OperationAborted mid-stream and leave nothing", async () => {
+    test("create, verify, save and load reject with OperationAborted mid-stream and leave nothing", { timeout: 300_000 }, async () => {
       const h = await makeHome(backend);
       try {
         const { fs, root, home } = h;
@@ -296,7 +296,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("an abort while a load waits on a stalled stream is honoured at once", async () => {
+    test("an abort while a load waits on a stalled stream is honoured at once", { timeout: 300_000 }, async () => {
       const h = await makeHome(backend);
       try {
         const ac = new AbortController();

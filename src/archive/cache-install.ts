@@ -16,7 +16,7 @@ import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import type { Manifest } from "../manifest.js";
-import { join } from "../path.js";
+import { dirname, join } from "../path.js";
 import { scanFile } from "../sparse.js";
 import { cacheFileProblem, expectedCacheFiles, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
 import type { Move } from "./promote.js";
@@ -62,6 +62,8 @@ export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cac
     await mkdirTracked(fs, layout.cacheDir, m.to, undo);
     await fs.rename(m.from, m.to);
     undo.push(`remove ${m.to}`, () => fs.remove(m.to, { force: true }));
+    // durable before the next rename: after a power cut the metadata never names a file that is gone
+    await fs.syncDir(dirname(m.to));
   }
 }
 
@@ -97,6 +99,7 @@ async function mkdirTracked(fs: FileSystem, root: string, target: string, undo: 
       }
       const made = dir;
       undo.push(`remove directory ${made}`, () => removeDirIfEmpty(fs, made));
+      await fs.syncDir(dirname(made));
     }
   }
 }

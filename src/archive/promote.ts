@@ -104,6 +104,7 @@ export async function ensurePromoteTargetsAvailable(fs: FileSystem, moves: reado
  */
 export async function promoteStage(fs: FileSystem, moves: readonly Move[], snapshotsDir: string, undo: UndoLog): Promise<void> {
   for (const m of moves) {
+    await fs.syncDir(m.from); // the staged files' entries are durable before the directory is published
     try {
       await fs.rename(m.from, m.to);
     } catch (e) {
