@@ -92,14 +92,16 @@ async function getBig(): Promise<Big> {
   return big;
 }
 
-function spawnCli(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
+function spawnCli(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
   const inv = cliInvocation();
-  const child = spawn(inv.command, [...inv.args, ...args], { env: childEnv(), stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(inv.command, [...inv.args, ...args], { env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
   let stderr = "";
+  child.stdout!.on("data", (c) => (stdout = (stdout + String(c)).slice(-4096))); // the last lines are enough
   child.stderr!.on("data", (c) => (stderr += String(c)));
-  const done = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve, reject) => {
+  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stderr }));
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
   return { child, done };
 }
@@ -121,7 +123,7 @@ async function runAndKill(args: string[], trigger: (child: ChildProcess) => Prom
 }
 
 /** Run the CLI to completion, or SIGKILL it after `ms` and report that (a later load must never wait forever, e.g. on a lock a killed process left). */
-async function runWithin(args: string[], ms: number): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
+async function runWithin(args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   const { child, done } = spawnCli(args);
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -130,7 +132,7 @@ async function runWithin(args: string[], ms: number): Promise<{ code: number | n
   }, ms);
   const r = await done;
   clearTimeout(timer);
-  return { code: r.code, stderr: r.stderr, timedOut };
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut };
 }
 
 /** Resolve once `probe` returns true (polling every 2 ms), or after `timeoutMs`. */
