@@ -19,7 +19,7 @@
 import { isZstdMagic } from "../../wasm/mod.js";
 import { ArchiveError } from "../errors.js";
 import { headerFormat, type HeaderFormat, isZeroBlock, verifyChecksum } from "../tar/header.js";
-import { decompressIfZstd, type ZstdReadOptions } from "./streams.js";
+import { decompressIfZstd, peekStream, type ZstdReadOptions } from "./streams.js";
 
 const TAR_BLOCK = 512;
 
@@ -96,65 +96,6 @@ export function checkTarStart(head: Uint8Array, label: string, compression: Comp
   }
   verifyChecksum(block, (rule) => fail(`its first 512 bytes are no tar header: ${rule}`));
   return headerFormat(block);
-}
-
-/** A stream with its first bytes already read and put back. */
-export interface PeekedStream {
-  /** At least `n` bytes (fewer only when the input is shorter). */
-  readonly head: Uint8Array;
-  /** The whole input, the head included. */
-  readonly stream: ReadableStream<Uint8Array>;
-}
-
-/**
- * Read the first `n` bytes of `source` and give back a stream that replays
- * them before the rest. Memory: the chunks holding the first `n` bytes.
- *
- * @example
- * ```ts
- * const { head, stream } = await peekStream(source, 512);
- * ```
- */
-export async function peekStream(source: ReadableStream<Uint8Array>, n: number): Promise<PeekedStream> {
-  const reader = source.getReader();
-  const chunks: Uint8Array[] = [];
-  let have = 0;
-  let done = false;
-  while (have < n) {
-    const r = await reader.read();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    chunks.push(r.value);
-    have += r.value.length;
-  }
-  const head = chunks.length === 1 ? chunks[0]! : new Uint8Array(have);
-  if (chunks.length > 1) {
-    let o = 0;
-    for (const c of chunks) {
-      head.set(c, o);
-      o += c.length;
-    }
-  }
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        if (head.length > 0) controller.enqueue(head);
-        if (done) controller.close();
-      },
-      async pull(controller) {
-        const r = await reader.read();
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-  return { head, stream };
 }
 
 /** A bundle opened as a tar stream, and what its first bytes said. */

@@ -81,6 +81,65 @@ export interface ZstdReadOptions {
   readonly maxWindowBytes?: number | undefined;
 }
 
+/** A stream with its first bytes already read and put back. */
+export interface PeekedStream {
+  /** At least `n` bytes (fewer only when the input is shorter). */
+  readonly head: Uint8Array;
+  /** The whole input, the head included. */
+  readonly stream: ReadableStream<Uint8Array>;
+}
+
+/**
+ * Read the first `n` bytes of `source` and give back a stream that replays
+ * them before the rest. Memory: the chunks holding the first `n` bytes.
+ *
+ * @example
+ * ```ts
+ * const { head, stream } = await peekStream(source, 512);
+ * ```
+ */
+export async function peekStream(source: ReadableStream<Uint8Array>, n: number): Promise<PeekedStream> {
+  const reader = source.getReader();
+  const chunks: Uint8Array[] = [];
+  let have = 0;
+  let done = false;
+  while (have < n) {
+    const r = await reader.read();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    chunks.push(r.value);
+    have += r.value.length;
+  }
+  const head = chunks.length === 1 ? chunks[0]! : new Uint8Array(have);
+  if (chunks.length > 1) {
+    let o = 0;
+    for (const c of chunks) {
+      head.set(c, o);
+      o += c.length;
+    }
+  }
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        if (head.length > 0) controller.enqueue(head);
+        if (done) controller.close();
+      },
+      async pull(controller) {
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { head, stream };
+}
+
 /**
  * Look at the first bytes: a zstd frame's magic (`28 b5 2f fd`) or a
  * skippable frame's (`5? 2a 4d 18`) → decompress, anything else → passed
@@ -96,43 +155,8 @@ export async function decompressIfZstd(
   label: string,
   options: ZstdReadOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
-  const reader = source.getReader();
-  const head: Uint8Array[] = [];
-  let have = 0;
-  let done = false;
-  while (have < 4) {
-    const r = await reader.read();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    head.push(r.value);
-    have += r.value.length;
-  }
-  const first = new Uint8Array(have);
-  let o = 0;
-  for (const c of head) {
-    first.set(c, o);
-    o += c.length;
-  }
-  const replay = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        if (first.length > 0) controller.enqueue(first);
-        if (done) controller.close();
-      },
-      async pull(controller) {
-        const r = await reader.read();
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-  return isZstdMagic(first) ? replay.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes })) : replay;
+  const { head, stream } = await peekStream(source, 4);
+  return isZstdMagic(head) ? stream.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes })) : stream;
 }
 
 /** A stream lent to a consumer that may stop early; see {@link lendStream}. */
