@@ -19,7 +19,7 @@
  *   and its heartbeat is fresh → it may be alive there: left alone.
  *
  * The identity comes from the runtime where it exposes one
- * (`process.getBuiltinModule` and `/proc` on Node, Deno and Bun on Linux);
+ * (`/proc`, read through the `node:fs` adapter's {@link ProcessInfoSource}, on Linux);
  * without it, only the heartbeat decides.
  *
  * @example
@@ -73,14 +73,43 @@ export interface ProcessProbe {
 interface NodeLike {
   pid?: number;
   kill?: (pid: number, signal: number) => unknown;
-  getBuiltinModule?: (name: string) => unknown;
 }
 
+/**
+ * What a host adapter can read about this machine's processes: Linux `/proc`
+ * files and the host name. The core reads no files of its own; the `node:fs`
+ * adapter (`src/fs/node.ts`) registers one with {@link setProcessInfoSource}.
+ * Without one, leases carry no host, boot id, pid namespace or start time,
+ * and a leftover is judged by its pid and its lease's refresh time alone.
+ */
+export interface ProcessInfoSource {
+  readText(path: string): string;
+  readLink(path: string): string;
+  hostname(): string;
+}
+
+let infoSource: ProcessInfoSource | null = null;
 let cachedProbe: ProcessProbe | null = null;
 
 /**
- * The probe of the running process: Node, Deno and Bun all expose
- * `process.kill(pid, 0)` and `process.getBuiltinModule`, and Linux `/proc`.
+ * Register where {@link processProbe} reads `/proc` and the host name.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync, readlinkSync } from "node:fs";
+ * import { hostname } from "node:os";
+ * setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
+ * ```
+ */
+export function setProcessInfoSource(source: ProcessInfoSource): void {
+  infoSource = source;
+  cachedProbe = null;
+}
+
+/**
+ * The probe of the running process: `process.kill(pid, 0)` (Node, Deno and
+ * Bun all have it) and, where an adapter registered a {@link ProcessInfoSource},
+ * Linux `/proc` and the host name.
  *
  * @example
  * ```ts
@@ -91,10 +120,9 @@ let cachedProbe: ProcessProbe | null = null;
 export function processProbe(): ProcessProbe {
   if (cachedProbe) return cachedProbe;
   const proc = (globalThis as { process?: NodeLike }).process;
-  const fs = safe(() => proc?.getBuiltinModule?.("node:fs") as { readFileSync(p: string, e: string): string; readlinkSync(p: string): string } | undefined);
-  const os = safe(() => proc?.getBuiltinModule?.("node:os") as { hostname(): string } | undefined);
+  const src = infoSource;
   const startTime = (pid: number): string | null => {
-    const stat = safe(() => fs?.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    const stat = safe(() => src?.readText(`/proc/${pid}/stat`));
     if (!stat) return null;
     // fields after the command (which may hold spaces and parentheses): state is field 3, starttime field 22
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -102,9 +130,9 @@ export function processProbe(): ProcessProbe {
   };
   cachedProbe = {
     self: {
-      host: safe(() => os?.hostname()) ?? null,
-      boot: safe(() => fs?.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()) ?? null,
-      pidns: safe(() => fs?.readlinkSync("/proc/self/ns/pid")) ?? null,
+      host: safe(() => src?.hostname()) ?? null,
+      boot: safe(() => src?.readText("/proc/sys/kernel/random/boot_id").trim()) ?? null,
+      pidns: safe(() => src?.readLink("/proc/self/ns/pid")) ?? null,
     },
     pid: proc?.pid ?? 0,
     isAlive(pid) {

@@ -36,14 +36,18 @@
  */
 
 import * as fsp from "node:fs/promises";
-import type { Stats } from "node:fs";
+import { readFileSync, readlinkSync, type Stats } from "node:fs";
+import { hostname } from "node:os";
 import { setWasmReader } from "../../wasm/mod.js";
+import { setProcessInfoSource } from "../lease.js";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
 import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
 
 // Node's fetch() does not read file: URLs: snapbundle's .wasm files are read from disk here.
 setWasmReader(async (url) => new Uint8Array(await fsp.readFile(url)));
+// Leases name their owner's host, boot, pid namespace and start time from /proc (src/lease.ts).
+setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
 
 /**
  * Create the `node:fs` adapter. It keeps no state; one instance can be shared.
