@@ -62,7 +62,7 @@ describe("CLI output rules", () => {
       const r = await runCli(["--home", home, "--json", "save", "v", out, "--with-image"]);
       assert.equal(r.code, 0, r.stderr);
       const doc = JSON.parse(r.stdout);
-      assert.deepEqual(Object.keys(doc).sort(), ["bytes", "cache_files", "path", "snapshots"]);
+      assert.deepEqual(Object.keys(doc).sort(), ["bytes", "cache_files", "path", "snapshots", "verified"]);
       assert.deepEqual(doc.cache_files, img.files);
     } finally {
       rmSync(root, { recursive: true, force: true });
