@@ -14,7 +14,11 @@ describe("digest prefix lookup", () => {
       // two digests sharing 13 hex characters cannot be made by hashing; list them directly
       const a = "sha256:0123456789abc" + "0".repeat(51);
       const b = "sha256:0123456789abc" + "1".repeat(51);
-      store.list = async () => ({ snapshots: [info(a, "a", home), info(b, "b", home)], problems: [] });
+      // findByDigest reads the listing through the store's private listWith (list() and the read-only lookups share it)
+      const listing = (snapshots: SnapshotInfo[]) => {
+        (store as unknown as { listWith: unknown }).listWith = async () => ({ snapshots, problems: [] });
+      };
+      listing([info(a, "a", home), info(b, "b", home)]);
       for (const prefix of ["0123456789ab", "sha256:0123456789abc"]) {
         await assert.rejects(
           store.findByDigest(prefix),
@@ -24,7 +28,7 @@ describe("digest prefix lookup", () => {
       }
       // a longer prefix that tells them apart resolves; the same digest in two places is not ambiguous
       assert.equal((await store.findByDigest("0123456789abc0"))?.digest, a);
-      store.list = async () => ({ snapshots: [info(a, "a", home), { ...info(a, "a2", home), path: "/elsewhere/a2" }], problems: [] });
+      listing([info(a, "a", home), { ...info(a, "a2", home), path: "/elsewhere/a2" }]);
       assert.equal((await store.findByDigest("0123456789ab"))?.name, "a");
     } finally {
       cleanup();
