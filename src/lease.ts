@@ -19,7 +19,7 @@
  *   and its heartbeat is fresh → it may be alive there: left alone.
  *
  * The identity comes from the runtime where it exposes one
- * (`/proc`, read through the `node:fs` adapter's {@link ProcessInfoSource}, on Linux);
+ * (`/proc`, read through the filesystem adapter's {@link ProcessInfoSource}, on Linux);
  * without it, only the heartbeat decides.
  *
  * @example
@@ -77,7 +77,7 @@ interface NodeLike {
 
 /**
  * What a host adapter can read about this machine's processes: Linux `/proc`
- * files and the host name. The core reads no files of its own; the `node:fs`
+ * files and the host name. The core reads no files of its own; the disk
  * adapter (`src/fs/node.ts`) registers one with {@link setProcessInfoSource}.
  * Without one, leases carry no host, boot id, pid namespace or start time,
  * and a leftover is judged by its pid and its lease's refresh time alone.
@@ -96,8 +96,7 @@ let cachedProbe: ProcessProbe | null = null;
  *
  * @example
  * ```ts
- * import { readFileSync, readlinkSync } from "node:fs";
- * import { hostname } from "node:os";
+ * // in a host adapter (src/fs/node.ts does this with its runtime's file API):
  * setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
  * ```
  */

@@ -1,6 +1,6 @@
 /**
  * The one place snapbundle loads its own WebAssembly modules (the `.wasm`
- * files that `wasm/build.mjs` puts beside this module in `dist/wasm/`).
+ * files that `scripts/build-wasm.mjs` puts beside this module in `dist/wasm/`).
  *
  * A module is located with `new URL("./name.wasm", import.meta.url)` and
  * compiled once. Its bytes are read, in this order, by:

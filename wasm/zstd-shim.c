@@ -1,6 +1,6 @@
 /*
  * snapbundle's shim over zstd's streaming API, compiled with zstd's own C
- * library into dist/wasm/zstd.wasm by wasm/build.mjs.
+ * library into dist/wasm/zstd.wasm by scripts/build-wasm.mjs.
  *
  * JavaScript owns two buffers in the module's memory (input and output) and
  * calls one step at a time; a step's positions are read back with

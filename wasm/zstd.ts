@@ -1,6 +1,6 @@
 /**
  * zstd compression and decompression as Web Streams, on zstd's own C library
- * compiled to WebAssembly (`dist/wasm/zstd.wasm`, built by `wasm/build.mjs`
+ * compiled to WebAssembly (`dist/wasm/zstd.wasm`, built by `scripts/build-wasm.mjs`
  * from `wasm/zstd-shim.c`).
  *
  * Each stream instantiates its own module (compiled once, see `load.ts`),

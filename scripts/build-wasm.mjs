@@ -10,7 +10,7 @@
 //
 // The result is cached by a hash of every input (this script, the shim, the
 // source package's integrity, the compiler's version): with nothing changed a
-// rebuild is a copy. Run: `node wasm/build.mjs` (part of `npm run build`).
+// rebuild is a copy. Run: `node scripts/build-wasm.mjs` (part of `npm run build`).
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -44,7 +44,7 @@ const FLAGS = [
 ];
 const LINK_FLAGS = ["-mexec-model=reactor", "-Wl,--initial-memory=2097152", "-Wl,--max-memory=4294967296", "-Wl,--strip-all"];
 
-const log = (m) => process.stderr.write(`wasm/build.mjs: ${m}\n`);
+const log = (m) => process.stderr.write(`scripts/build-wasm.mjs: ${m}\n`);
 
 function clangVersion() {
   const pkg = JSON.parse(readFileSync(join(root, "node_modules", "@yowasp", "clang", "package.json"), "utf8"));
