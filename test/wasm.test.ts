@@ -64,6 +64,14 @@ async function decodeError(
   assert.fail("decompression succeeded but should have failed");
 }
 
+/** The chunks our decoder hands out for `data`, as they came. */
+async function collectChunks(data: Uint8Array): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  const reader = streamOf([data]).pipeThrough(zstdDecompressStream()).getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+  return chunks;
+}
+
 /** What `zstd -lv` says about a compressed buffer. */
 function zstdList(data: Uint8Array): string {
   const t = tempDir();
@@ -439,6 +447,30 @@ describe("zstd bounded memory", () => {
     collectGarbage();
     const growth = (rss() - before) / MiB;
     assert.ok(growth < 64, `RSS grew by ${growth.toFixed(0)} MiB over 6 decodes`);
+  });
+
+  test("zero output is handed out as views of one shared chunk (no buffer per chunk); other output is a fresh copy", async () => {
+    const zeroChunks = await collectChunks(zstdCli(new Uint8Array(5 * MiB), ["-3"]));
+    assert.equal(zeroChunks.reduce((n, c) => n + c.length, 0), 5 * MiB);
+    assert.ok(zeroChunks.length >= 5, `${zeroChunks.length} chunks`);
+    assert.equal(new Set(zeroChunks.map((c) => c.buffer)).size, 1, "every all-zero chunk views the same buffer");
+    assert.ok(zeroChunks.every((c) => c.every((b) => b === 0)));
+    const data = mixedBytes(5 * MiB, 5);
+    const dataChunks = await collectChunks(zstdCli(data, ["-3"]));
+    assert.ok(sameBytes(concat(dataChunks), data));
+    const buffers = new Set(dataChunks.map((c) => c.buffer));
+    assert.equal(buffers.size, dataChunks.length, "each chunk of data owns its buffer");
+    assert.ok(!buffers.has(zeroChunks[0]!.buffer as ArrayBuffer));
+  });
+
+  test("a reader that transfers (detaches) the shared zero chunk does not break later decoders", async () => {
+    const z = zstdCli(new Uint8Array(2 * MiB), ["-3"]);
+    const first = await collectChunks(z);
+    structuredClone(first[0]!.buffer, { transfer: [first[0]!.buffer as ArrayBuffer] });
+    assert.equal(first[0]!.byteLength, 0, "the transfer detached it");
+    const again = await collectChunks(z);
+    assert.equal(again.reduce((n, c) => n + c.length, 0), 2 * MiB);
+    assert.ok(again.every((c) => c.every((b) => b === 0)));
   });
 
   test("cancelling the reader mid-stream ends the stream", async () => {

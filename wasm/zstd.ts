@@ -10,9 +10,13 @@
  * does the rest: several frames in a row, skippable frames anywhere,
  * content checksums verified, windows up to `maxWindowBytes`.
  *
- * Both streams wait for their reader once more than 8 MiB of output is
- * queued, so a writer must not wait for its writes to finish before it
- * starts reading.
+ * The compressor waits for its reader once more than 8 MiB of output is
+ * queued; the decompressor decodes only when its reader asks, one output
+ * buffer (1 MiB) at a time. Either way a writer must not wait for its
+ * writes to finish before it starts reading.
+ *
+ * A decompressor's output chunks are read-only: output that is all zeros
+ * is handed out as a view of one shared zero chunk.
  *
  * @example
  * ```ts
@@ -90,7 +94,16 @@ interface ZstdExports {
   sb_frame_window(s: number): number;
   sb_frame_consumed(s: number): number;
   sb_find_frame_size(src: number, size: number): number;
+  sb_all_zero(src: number, size: number): number;
 }
+
+/**
+ * The chunk a decoder hands out for output that is all zeros, shared by
+ * every decoder so a dense disk image's zero runs cost no allocation (and no
+ * garbage for a runtime that collects it late). Replaced if a consumer
+ * transfers (detaches) it.
+ */
+let zeros = new Uint8Array(OUT_BYTES);
 
 /** One module instance running one zstd stream, with its input and output buffers. */
 class ZstdCall {
@@ -125,6 +138,20 @@ class ZstdCall {
   /** Copy `bytes` (≤ {@link IN_BYTES}) into the input buffer. */
   load(bytes: Uint8Array): void {
     new Uint8Array(this.#x.memory.buffer, this.inPtr, bytes.length).set(bytes);
+  }
+
+  /**
+   * The gathered output, empties the output buffer: a view of the shared
+   * zero chunk when it is all zeros, else a copy.
+   */
+  takeDecoded(): Uint8Array {
+    if (this.outPos > 0 && this.#x.sb_all_zero(this.outPtr, this.outPos) === 1) {
+      if (zeros.byteLength === 0) zeros = new Uint8Array(OUT_BYTES);
+      const out = zeros.subarray(0, this.outPos);
+      this.outPos = 0;
+      return out;
+    }
+    return this.takeOutput();
   }
 
   /** A copy of the gathered output; empties the output buffer. */
@@ -229,6 +256,10 @@ export function zstdCompressStream(options: ZstdCompressOptions = {}): Transform
 /**
  * A stream that decodes a zstd stream: one or more zstd frames, with
  * skippable frames before, between or after them, as the zstd format says.
+ * It is a readable/writable pair for `pipeThrough`, pull-driven: the
+ * decoder runs when the reader asks for output, one output buffer (1 MiB)
+ * at a time, and a write completes once its bytes are decoded. Output
+ * chunks are read-only (all-zero output is a view of a shared chunk).
  * Content checksums are verified. Errors with {@link ArchiveError} when a
  * frame needs a window above `maxWindowBytes` (naming the frame's offset,
  * its window and the option), and with {@link CompressionError} when the
@@ -242,11 +273,12 @@ export function zstdCompressStream(options: ZstdCompressOptions = {}): Transform
  * const tar = archive.readable.pipeThrough(zstdDecompressStream({ label: "backup.tar.zst" }));
  * ```
  */
-export function zstdDecompressStream(options: ZstdDecompressOptions = {}): TransformStream<Uint8Array, Uint8Array> {
+export function zstdDecompressStream(options: ZstdDecompressOptions = {}): ReadableWritablePair<Uint8Array, Uint8Array> {
   const maxWindowBytes = checkMaxWindow(options.maxWindowBytes ?? ZSTD_DEFAULT_MAX_WINDOW_BYTES);
   const subject = options.label === undefined ? "zstd stream" : `"${options.label}"`;
   let call: ZstdCall | undefined;
-  let cancelled = false;
+  /** Set once the stream has failed, been cancelled or aborted: no more decoding. */
+  let stopped: { reason: unknown } | undefined;
   /** Input bytes consumed by the decoder so far. */
   let consumed = 0;
   /** Offset of the frame being decoded. */
@@ -258,26 +290,61 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Trans
   let headLen = 0;
   let sawInput = false;
 
+  /** The written chunk being decoded, how far it has been loaded, and its write's settlement. */
+  let pending: { bytes: Uint8Array; loaded: number; done: () => void; failed: (e: unknown) => void } | undefined;
+  /** The writer closed: no input after `pending`. */
+  let ended = false;
+  /** The piece of input in the module's memory (at most {@link IN_BYTES}) and how much of it zstd took. */
+  let pieceLen = 0;
+  let pos = 0;
+  /** The last call filled the output buffer: zstd may hold more output for the input it took. */
+  let lastFull = false;
+  /** Wakes a `pull` waiting for input. */
+  let wake: (() => void) | undefined;
+  const nudge = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  let finished!: { resolve: () => void; reject: (e: unknown) => void };
+  const closed = new Promise<void>((resolve, reject) => (finished = { resolve, reject }));
+  closed.catch(() => {});
+  let writeController!: WritableStreamDefaultController;
+  let readController!: ReadableStreamDefaultController<Uint8Array>;
+
   const start = async (): Promise<ZstdCall> =>
     (call ??= await ZstdCall.open((x) => x.sb_dstream_new(maxWindowBytes), "decompressor"));
-  const drop = (): void => {
+  /** Throw why the stream stopped, if it has. */
+  const halt = (): void => {
+    if (stopped) throw stopped.reason;
+  };
+  /** Stop for good: free the module, fail the write in flight and the writer's close, error the writable side. */
+  const stop = (reason: unknown): void => {
+    if (stopped) return;
+    stopped = { reason };
     call?.close();
     call = undefined;
+    pending?.failed(reason);
+    pending = undefined;
+    finished.reject(reason);
+    writeController.error(reason);
+    readController.error(reason);
+    nudge();
   };
   /**
-   * Where the frame that failed ends. A frame that starts in this call's
-   * input and lies wholly in it (zstd then decodes it in one pass, keeping
+   * Where the frame that failed ends. A frame that starts in the current
+   * piece and lies wholly in it (zstd then decodes it in one pass, keeping
    * no count) is measured there; otherwise the decoder's count of the
    * frame's bytes (header, blocks, checksum) says.
    */
-  const frameEnd = (c: ZstdCall, bytes: number, pos: number): number => {
+  const frameEnd = (c: ZstdCall, bytes: number, at: number): number => {
     if (frameStart === consumed) {
-      const size = c.x.sb_find_frame_size(c.inPtr + pos, bytes - pos);
+      const size = c.x.sb_find_frame_size(c.inPtr + at, bytes - at);
       if (c.errorCode(size) === 0) return consumed + (size >>> 0);
     }
     return frameStart + c.x.sb_frame_consumed(c.stream);
   };
-  const fail = (c: ZstdCall, ret: number, bytes: number, pos: number): Error => {
+  const fail = (c: ZstdCall, ret: number, bytes: number, at: number): Error => {
     const code = c.errorCode(ret);
     if (code === ERROR_WINDOW_TOO_LARGE) {
       // zstd records the window unless its header parser refused it first (above 1 GiB).
@@ -304,7 +371,7 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Trans
     }
     if (code === ERROR_CHECKSUM_WRONG) {
       return new CompressionError(
-        `${subject}: zstd content checksum mismatch: the frame at bytes ${frameStart}..${frameEnd(c, bytes, pos)} ` +
+        `${subject}: zstd content checksum mismatch: the frame at bytes ${frameStart}..${frameEnd(c, bytes, at)} ` +
           `(end exclusive) decodes to data whose XXH64 differs from the one it records; the archive is corrupt`,
       );
     }
@@ -313,75 +380,125 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Trans
     );
   };
 
-  const step = async (
-    c: ZstdCall,
-    controller: TransformStreamDefaultController<Uint8Array>,
-    bytes: Uint8Array,
-  ): Promise<void> => {
-    c.load(bytes);
-    let pos = 0;
-    for (;;) {
-      if (headLen < head.length) {
-        // bytes of the frame the decoder has not taken yet, but `head` holds, start at pos
-        const from = pos + headLen - (consumed - frameStart);
-        const n = Math.min(head.length - headLen, bytes.length - from);
-        if (n > 0) head.set(bytes.subarray(from, from + n), headLen);
-        if (n > 0) headLen += n;
-      }
-      const ret = c.x.sb_decompress(c.stream, c.inPtr, bytes.length, pos, c.outPtr, OUT_BYTES, c.outPos);
-      if (c.errorCode(ret) !== 0) throw fail(c, ret, bytes.length, pos);
-      const newPos = c.x.sb_in_pos(c.stream) >>> 0;
-      consumed += newPos - pos;
-      const took = newPos > pos;
-      pos = newPos;
-      c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
-      const full = c.outPos === OUT_BYTES;
-      // 0: a frame is decoded and flushed. A call that only flushed output
-      // (after the frame ended) returns a hint for the next header instead.
-      if (ret === 0) {
-        atBoundary = true;
-        frameStart = consumed;
-        headLen = 0;
-      } else if (took) atBoundary = false;
-      if (full || pos === bytes.length) {
-        if (c.outPos > 0) controller.enqueue(c.takeOutput());
-        await roomFor(controller, () => cancelled);
-      }
-      if (pos === bytes.length && !full) return;
+  /** Copy the next piece of the written chunk into the module; false when the chunk is used up (its write then completes). */
+  const nextPiece = (c: ZstdCall): boolean => {
+    if (!pending) return false;
+    if (pending.loaded === pending.bytes.length) {
+      pending.done();
+      pending = undefined;
+      return false;
     }
+    const piece = pending.bytes.subarray(pending.loaded, pending.loaded + IN_BYTES);
+    pending.loaded += piece.length;
+    c.load(piece);
+    pieceLen = piece.length;
+    pos = 0;
+    return true;
   };
 
-  return new TransformStream<Uint8Array, Uint8Array>(
-    withCancel({
-      async transform(chunk, controller) {
+  /** One decoder call on the current piece; true when the output buffer is full. */
+  const decode = (c: ZstdCall): boolean => {
+    if (headLen < head.length) {
+      // bytes of the frame the decoder has not taken yet, but `head` holds, start at pos
+      const from = pos + headLen - (consumed - frameStart);
+      const n = Math.min(head.length - headLen, pieceLen - from);
+      if (n > 0 && from >= 0) {
+        head.set(new Uint8Array(c.x.memory.buffer, c.inPtr + from, n), headLen);
+        headLen += n;
+      }
+    }
+    const ret = c.x.sb_decompress(c.stream, c.inPtr, pieceLen, pos, c.outPtr, OUT_BYTES, c.outPos);
+    if (c.errorCode(ret) !== 0) throw fail(c, ret, pieceLen, pos);
+    const newPos = c.x.sb_in_pos(c.stream) >>> 0;
+    consumed += newPos - pos;
+    const took = newPos > pos;
+    pos = newPos;
+    c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
+    // 0: a frame is decoded and flushed. A call that only flushed output
+    // (after the frame ended) returns a hint for the next header instead.
+    if (ret === 0) {
+      atBoundary = true;
+      frameStart = consumed;
+      headLen = 0;
+    } else if (took) atBoundary = false;
+    return c.outPos === OUT_BYTES;
+  };
+
+  const readable = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        readController = controller;
+      },
+      // Decoding happens here, when the reader wants output: at most one
+      // output buffer is decoded ahead of the reader, and nothing polls.
+      async pull(controller) {
         try {
-          checkChunk(chunk);
-          if (chunk.length === 0) return;
-          sawInput = true;
-          const c = await start();
-          for (let i = 0; i < chunk.length; i += IN_BYTES) await step(c, controller, chunk.subarray(i, i + IN_BYTES));
+          for (;;) {
+            halt();
+            if (pos === pieceLen && !lastFull) {
+              // All of the piece is taken and all its output is out of zstd.
+              const c = pending ? await start() : call;
+              halt();
+              if (c === undefined || !nextPiece(c)) {
+                if (c !== undefined && c.outPos > 0) return controller.enqueue(c.takeDecoded());
+                if (ended && pending === undefined) {
+                  call?.close();
+                  call = undefined;
+                  if (!sawInput) throw new CompressionError(`${subject}: empty input, not a zstd stream`);
+                  if (!atBoundary) {
+                    throw new CompressionError(
+                      `${subject}: truncated zstd stream: the input ended at byte ${consumed}, inside the frame that starts at byte ${frameStart}`,
+                    );
+                  }
+                  stopped = { reason: new TypeError(`${subject}: the zstd stream has ended`) };
+                  controller.close();
+                  finished.resolve();
+                  return;
+                }
+                await new Promise<void>((resolve) => (wake = resolve));
+                continue;
+              }
+            }
+            lastFull = decode(call!);
+            if (lastFull) return controller.enqueue(call!.takeDecoded());
+          }
         } catch (e) {
-          drop();
+          stop(e);
           throw e;
         }
       },
-      flush() {
-        drop();
-        if (!sawInput) throw new CompressionError(`${subject}: empty input, not a zstd stream`);
-        if (!atBoundary) {
-          throw new CompressionError(
-            `${subject}: truncated zstd stream: the input ended at byte ${consumed}, inside the frame that starts at byte ${frameStart}`,
-          );
-        }
+      cancel(reason) {
+        stop(reason ?? new TypeError("zstd stream cancelled"));
       },
-      cancel() {
-        cancelled = true;
-        drop();
-      },
-    }),
-    undefined,
-    { highWaterMark: QUEUE_BYTES, size: (c) => c.byteLength },
+    },
+    { highWaterMark: 0 },
   );
+
+  const writable = new WritableStream<Uint8Array>({
+    start(controller) {
+      writeController = controller;
+    },
+    write(chunk) {
+      checkChunk(chunk);
+      if (stopped) throw stopped.reason;
+      if (chunk.length === 0) return;
+      sawInput = true;
+      return new Promise<void>((done, failed) => {
+        pending = { bytes: chunk, loaded: 0, done, failed };
+        nudge();
+      });
+    },
+    close() {
+      ended = true;
+      nudge();
+      return closed;
+    },
+    abort(reason) {
+      stop(reason);
+    },
+  });
+
+  return { readable, writable };
 }
 
 /** The window a zstd frame header's descriptor states (null for a single-segment frame or too few bytes). */
