@@ -37,6 +37,8 @@ import { BACKENDS, makeHome, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
 
 const GiB = 1 << 30;
+/** Kills at delays spread over a measured run: a full sweep in heavy runs, a few otherwise (the kills at named moments always run). */
+const TIMED_KILLS = process.env.SNAPBUNDLE_HEAVY === "1" ? 8 : 3;
 const MiB = 1 << 20;
 
 interface Big {
@@ -197,7 +199,7 @@ describe(`killed processes (node:fs, CLI on ${RUNTIME})`, () => {
 
     const triggers: { label: string; trigger: (home: string) => (c: ChildProcess) => Promise<void> }[] = [];
     // delays spread over the run, in steps of at least 50 ms
-    const steps = Math.min(8, Math.max(3, Math.floor(duration / 50)));
+    const steps = Math.min(TIMED_KILLS, Math.max(2, Math.floor(duration / 50)));
     for (let i = 1; i <= steps; i++) {
       const ms = Math.round((duration * 1.1 * i) / (steps + 1));
       triggers.push({ label: `after ${ms} ms`, trigger: () => () => sleep(ms) });
@@ -252,7 +254,7 @@ describe(`killed processes (node:fs, CLI on ${RUNTIME})`, () => {
     rmSync(join(b.root, "full.tar.zst"));
 
     const triggers: { label: string; trigger: () => Promise<void> }[] = [];
-    const steps = Math.min(6, Math.max(3, Math.floor(duration / 50)));
+    const steps = Math.min(TIMED_KILLS, Math.max(2, Math.floor(duration / 50)));
     for (let i = 1; i <= steps; i++) {
       const ms = Math.round((duration * 1.1 * i) / (steps + 1));
       triggers.push({ label: `after ${ms} ms`, trigger: () => sleep(ms) });

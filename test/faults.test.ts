@@ -12,7 +12,10 @@
  *   verifies; the index, if present, parses;
  * - an existing archive at save's output is untouched.
  *
- * memfs sweeps every fault point; node:fs a sample of each operation's.
+ * memfs sweeps every fault point on Node (and in heavy runs, SNAPBUNDLE_HEAVY=1);
+ * on Deno and Bun, which run the same platform-neutral core over memfs, it
+ * takes a sample of 30 points per operation. node:fs takes a sample of each
+ * operation's on every runtime.
  */
 
 import { describe, test } from "node:test";
@@ -27,6 +30,10 @@ import { SnapshotStore } from "../src/store.js";
 import { FaultyFs, type FiredFault, type FsOp } from "./helpers/faulty-fs.js";
 import { type Backend, BACKENDS, makeHome, noise, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
+import { RUNTIME } from "./helpers/cli-run.js";
+
+/** Sweep every memfs fault point here; elsewhere a sample. */
+const FULL_MEMFS_SWEEP = RUNTIME === "node" || process.env.SNAPBUNDLE_HEAVY === "1";
 
 const INDEX = ".snapbundle-index.json";
 
@@ -549,7 +556,7 @@ async function measure(backend: Backend, s: Scenario): Promise<FsOp[]> {
   }
 }
 
-/** On node:fs, a sample of about `cap` points: the directory-level calls that commit or undo (rename, syncDir, remove, makeTempDir) first, then evenly spaced others. */
+/** A sample of about `cap` points: the directory-level calls that commit or undo (rename, syncDir, remove, makeTempDir) first, then evenly spaced others. */
 function sample(ops: FsOp[], cap: number): number[] {
   const key = ["rename", "syncDir", "remove", "makeTempDir"];
   const first = ops.map((op, i) => ({ op, i: i + 1 })).filter((x) => key.includes(x.op.kind)).map((x) => x.i);
@@ -569,7 +576,7 @@ for (const backend of BACKENDS) {
         const ops = await measure(backend, s);
         assert.ok(ops.length > 0, "the operation made no filesystem calls");
         const good = s.outcome === "refused" ? null : await trial(backend, s, null, null, null);
-        const points = backend.label === "memfs" ? ops.map((_, i) => i + 1) : sample(ops, 10);
+        const points = backend.label !== "memfs" ? sample(ops, 10) : FULL_MEMFS_SWEEP ? ops.map((_, i) => i + 1) : sample(ops, 30);
         const stats: Stats = { points: ops.length, exercised: 0, rejected: 0, resolved: 0, leftovers: 0, violations: [] };
         for (const i of points) await trial(backend, s, i, good, stats);
         const line = `${backend.label} | ${s.name}: ${ops.length} calls, ${points.length} fault points run, ${stats.exercised} fired, ${stats.rejected} rejected, ${stats.resolved} resolved, ${stats.leftovers} with a leftover`;

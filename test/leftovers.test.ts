@@ -136,7 +136,7 @@ describe("a killed command's leftovers are reclaimed by the next command that wr
   test("SIGKILLed save: gc DIR removes the partial archive and prints what it freed; the next save there reclaims one too", async () => {
     const { root, cleanup } = scratch();
     try {
-      const { home } = await fixture(root, 1 << 30, 64 * MiB);
+      const { home } = await fixture(root, 256 * MiB, 32 * MiB);
       const outDir = join(root, "out");
       mkdirSync(outDir);
       const killSave = async () => {

@@ -107,7 +107,7 @@ describe("signals during save and load (the CLI on this runtime)", () => {
   test("SIGINT during save to a file, once the partial archive is being written: exit 130, no partial, no lease, the old output intact", { timeout: 300_000 }, async () => {
     const root = mkdtempSync(join(tmpdir(), "snapbundle-sig-"));
     try {
-      const home = await sourceHome(root, 1 << 30, 64 * MiB);
+      const home = await sourceHome(root, 256 * MiB, 32 * MiB);
       const outDir = join(root, "out");
       spawnSync("mkdir", [outDir]);
       const out = join(outDir, "a.tar.zst");

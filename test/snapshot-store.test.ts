@@ -258,13 +258,13 @@ for (const backend of BACKENDS) {
 
 describe("real disk only", () => {
   const disk = BACKENDS.find((b) => b.label === "node:fs")!;
-  test("create keeps holes: 1 GiB upper with 8 KiB of data allocates little", async () => {
+  test("create keeps holes: 256 MiB upper with 8 KiB of data allocates little", async () => {
     const { fs, root, store, cleanup } = await makeHome(disk);
     try {
-      await writeSparse(fs, `${root}/u`, 1 << 30, [[0, noise(4096)], [(1 << 30) - 4096, noise(4096, 7)]]);
+      await writeSparse(fs, `${root}/u`, 256 << 20, [[0, noise(4096)], [(256 << 20) - 4096, noise(4096, 7)]]);
       const info = await store.create("big", { upper: `${root}/u`, image: IMAGE, integrity: true });
       const st = await fs.lstat(`${info.path}/upper.ext4`);
-      assert.equal(st.size, 1 << 30);
+      assert.equal(st.size, 256 << 20);
       assert.ok(st.allocatedBytes !== null && st.allocatedBytes < 1 << 20, `allocated ${st.allocatedBytes}`);
       assert.equal((await store.verify("big")).integrity.status, "verified");
     } finally {
