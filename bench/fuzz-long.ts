@@ -33,6 +33,7 @@ import fc from "fast-check";
 import { Volume } from "memfs";
 import { SnapbundleError } from "../src/errors.js";
 import { memFs } from "../src/fs/memfs.js";
+import "../src/fs/node.js"; // the Node adapter registers the reader of zstd.wasm (the core reads no file by itself)
 import type { FileSystem } from "../src/fs/types.js";
 import { readSmallFile } from "../src/io.js";
 import { SnapshotStore } from "../src/store.js";

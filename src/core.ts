@@ -1,6 +1,8 @@
 /**
  * The platform-neutral core of snapbundle: everything except the `node:fs`
- * adapter. It touches files only through a {@link FileSystem} you pass in.
+ * adapter. It touches files only through a {@link FileSystem} you pass in,
+ * and reads its own `zstd.wasm` only through the reader registered with
+ * {@link setWasmReader} (importing `snapbundle` registers one).
  *
  * @example
  * ```ts
@@ -46,3 +48,4 @@ export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";
 export { type Leftover, type SweepPolicy, type SweepResult } from "./staging.js";
 export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
 export { LockTimeout } from "./lock.js";
+export { setWasmReader, type WasmReader } from "../wasm/mod.js";

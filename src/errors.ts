@@ -109,6 +109,28 @@ export class InvalidArgument extends SnapbundleError {
 }
 
 /**
+ * snapbundle's own WebAssembly (its zstd) cannot be loaded because no reader
+ * of its `.wasm` files is registered: `snapbundle` registers one (its Node
+ * adapter); code that uses only `snapbundle/core` calls `setWasmReader` first.
+ *
+ * @example
+ * ```ts
+ * import { setWasmReader, WasmUnavailable } from "snapbundle/core";
+ * try {
+ *   await store.save("base", out);
+ * } catch (e) {
+ *   if (!(e instanceof WasmUnavailable)) throw e;
+ *   setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
+ * }
+ * ```
+ */
+export class WasmUnavailable extends SnapbundleError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("wasm-unavailable", message, options);
+  }
+}
+
+/**
  * A filesystem operation failed. `errno` is the POSIX code the adapter saw
  * (`ENOENT`, `ENOSPC`, `EIO`, …), `op` the operation and `path` its subject.
  */

@@ -51,6 +51,7 @@ import {
 import { merkleRootOfFile, MerkleBuilder } from "./merkle.js";
 import { abortingProgress, throwIfAborted } from "./abort.js";
 import { basename, dirname, join } from "./path.js";
+import { digestProblem } from "./reference.js";
 import { Lease } from "./lease.js";
 import { CREATE_STAGE_PREFIX, REPLACED_PREFIX } from "./staging.js";
 import { copySparse, type Extent, scanFile } from "./sparse.js";
@@ -227,6 +228,7 @@ export function validateSnapshotName(name: string, form: SnapshotForm = "manifes
 export interface CreateOptions {
   /** The upper file to capture (copied sparsely; the source is not changed). */
   readonly upper: string;
+  /** The image; `manifest_digest` is `sha256:` + 64 lowercase hex digits (the CLI's `--image-digest` rule, {@link digestProblem}). */
   readonly image: { readonly ref: string; readonly manifest_digest: string };
   readonly parent?: string | null;
   readonly labels?: Readonly<Record<string, string>>;
@@ -260,11 +262,16 @@ export function rfc3339Now(): string {
  * directory is built under a dot-named staging directory beside it — upper
  * first, then the manifest via a temporary file and a rename — and renamed
  * into place only when complete, so nobody ever sees a half-made snapshot.
- * Throws {@link SnapshotAlreadyExists} if `dir` exists and `force` is not set.
+ * Throws {@link SnapshotAlreadyExists} if `dir` exists and `force` is not set,
+ * {@link InvalidArgument} for an image digest the CLI's `--image-digest`
+ * refuses (naming `image.manifest_digest` and the reason).
  */
 export async function createSnapshot(fs: FileSystem, dir: string, options: CreateOptions): Promise<Snapshot> {
   const name = basename(dir);
   validateSnapshotName(name, options.form ?? "manifest");
+  // the CLI's --image-digest rule, from the same function: a digest microsandbox 0.6 accepts
+  const digestRefused = digestProblem(options.image.manifest_digest);
+  if (digestRefused !== null) throw new InvalidArgument(`image.manifest_digest ${JSON.stringify(options.image.manifest_digest)} ${digestRefused}`);
   if (options.parent != null && options.form === "snapshot" && !isSha256Digest(options.parent)) {
     throw new InvalidArgument(`parent ${JSON.stringify(options.parent)} must be "sha256:" followed by 64 lowercase hex digits in a snapshot.json`);
   }

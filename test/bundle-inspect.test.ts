@@ -8,11 +8,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { inspectBundle, verifyBundle } from "../src/archive/inspect.js";
-import { SnapshotIntegrityError } from "../src/errors.js";
+import { ImageCacheError, SnapshotIntegrityError } from "../src/errors.js";
 import { nodeFs } from "../src/fs/node.js";
+import { cacheEntries, type CacheEntry, imageFixture, snapEntries, snapFixture, tarOf, zstdCli } from "./helpers/archive-bundle.js";
 import { createSnapshot, errorLine, expectRun, scratchDir, stdoutJson } from "./helpers/cli-assert.js";
 import { noiseBytes, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 
@@ -114,6 +115,51 @@ describe(`inspect and verify a bundle on ${RUNTIME}`, () => {
       assert.match(verify, /symbolic link/);
       execFileSync("gzip", ["-k", tarPath]);
       assert.match(errorLine(await runCli(["verify", `${tarPath}.gz`]), "verify gzip", 1), /is a gzip file; snapbundle reads \.tar and \.tar\.zst$/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test("verify BUNDLE runs the load's image-cache rule for the head's image: the same code and message as load", async () => {
+    const { root, cleanup } = scratchDir("snapbundle-bundle-");
+    try {
+      const image = await imageFixture("", 2);
+      const other = await imageFixture("other", 2, "alpine:3");
+      const snap = snapFixture({ image: { ref: image.ref, manifest_digest: image.manifest_digest } });
+      const [meta, ...rest] = image.files as [CacheEntry, ...CacheEntry[]];
+      const bundleOf = (name: string, files: readonly CacheEntry[]) => {
+        const path = join(root, `${name}.tar.zst`);
+        writeFileSync(path, zstdCli(tarOf(...snapEntries(snap), ...cacheEntries(files))));
+        return path;
+      };
+
+      const good = bundleOf("good", image.files);
+      const doc = stdoutJson(expectRun(await runCli(["--json", "verify", good]), "verify with the image cache", 0), "verify with the image cache");
+      assert.deepEqual(doc.cache_files, image.files.map((f) => f.archivePath));
+      expectRun(await runCli(["--home", join(root, "home-good"), "load", good]), "load with the image cache", 0);
+
+      const cases: { name: string; files: CacheEntry[]; needles: string[] }[] = [
+        // the head image's metadata file holds another image's metadata
+        { name: "another-image", files: [{ archivePath: meta.archivePath, bytes: other.files[0]!.bytes }, ...rest], needles: [meta.archivePath, `is for ${other.manifest_digest}`, image.manifest_digest] },
+        { name: "extra-layer", files: [...image.files, { archivePath: `cache/layers/sha256_${"f".repeat(64)}.erofs`, bytes: new Uint8Array(4096) }], needles: [`cache/layers/sha256_${"f".repeat(64)}.erofs`, "unexpected"] },
+        // a second image's metadata beside the head's: refused by name, whichever comes first
+        { name: "second-metadata", files: [other.files[0]!, ...image.files], needles: [other.files[0]!.archivePath, "unexpected"] },
+        { name: "no-metadata", files: rest, needles: ["no metadata", meta.archivePath.slice("cache/".length)] },
+      ];
+      for (const c of cases) {
+        const bundle = bundleOf(c.name, c.files);
+        const verify = errorLine(await runCli(["verify", bundle]), `verify ${c.name}`, 1);
+        const load = errorLine(await runCli(["--home", join(root, `home-${c.name}`), "load", bundle]), `load ${c.name}`, 1);
+        assert.equal(verify, load, `${c.name}: the same rule, the same message`);
+        for (const n of c.needles) assert.ok(verify.includes(n), `${c.name}: ${JSON.stringify(verify)} should name ${JSON.stringify(n)}`);
+        const failed = stdoutJson(await runCli(["--json", "verify", bundle]), `verify --json ${c.name}`);
+        assert.equal(failed.error.code, "image-cache", c.name);
+        assert.equal(failed.error.path, bundle, c.name);
+        assert.equal(stdoutJson(await runCli(["--json", "--home", join(root, `home-${c.name}`), "load", bundle]), `load --json ${c.name}`).error.code, "image-cache", c.name);
+        await assert.rejects(verifyBundle(nodeFs(), bundle), (e: Error) => e instanceof ImageCacheError && `error: ${e.message}` === verify, c.name);
+        // inspect reports, and does not judge
+        assert.equal((await inspectBundle(nodeFs(), bundle)).cache_files.length, c.files.length, c.name);
+      }
     } finally {
       cleanup();
     }

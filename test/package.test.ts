@@ -109,6 +109,33 @@ describe(`the npm package on ${RUNTIME}`, () => {
     }
   });
 
+  test("snapbundle/core alone reads no file: zstd needs a registered .wasm reader, and the error says how", () => {
+    const project = dirname(dirname(pkgDir));
+    const script = join(project, "core-only.mjs");
+    writeFileSync(
+      script,
+      `import { SnapshotStore, memFs, setWasmReader, WasmUnavailable } from "snapbundle/core";\n` +
+        `import { Volume } from "${join(repo, "node_modules", "memfs", "lib", "index.js")}";\n` +
+        `const vol = new Volume(); vol.mkdirSync("/s", { recursive: true }); vol.writeFileSync("/s/u", "hi");\n` +
+        `const store = new SnapshotStore(memFs(vol), "/home");\n` +
+        `await store.create("t", { upper: "/s/u", image: { ref: "alpine", manifest_digest: "sha256:" + "b".repeat(64) } });\n` +
+        `try { await store.save("t", "/t.tar.zst"); console.log("saved without a reader"); }\n` +
+        `catch (e) { console.log(JSON.stringify({ typed: e instanceof WasmUnavailable, code: e.code, message: e.message })); }\n` +
+        `const { readFile } = await import("node:fs/promises");\n` +
+        `setWasmReader(async (url) => new Uint8Array(await readFile(url)));\n` +
+        `console.log((await store.save("t", "/t.tar.zst")).snapshots.length);\n`,
+    );
+    const [cmd, args] = runtimeArgs(script);
+    const [first, second] = execFileSync(cmd, args, { cwd: project, encoding: "utf8", env: childEnv() }).trim().split("\n");
+    const failed = JSON.parse(first!);
+    assert.equal(failed.typed, true, first);
+    assert.equal(failed.code, "wasm-unavailable");
+    assert.match(failed.message, /zstd\.wasm: no reader of snapbundle's \.wasm files is registered/);
+    assert.match(failed.message, /Import "snapbundle"/);
+    assert.match(failed.message, /setWasmReader\(/);
+    assert.equal(second, "1", "with a reader registered the same save succeeds");
+  });
+
   test("imported by name and its CLI run from node_modules", () => {
     const project = dirname(dirname(pkgDir));
     const script = join(project, "use.mjs");

@@ -10,6 +10,7 @@ import {
   SnapshotNotFound,
 } from "../src/errors.js";
 import { canonicalManifestText, parseManifest } from "../src/manifest.js";
+import { digestProblem } from "../src/reference.js";
 import { openSnapshot, verifySnapshot } from "../src/snapshot.js";
 import { readSmallFile, writeFileAtomic } from "../src/io.js";
 import { BACKENDS, IMAGE, makeHome, noise, writeSparse } from "./helpers/homes.js";
@@ -83,6 +84,27 @@ for (const backend of BACKENDS) {
         assert.notEqual(first.digest, second.digest);
         assert.deepEqual((await store.resolve("a")).manifest.labels, { n: "2" });
         assert.deepEqual((await fs.readdir(`${root}/home/snapshots`)).filter((n) => n.startsWith(".msb")), []);
+      } finally {
+        cleanup();
+      }
+    });
+
+    test("create refuses an image digest the CLI's --image-digest refuses, naming image.manifest_digest and the same reason", async () => {
+      const { fs, root, home, store, cleanup } = await makeHome(backend);
+      try {
+        await writeSparse(fs, `${root}/u`, 8192, [[0, "x"]]);
+        const hex = "0123456789abcdef".repeat(4);
+        for (const bad of ["sha256:xyz", `sha256:${hex.toUpperCase()}`, `sha256:${hex.slice(1)}`, `sha512:${hex}${hex}`, `md5:${hex.slice(0, 32)}`, hex, ""]) {
+          for (const form of ["manifest", "snapshot"] as const) {
+            await assert.rejects(
+              store.create("d", { upper: `${root}/u`, image: { ref: IMAGE.ref, manifest_digest: bad }, form }),
+              (e) => e instanceof InvalidArgument && e.message === `image.manifest_digest ${JSON.stringify(bad)} ${digestProblem(bad)}`,
+              `${form}: ${bad}`,
+            );
+          }
+        }
+        assert.equal(await fs.lstat(`${home}/snapshots/d`).then(() => true, () => false), false, "nothing created");
+        assert.equal((await store.create("d", { upper: `${root}/u`, image: { ref: IMAGE.ref, manifest_digest: `sha256:${hex}` } })).image_manifest_digest, `sha256:${hex}`);
       } finally {
         cleanup();
       }

@@ -3,15 +3,13 @@
  * files that `scripts/build-wasm.mjs` puts beside this module in `dist/wasm/`).
  *
  * A module is located with `new URL("./name.wasm", import.meta.url)` and
- * compiled once. Its bytes are read, in this order, by:
- * 1. the reader an adapter registered with {@link setWasmReader} — the Node
- *    adapter (`src/fs/node.ts`) registers one, because Node's `fetch` does
- *    not read `file:` URLs;
- * 2. `fetch`, which reads `file:` URLs on Deno and Bun (and `http(s):` anywhere);
- * 3. the runtime's own `fs` module where it hands it out without an import
- *    (`process.getBuiltinModule`, Node ≥ 20.16), for code that uses only
- *    `snapbundle/core` on Node.
- * This module imports nothing platform-specific.
+ * compiled once. Its bytes are read only by the reader an adapter registered
+ * with {@link setWasmReader}: the Node adapter (`src/fs/node.ts`, part of
+ * `snapbundle`) registers one; code that uses only `snapbundle/core`
+ * registers its own. Nothing is read any other way (no `fetch`, no runtime
+ * `fs` module): this module, like the rest of the core, reaches no platform
+ * API, and without a reader loading fails with {@link WasmUnavailable}
+ * saying what to register.
  *
  * @example
  * ```ts
@@ -22,25 +20,24 @@
  * @module
  */
 
+import { WasmUnavailable } from "../src/errors.js";
+
 /** Reads the bytes of a `.wasm` file given its URL. */
 export type WasmReader = (url: URL) => Promise<Uint8Array>;
-
-/** The part of a runtime's built-in `fs` module read here. */
-interface RuntimeFs {
-  promises: { readFile(url: URL): Promise<Uint8Array> };
-}
 
 let reader: WasmReader | undefined;
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
- * Register how `.wasm` files are read (adapters call this once). Modules
- * compiled already are kept.
+ * Register how `.wasm` files are read: the only way they are read. The
+ * Node adapter calls this when it is imported; code that uses only
+ * `snapbundle/core` calls it once before compressing or decompressing.
+ * Modules compiled already are kept.
  *
  * @example
  * ```ts
- * import { readFile } from "node:fs/promises";
- * setWasmReader(async (url) => new Uint8Array(await readFile(url)));
+ * import { setWasmReader } from "snapbundle/core";
+ * setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
  * ```
  */
 export function setWasmReader(read: WasmReader): void {
@@ -72,19 +69,9 @@ async function compile(url: URL): Promise<WebAssembly.Module> {
 
 async function read(url: URL): Promise<Uint8Array> {
   if (reader !== undefined) return reader(url);
-  let why: string;
-  try {
-    const res = await fetch(url);
-    if (res.ok) return new Uint8Array(await res.arrayBuffer());
-    why = `HTTP ${res.status}`;
-  } catch (e) {
-    why = e instanceof Error ? e.message : String(e);
-  }
-  const builtin = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
-  const fs = url.protocol === "file:" ? (builtin?.("fs") as RuntimeFs | undefined) : undefined;
-  if (fs !== undefined) return new Uint8Array(await fs.promises.readFile(url));
-  throw new Error(
-    `cannot read ${url.href} (${why}): this runtime's fetch() does not read it; import "snapbundle" ` +
-      `(its Node adapter registers a file reader) or call setWasmReader() from snapbundle's wasm boundary`,
+  throw new WasmUnavailable(
+    `cannot read ${url.href}: no reader of snapbundle's .wasm files is registered. ` +
+      `Import "snapbundle" (its Node adapter, which also serves Deno and Bun, registers one), ` +
+      `or, using only "snapbundle/core", call setWasmReader(async (url) => bytes of the file at url) once before compressing or decompressing`,
   );
 }

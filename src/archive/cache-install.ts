@@ -12,21 +12,21 @@
  */
 
 import { ArchiveError, ImageCacheError, isFsError } from "../errors.js";
-import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull } from "../io.js";
+import type { FileInfo, FileSystem } from "../fs/types.js";
+import { lstatOrNull, readSmallFile } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import type { Manifest } from "../manifest.js";
 import { dirname, join } from "../path.js";
 import { scanFile } from "../sparse.js";
-import { cacheFileProblem, expectedCacheFiles, readImageMetadataFile, validateCachedMetadata } from "./image-cache.js";
+import { checkCarriedCache, MAX_METADATA_BYTES } from "./image-cache.js";
 import type { Move } from "./promote.js";
 import { removeDirIfEmpty, type UndoLog } from "./undo.js";
 
 /**
- * Step 5. If the archive carried image cache files: the head image's
- * metadata is staged and consistent, every expected file is staged and
- * materialized, nothing else is staged, and each file already in the cache
- * has identical content. Then install by rename, the metadata last.
+ * Step 5. If the archive carried image cache files: what is staged passes
+ * {@link checkCarriedCache} (the rule `verify BUNDLE` applies too), and each
+ * file already in the cache has identical content. Then install by rename,
+ * the metadata last.
  *
  * @example
  * ```ts
@@ -34,23 +34,10 @@ import { removeDirIfEmpty, type UndoLog } from "./undo.js";
  * ```
  */
 export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cacheStage: string, manifest: Manifest, label: string, undo: UndoLog): Promise<void> {
-  const staged = await collectFiles(fs, cacheStage);
-  if (staged.length === 0) return;
-  const metaPath = await layout.metadataPath(manifest.image.ref, cacheStage);
-  if ((await lstatOrNull(fs, metaPath)) === null) {
-    throw new ImageCacheError(`${label}: the archive carries image cache files but no metadata for the snapshot's image ${manifest.image.ref} (expected ${metaPath.slice(cacheStage.length + 1)})`);
-  }
-  const meta = await readImageMetadataFile(fs, metaPath);
-  await validateCachedMetadata(meta, manifest, `${label}: cache/${metaPath.slice(cacheStage.length + 1)}`);
-  const expected = await expectedCacheFiles(layout, manifest, meta, cacheStage);
-  for (const f of expected) {
-    const problem = cacheFileProblem(f, await lstatOrNull(fs, f.path));
-    if (problem !== null) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${problem === "missing" ? "missing from the archive" : problem}`);
-  }
-  const wanted = new Set(expected.map((f) => f.path));
-  for (const p of staged) {
-    if (!wanted.has(p)) throw new ImageCacheError(`${label}: the archive carries an unexpected image cache file cache/${p.slice(cacheStage.length + 1)}`);
-  }
+  const carried = { root: cacheStage, files: await collectFiles(fs, cacheStage), readMetadata: (p: string) => readSmallFile(fs, p, MAX_METADATA_BYTES) };
+  const expected = await checkCarriedCache(layout, manifest, carried, label);
+  if (expected.length === 0) return;
+  const metaPath = expected.find((f) => f.kind === "manifests")!.path;
   const fresh: Move[] = [];
   for (const f of expected) {
     const move = { from: f.path, to: join(layout.cacheDir, f.path.slice(cacheStage.length + 1)) };
@@ -104,15 +91,14 @@ async function mkdirTracked(fs: FileSystem, root: string, target: string, undo: 
   }
 }
 
-async function collectFiles(fs: FileSystem, dir: string): Promise<string[]> {
-  const out: string[] = [];
+/** Every file below `dir` with its state (the staged cache: directories and regular files only). */
+async function collectFiles(fs: FileSystem, dir: string, out = new Map<string, FileInfo>()): Promise<Map<string, FileInfo>> {
   for (const name of await fs.readdir(dir)) {
     const p = join(dir, name);
     const info = await fs.lstat(p);
-    if (info.kind === "directory") out.push(...(await collectFiles(fs, p)));
-    else if (info.kind === "file") out.push(p);
+    if (info.kind === "directory") await collectFiles(fs, p, out);
+    else if (info.kind === "file") out.set(p, info);
     else throw new ArchiveError(`staged cache entry ${p} is a ${info.kind}`);
   }
   return out;
 }
-

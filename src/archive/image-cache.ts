@@ -1,15 +1,14 @@
 /**
  * The image cache a bundle may carry (SPEC §4): the cached metadata of the
  * head's image, its fsmeta EROFS, its VMDK descriptor, and one EROFS per
- * layer. Save uses {@link requiredCacheFiles} to pick what to ship; load uses
- * {@link validateCachedMetadata} and {@link expectedCacheFiles} to decide
- * what it may install.
+ * layer. Save uses {@link requiredCacheFiles} to pick what to ship; load and
+ * `verify BUNDLE` use {@link checkCarriedCache} to decide whether what a
+ * bundle carries may be installed.
  *
  * @example
  * ```ts
- * const meta = await readImageMetadata(fs, layout, "python:3.12", layout.cacheDir);
- * validateCachedMetadata(meta, head.manifest, "cache/manifests/….json");
- * const files = await expectedCacheFiles(layout, head.manifest, meta, layout.cacheDir);
+ * const shipped = await requiredCacheFiles(fs, layout, head.manifest); // save
+ * const install = await checkCarriedCache(layout, head.manifest, carried, "a.tar.zst"); // load, verify BUNDLE
  * ```
  * @module
  */
@@ -17,11 +16,12 @@
 import { sha256Hex } from "../../wasm/mod.js";
 import { ImageCacheError, InvalidArgument } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallJson } from "../io.js";
-import { plainJson } from "../json.js";
+import { lstatOrNull, readSmallFile } from "../io.js";
+import { decodeUtf8Strict, parseStrictJson, plainJson } from "../json.js";
 import type { FileInfo } from "../fs/types.js";
 import { EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
 import { isDigestForm, type Manifest } from "../manifest.js";
+import { dirname } from "../path.js";
 
 /** The largest image metadata file snapbundle reads (64 MiB). */
 export const MAX_METADATA_BYTES = 64 << 20;
@@ -56,16 +56,36 @@ export async function readImageMetadataFile(fs: FileSystem, path: string): Promi
   const info = await lstatOrNull(fs, path);
   if (info === null) throw new ImageCacheError(`image metadata ${path} is missing`);
   if (info.kind !== "file") throw new ImageCacheError(`image metadata ${path} must be a regular file, not a ${info.kind}`);
-  let raw: unknown;
+  let bytes: Uint8Array;
   try {
-    raw = plainJson(await readSmallJson(fs, path, MAX_METADATA_BYTES, { maxValues: MAX_METADATA_VALUES }));
+    bytes = await readSmallFile(fs, path, MAX_METADATA_BYTES);
   } catch (e) {
     if (e instanceof InvalidArgument) throw new ImageCacheError(`image metadata ${path} is larger than ${MAX_METADATA_BYTES} bytes`);
-    throw new ImageCacheError(`image metadata ${path} is not valid UTF-8 JSON: ${(e as Error).message}`);
+    throw e;
+  }
+  return parseImageMetadata(bytes, `image metadata ${path}`);
+}
+
+/**
+ * Parse and shape-check metadata bytes (strict UTF-8 JSON within
+ * {@link MAX_METADATA_VALUES}). `what` starts each message, e.g.
+ * `image metadata /h/cache/manifests/….json`. Throws {@link ImageCacheError}.
+ *
+ * @example
+ * ```ts
+ * const meta = parseImageMetadata(bytes, "a.tar.zst: image metadata cache/manifests/….json");
+ * ```
+ */
+export function parseImageMetadata(bytes: Uint8Array, what: string): CachedImageMetadata {
+  let raw: unknown;
+  try {
+    raw = plainJson(parseStrictJson(decodeUtf8Strict(bytes), { maxValues: MAX_METADATA_VALUES }));
+  } catch (e) {
+    throw new ImageCacheError(`${what} is not valid UTF-8 JSON: ${(e as Error).message}`);
   }
   const o = raw as Record<string, unknown>;
   const need = (k: string) => {
-    if (typeof o?.[k] !== "string") throw new ImageCacheError(`image metadata ${path}: field "${k}" must be a string`);
+    if (typeof o?.[k] !== "string") throw new ImageCacheError(`${what}: field "${k}" must be a string`);
     return o[k] as string;
   };
   const meta = {
@@ -75,11 +95,11 @@ export async function readImageMetadataFile(fs: FileSystem, path: string): Promi
     raw_config_json: need("raw_config_json"),
     layers: [] as { digest: string; diff_id: string }[],
   };
-  if (!Array.isArray(o.layers)) throw new ImageCacheError(`image metadata ${path}: field "layers" must be an array`);
+  if (!Array.isArray(o.layers)) throw new ImageCacheError(`${what}: field "layers" must be an array`);
   o.layers.forEach((l: unknown, i: number) => {
     const layer = l as Record<string, unknown>;
     if (typeof layer?.digest !== "string" || typeof layer?.diff_id !== "string") {
-      throw new ImageCacheError(`image metadata ${path}: layers[${i}] must have string "digest" and "diff_id"`);
+      throw new ImageCacheError(`${what}: layers[${i}] must have string "digest" and "diff_id"`);
     }
     meta.layers.push({ digest: layer.digest, diff_id: layer.diff_id });
   });
@@ -145,6 +165,67 @@ export function cacheFileProblem(f: CacheFile, info: FileInfo | null): string | 
   if (info.kind !== "file") return `a ${info.kind}, not a regular file`;
   if ((f.kind === "layers" || f.kind === "fsmeta") && !isErofsMaterialized(info)) return `not materialized (an EROFS image must be a non-empty multiple of ${EROFS_BLOCK} bytes)`;
   return null;
+}
+
+/**
+ * The image cache files one pass over an archive found: each file's path
+ * below `root` with its state, and how to read the metadata. A load's
+ * staging directory is one (`root` is the staging directory); the records of
+ * a pass that stages nothing are another (`root` is `"cache"`, so paths are
+ * archive paths, and only the bytes of image metadata are kept).
+ */
+export interface CarriedCache {
+  /** The directory the paths are under: the cache staging directory, or `"cache"`. */
+  readonly root: string;
+  /** Every carried cache file: path → its state. */
+  readonly files: ReadonlyMap<string, FileInfo>;
+  /** The bytes of the carried metadata at `path` (one of `files`; called only when it is the one metadata file carried). */
+  readMetadata(path: string): Promise<Uint8Array>;
+}
+
+/**
+ * The one rule for the image cache a bundle carries, on load and on verify:
+ * when it carries any cache file, it carries the metadata of the head
+ * snapshot's image and no other metadata, that metadata is consistent with
+ * the snapshot ({@link validateCachedMetadata}), every file the image needs
+ * is there ({@link cacheFileProblem}), and nothing else is. Names are
+ * checked before the metadata is read, so a pass need keep only one
+ * metadata document. Resolves the expected files, metadata first (none when
+ * nothing was carried); throws {@link ImageCacheError} naming the archive
+ * path at fault.
+ *
+ * @example
+ * ```ts
+ * const files = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata }, "a.tar.zst");
+ * ```
+ */
+export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, carried: CarriedCache, label: string): Promise<CacheFile[]> {
+  const { root, files } = carried;
+  if (files.size === 0) return [];
+  const rel = (p: string) => p.slice(root.length + 1);
+  const metaPath = await layout.metadataPath(manifest.image.ref, root);
+  const metaInfo = files.get(metaPath);
+  if (metaInfo === undefined) {
+    throw new ImageCacheError(`${label}: the archive carries image cache files but no metadata for the snapshot's image ${manifest.image.ref} (expected ${rel(metaPath)})`);
+  }
+  // one order whatever order the pass met the files in: load and verify name the same file
+  const paths = [...files.keys()].sort();
+  const unexpected = (p: string) => new ImageCacheError(`${label}: the archive carries an unexpected image cache file cache/${rel(p)}`);
+  const metaDir = dirname(metaPath);
+  for (const p of paths) if (p !== metaPath && dirname(p) === metaDir) throw unexpected(p);
+  const what = `${label}: image metadata cache/${rel(metaPath)}`;
+  if (metaInfo.kind !== "file") throw new ImageCacheError(`${what} must be a regular file, not a ${metaInfo.kind}`);
+  if (metaInfo.size > MAX_METADATA_BYTES) throw new ImageCacheError(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
+  const meta = parseImageMetadata(await carried.readMetadata(metaPath), what);
+  await validateCachedMetadata(meta, manifest, `${label}: cache/${rel(metaPath)}`);
+  const expected = await expectedCacheFiles(layout, manifest, meta, root);
+  for (const f of expected) {
+    const problem = cacheFileProblem(f, files.get(f.path) ?? null);
+    if (problem !== null) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${problem === "missing" ? "missing from the archive" : problem}`);
+  }
+  const wanted = new Set(expected.map((f) => f.path));
+  for (const p of paths) if (!wanted.has(p)) throw unexpected(p);
+  return expected;
 }
 
 /**

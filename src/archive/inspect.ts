@@ -4,7 +4,8 @@
  * stream with a sink that writes nothing but hashes each upper as its data
  * streams past. {@link inspectBundle} reports what the bundle holds;
  * {@link verifyBundle} also requires what a load's later steps require of
- * it: every recorded integrity matches, and there is a head.
+ * it: every recorded integrity matches, there is a head, and the image cache
+ * it carries is the head image's (the load's own rule, on what the pass kept).
  *
  * @example
  * ```ts
@@ -16,14 +17,16 @@
  */
 
 import { ArchiveError, SnapshotIntegrityError } from "../errors.js";
-import type { FileSystem } from "../fs/types.js";
+import type { FileInfo, FileSystem } from "../fs/types.js";
+import { HomeLayout } from "../layout.js";
 import { type Manifest, manifestDigest, parseManifest, SPARSE_SHA256 } from "../manifest.js";
 import { createUpperHasher } from "../sparse.js";
 import type { TarEntry } from "../tar/mod.js";
-import type { FilePlace } from "./grammar.js";
+import type { CacheFilePlace, FilePlace } from "./grammar.js";
+import { type CarriedCache, checkCarriedCache } from "./image-cache.js";
 import { openBundle } from "./sniff.js";
 import { countingStream, fileReadable } from "./streams.js";
-import { unpackArchive, type UnpackSink } from "./unpack.js";
+import { collectEntry, unpackArchive, type UnpackSink } from "./unpack.js";
 
 /** One snapshot of a bundle, as {@link inspectBundle} reports it. */
 export interface BundleSnapshotReport {
@@ -62,6 +65,9 @@ export interface InspectOptions {
 
 const ZEROS = new Uint8Array(1 << 20);
 
+/** A home's names without a home: its cache directory is `cache`, so cache paths are archive paths. */
+const ARCHIVE_NAMES = new HomeLayout("");
+
 /** Hash an upper's logical bytes (holes as zeros) with each algorithm asked for. */
 async function hashUpper(entry: TarEntry, algorithms: readonly string[]): Promise<Map<string, string>> {
   const hashers = await Promise.all(algorithms.map((a) => createUpperHasher(a, entry.size)));
@@ -91,6 +97,18 @@ async function hashUpper(entry: TarEntry, algorithms: readonly string[]): Promis
  * ```
  */
 export async function inspectBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions = {}): Promise<BundleReport> {
+  return (await streamBundle(fs, source, options)).report;
+}
+
+/** What one pass over a bundle saw: the report, the manifests in archive order, and the cache it carries. */
+interface BundlePass {
+  readonly report: BundleReport;
+  readonly manifests: readonly Manifest[];
+  readonly cache: CarriedCache;
+}
+
+/** The pass of {@link inspectBundle}; keeps what {@link verifyBundle} checks after it (no upper bytes, one metadata document at most). */
+async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions): Promise<BundlePass> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
   let raw = typeof source === "string" ? fileReadable(fs, source) : source;
   if (options.onProgress) raw = raw.pipeThrough(countingStream(options.onProgress));
@@ -98,9 +116,11 @@ export async function inspectBundle(fs: FileSystem, source: string | ReadableStr
   const formats = new Set<string>(opened.firstFormat === null ? [] : [opened.firstFormat]);
   const manifests = new Map<string, Manifest>();
   const uppers = new Map<string, Map<string, string>>();
+  const cache = new CacheRecorder();
   const sink: UnpackSink = {
     directory: async () => {},
     async file(place: FilePlace, data: Uint8Array | TarEntry) {
+      if (place.area === "cache") return cache.add(place, data);
       if (place.area !== "snapshot") return;
       if (data instanceof Uint8Array) {
         manifests.set(place.prefix, parseManifest(data, `${label}: ${place.prefix}/${place.file}`));
@@ -137,20 +157,54 @@ export async function inspectBundle(fs: FileSystem, source: string | ReadableStr
   const digests = new Set(snapshots.map((s) => s.digest));
   const parents = new Set(snapshots.map((s) => s.parent).filter((p) => p !== null && digests.has(p)));
   const head = [...snapshots].reverse().find((s) => !parents.has(s.digest))?.digest ?? null;
-  return {
+  const report = {
     snapshots,
     head,
     cache_files: contents.cacheFiles.map((c) => `cache/${c.kind}/${c.file}`),
     compression: opened.compression,
     tar_formats: [...formats].sort(),
   };
+  return { report, manifests: contents.snapshots.map((s) => s.manifest), cache: cache.carried() };
+}
+
+/**
+ * The cache files a pass streams past, by archive path (a {@link CarriedCache}
+ * rooted at `cache`): each one's size, and the bytes of the image metadata
+ * while it is the only one (a second one is refused by name, unread).
+ */
+class CacheRecorder {
+  readonly #files = new Map<string, FileInfo>();
+  #metadata: { path: string; bytes: Uint8Array } | null = null;
+  #metadataSeen = 0;
+
+  async add(place: CacheFilePlace, data: Uint8Array | TarEntry): Promise<void> {
+    const path = `cache/${place.kind}/${place.file}`;
+    this.#files.set(path, { kind: "file", size: data instanceof Uint8Array ? data.length : data.size, mtimeMs: 0, allocatedBytes: null });
+    if (place.kind !== "manifests") return;
+    this.#metadataSeen++;
+    this.#metadata = this.#metadataSeen > 1 ? null : { path, bytes: data instanceof Uint8Array ? data : await collectEntry(data) };
+  }
+
+  carried(): CarriedCache {
+    const metadata = this.#metadata;
+    return {
+      root: "cache",
+      files: this.#files,
+      readMetadata: async (path) => {
+        if (metadata?.path !== path) throw new Error(`inspect: ${path} was not kept (the cache rule reads the only metadata carried)`);
+        return metadata.bytes;
+      },
+    };
+  }
 }
 
 /**
  * {@link inspectBundle}, then every check a load into an empty home makes of
  * the bundle itself: each recorded integrity matches its upper (else
- * {@link SnapshotIntegrityError} naming both digests), and there is a head.
- * Writes nothing. Resolves the report.
+ * {@link SnapshotIntegrityError} naming both digests), there is a head, and
+ * the image cache it carries passes the load's rule for the head's image
+ * ({@link checkCarriedCache}, else {@link ImageCacheError}). Writes nothing.
+ * Resolves the report.
  *
  * @example
  * ```ts
@@ -159,7 +213,7 @@ export async function inspectBundle(fs: FileSystem, source: string | ReadableStr
  */
 export async function verifyBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions = {}): Promise<BundleReport> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
-  const report = await inspectBundle(fs, source, options);
+  const { report, manifests, cache } = await streamBundle(fs, source, options);
   for (const s of report.snapshots) {
     if (s.integrity.algorithm !== null && s.integrity.algorithm !== "sha256" && s.integrity.algorithm !== SPARSE_SHA256) {
       throw new SnapshotIntegrityError(`${label}: ${s.name}: integrity algorithm ${JSON.stringify(s.integrity.algorithm)} is not supported`);
@@ -171,5 +225,7 @@ export async function verifyBundle(fs: FileSystem, source: string | ReadableStre
     }
   }
   if (report.head === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  // the load's own cache rule, on what the pass kept: nothing is staged
+  await checkCarriedCache(ARCHIVE_NAMES, manifests[report.snapshots.findIndex((s) => s.digest === report.head)]!, cache, label);
   return report;
 }

@@ -189,8 +189,16 @@ async function observeMember(entry: TarEntry, place: Msb06FilePlace, stored: Uin
   return h.finish();
 }
 
-/** Gather a small entry (already size-checked) into one buffer. */
-async function collectEntry(entry: TarEntry): Promise<Uint8Array> {
+/**
+ * Gather a small entry (already size-checked by the grammar) into one
+ * buffer, holes as zeros.
+ *
+ * @example
+ * ```ts
+ * const bytes = await collectEntry(entry); // a manifest, or image metadata
+ * ```
+ */
+export async function collectEntry(entry: TarEntry): Promise<Uint8Array> {
   const out = new Uint8Array(entry.size);
   for await (const seg of entry.segments()) out.set(seg.data, seg.offset);
   return out;

@@ -44,7 +44,7 @@ import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
 import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
 
-// Node's fetch() does not read file: URLs: snapbundle's .wasm files are read from disk here.
+// wasm/ reads snapbundle's .wasm files only through a registered reader: importing this adapter registers one.
 setWasmReader(async (url) => new Uint8Array(await fsp.readFile(url)));
 // Leases name their owner's host, boot, pid namespace and start time from /proc (src/lease.ts).
 setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });

@@ -2,8 +2,10 @@
  * Deliberately simple second implementations for the microsandbox 0.6 hashes,
  * written straight from SPEC-msb06 and sharing no code with src/: the whole
  * file in memory, every leaf hashed (no zero shortcuts), the tree reduced
- * level by level. The hash function is a parameter, so the same reference
- * runs over hash-wasm's one-shot `blake3` and over the `b3sum` CLI.
+ * level by level. BLAKE3 itself comes from the `b3sum` CLI, an implementation
+ * independent of the one under test (wasm/, on hash-wasm); the hash function
+ * is a parameter, so the same reference also runs over wasm/'s
+ * {@link wasmBlake3} for the cross-check. Only wasm/ imports hash-wasm.
  *
  * Also builders for 0.6 artifacts (descriptor text written by hand from the
  * spec's field order) so tests do not depend on our own serializer.
@@ -13,40 +15,66 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { blake3 } from "hash-wasm";
+import { blake3Hex } from "../../wasm/mod.js";
 import type { FileSystem } from "../../src/fs/types.js";
 import { concatBytes } from "./tar-craft.js";
 
-/** A BLAKE3-256 function over one buffer. */
-export type Blake3Fn = (data: Uint8Array) => Promise<Uint8Array>;
+/**
+ * BLAKE3-256 of each buffer, in order. Batched: the reference hashes a whole
+ * tree level in one call, which {@link b3sumBlake3} makes one `b3sum` run.
+ */
+export type Blake3Fn = (inputs: readonly Uint8Array[]) => Promise<Uint8Array[]>;
 
 const fromHex = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
-/** hash-wasm's one-shot BLAKE3 (not the pooled streaming wrapper under test). */
-export const hashWasmBlake3: Blake3Fn = async (data) => fromHex(await blake3(data, 256));
+/** The `b3sum` CLI: the independent BLAKE3 the references use by default. */
+export const b3sumBlake3: Blake3Fn = async (inputs) => b3sumHexAll(inputs).map(fromHex);
 
-/** The `b3sum` CLI, through a temporary file (Deno's execFileSync does not pipe large stdin reliably). */
-export const b3sumBlake3: Blake3Fn = async (data) => fromHex(b3sumHex(data));
+/** wasm/'s BLAKE3 (the implementation under test), to cross-check the reference against. */
+export const wasmBlake3: Blake3Fn = async (inputs) => Promise.all(inputs.map(async (d) => fromHex(await blake3Hex(d))));
 
 /** `b3sum --no-names` of the bytes. */
 export function b3sumHex(data: Uint8Array): string {
+  return b3sumHexAll([data])[0]!;
+}
+
+/** Files per `b3sum` run: well inside any argument-list limit. */
+const B3SUM_BATCH = 512;
+
+/**
+ * `b3sum --no-names` of each buffer, through temporary files (Deno's
+ * execFileSync does not pipe large stdin reliably), one run per batch.
+ */
+function b3sumHexAll(inputs: readonly Uint8Array[]): string[] {
+  if (inputs.length === 0) return [];
   const dir = mkdtempSync(join(tmpdir(), "msb06-b3-"));
   try {
-    writeFileSync(join(dir, "in"), data);
-    return execFileSync("b3sum", ["--no-names", join(dir, "in")], { encoding: "utf8" }).trim();
+    const out: string[] = [];
+    for (let at = 0; at < inputs.length; at += B3SUM_BATCH) {
+      const files = inputs.slice(at, at + B3SUM_BATCH).map((data, i) => {
+        const path = join(dir, String(at + i));
+        writeFileSync(path, data);
+        return path;
+      });
+      out.push(...b3sum(files).trim().split("\n"));
+      for (const f of files) rmSync(f);
+    }
+    if (out.length !== inputs.length) throw new Error(`b3sum printed ${out.length} digests for ${inputs.length} inputs`);
+    return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** True when b3sum is on the PATH (CI installs it; see .ci/run). */
-export function haveB3sum(): boolean {
+function b3sum(files: readonly string[]): string {
   try {
-    execFileSync("b3sum", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
+    return execFileSync("b3sum", ["--no-names", ...files], { encoding: "utf8", maxBuffer: 1 << 26 });
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") {
+      throw new Error("b3sum is not installed (apt-get install -y b3sum): the microsandbox 0.6 reference hashes use it as their independent BLAKE3");
+    }
+    throw e;
   }
 }
 
@@ -64,26 +92,28 @@ function u32(n: number): Uint8Array {
 const text = (s: string) => new TextEncoder().encode(s);
 
 /** `msb-file-merkle-blake3-v1` root of `bytes`, the obvious way. */
-export async function referenceMerkleRoot(bytes: Uint8Array, hash: Blake3Fn = hashWasmBlake3): Promise<string> {
+export async function referenceMerkleRoot(bytes: Uint8Array, hash: Blake3Fn = b3sumBlake3): Promise<string> {
   const LEAF = 65536;
   const tag = "msb-file-merkle-blake3-v1\0";
   const count = Math.max(1, Math.ceil(bytes.length / LEAF));
   let width = 1;
   while (width < count) width *= 2;
-  let level: Uint8Array[] = [];
+  const leaves: Uint8Array[] = [];
   for (let i = 0; i < width; i++) {
     const leaf = new Uint8Array(LEAF);
     if (i < count) leaf.set(bytes.subarray(i * LEAF, Math.min(bytes.length, (i + 1) * LEAF)));
-    level.push(await hash(concatBytes(text(`${tag}leaf\0`), leaf)));
+    leaves.push(concatBytes(text(`${tag}leaf\0`), leaf));
   }
+  let level = await hash(leaves);
   let height = 0;
   while (level.length > 1) {
-    const next: Uint8Array[] = [];
-    for (let i = 0; i < level.length; i += 2) next.push(await hash(concatBytes(text(`${tag}parent\0`), level[i]!, level[i + 1]!)));
-    level = next;
+    const parents: Uint8Array[] = [];
+    for (let i = 0; i < level.length; i += 2) parents.push(concatBytes(text(`${tag}parent\0`), level[i]!, level[i + 1]!));
+    level = await hash(parents);
     height++;
   }
-  return `blake3:${toHex(await hash(concatBytes(text(`${tag}root\0`), u64(bytes.length), u32(LEAF), u32(height), level[0]!)))}`;
+  const [root] = await hash([concatBytes(text(`${tag}root\0`), u64(bytes.length), u32(LEAF), u32(height), level[0]!)]);
+  return `blake3:${toHex(root!)}`;
 }
 
 /**
@@ -93,14 +123,15 @@ export async function referenceMerkleRoot(bytes: Uint8Array, hash: Blake3Fn = ha
  */
 export async function referenceMemberHash(
   member: { kind: string; path: string; encodedSize: number; apparentSize: number; ranges: readonly [number, number][]; stored: Uint8Array },
-  hash: Blake3Fn = hashWasmBlake3,
+  hash: Blake3Fn = b3sumBlake3,
 ): Promise<string> {
   const kind = text(member.kind);
   const path = text(member.path);
   const parts = [text("msb-archive-member-blake3-v1\0"), u64(kind.length), kind, u64(path.length), path, u64(member.encodedSize), u64(member.apparentSize), u64(member.ranges.length)];
   for (const [o, l] of member.ranges) parts.push(u64(o), u64(l));
   parts.push(member.stored);
-  return `blake3:${toHex(await hash(concatBytes(...parts)))}`;
+  const [digest] = await hash([concatBytes(...parts)]);
+  return `blake3:${toHex(digest!)}`;
 }
 
 /** Plain `sha256:<hex>` with node:crypto. */
