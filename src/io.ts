@@ -99,21 +99,59 @@ export async function writeNewFile(fs: FileSystem, path: string, data: Uint8Arra
 
 let tmpCounter = 0;
 
+/** Options of {@link replaceAtomically}. */
+export interface ReplaceOptions {
+  /** The temporary's name, in `path`'s directory (default `.<name>.tmp-<unique>`). */
+  readonly tmpName?: string;
+  /** Runs once the temporary is complete, fsynced and closed, just before the rename; throwing leaves `path` as it was. */
+  readonly beforeRename?: () => Promise<void>;
+}
+
 /**
- * Replace `path` atomically: write a temporary file beside it, fsync it,
- * rename it over `path`, fsync the directory. Readers see the old or the new
- * content, never a mix; a failure leaves the old file and no temporary.
+ * Replace `path` atomically — the one implementation every writer of a
+ * whole file uses: `write` fills a new temporary file beside `path`, which
+ * is fsynced, closed and renamed over `path`; then the directory is fsynced.
+ * Readers see the old or the new content, never a mix; a failure leaves the
+ * old file and no temporary. Resolves what `write` resolves.
+ *
+ * @example
+ * ```ts
+ * await replaceAtomically(fs, "/h/snapshots/.snapbundle-index.json", (h) => h.write(bytes, 0));
+ * ```
  */
-export async function writeFileAtomic(fs: FileSystem, path: string, data: Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${Date.now().toString(36)}-${(tmpCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`);
+export async function replaceAtomically<T>(fs: FileSystem, path: string, write: (h: FileHandle) => Promise<T>, options: ReplaceOptions = {}): Promise<T> {
+  const dir = dirname(path);
+  const tmp = join(dir, options.tmpName ?? `.${basename(path)}.tmp-${Date.now().toString(36)}-${(tmpCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`);
+  let h: FileHandle | null = null;
+  let result: T;
   try {
-    await writeNewFile(fs, tmp, data);
+    h = await fs.open(tmp, "wx");
+    result = await write(h);
+    await h.sync();
+    const done = h;
+    h = null;
+    await done.close();
+    await options.beforeRename?.();
     await fs.rename(tmp, path);
   } catch (e) {
+    await h?.close().catch(() => {});
     await fs.remove(tmp, { force: true }).catch(() => {});
     throw e;
   }
-  await fs.syncDir(dirname(path));
+  await fs.syncDir(dir);
+  return result;
+}
+
+/**
+ * Replace `path` atomically with `data` (see {@link replaceAtomically}).
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomic(fs, "/h/snapshots/a/manifest.json", bytes);
+ * ```
+ */
+export async function writeFileAtomic(fs: FileSystem, path: string, data: Uint8Array): Promise<void> {
+  await replaceAtomically(fs, path, (h) => h.write(data, 0));
 }
 
 /** Options of {@link readChunks}. */

@@ -29,7 +29,7 @@ import { FsError, InvalidArgument, isFsError, OutputRefused, SnapshotNotFound } 
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.js";
 import { Lease } from "../lease.js";
 import { defaultSweepPolicy, partialName, sweepLeftovers } from "../staging.js";
-import { readChunks, readSmallFile } from "../io.js";
+import { readChunks, readSmallFile, replaceAtomically } from "../io.js";
 import { archivePrefix, type HomeLayout } from "../layout.js";
 import { MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
 import { basename, dirname, join } from "../path.js";
@@ -178,30 +178,27 @@ async function statOrNull(fs: FileSystem, path: string): Promise<FileInfo | null
 }
 
 /**
- * Write to a temporary file beside `out` (reclaiming those of killed saves
- * first), fsync, rename over `out`. On failure the temporary is removed.
- * Errors name `out`, never the temporary.
+ * Write to a leased temporary file beside `out` (reclaiming those of killed
+ * saves first) and replace `out` with it ({@link replaceAtomically}). On
+ * failure the temporary is removed. Errors name `out`, never the temporary.
  */
 export async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>, options: { readonly signal?: AbortSignal; readonly overwrite?: boolean }): Promise<number> {
   const dir = dirname(out);
   await sweepLeftovers(fs, [dir], defaultSweepPolicy()).catch(() => {});
   const lease = new Lease(fs);
-  const tmp = join(dir, partialName(basename(out), lease));
-  let h: FileHandle | null = null;
+  const tmpName = partialName(basename(out), lease);
+  const tmp = join(dir, tmpName);
   try {
     await lease.cover(dir);
-    h = await fs.open(tmp, "wx");
-    const n = await write(handleWritable(h));
-    await h.close();
-    throwIfAborted(options.signal);
-    // re-checked at the end: the output may have appeared meanwhile
-    if (!options.overwrite && (await statOrNull(fs, out)) !== null) throw new OutputRefused(`${out} appeared while the archive was being written; use --force (library: overwrite: true) to replace it`);
-    await fs.rename(tmp, out);
-    await fs.syncDir(dir);
-    return n;
+    return await replaceAtomically(fs, out, (h) => write(handleWritable(h)), {
+      tmpName,
+      beforeRename: async () => {
+        throwIfAborted(options.signal);
+        // re-checked at the end: the output may have appeared meanwhile
+        if (!options.overwrite && (await statOrNull(fs, out)) !== null) throw new OutputRefused(`${out} appeared while the archive was being written; use --force (library: overwrite: true) to replace it`);
+      },
+    });
   } catch (e) {
-    await h?.close().catch(() => {});
-    await fs.remove(tmp, { force: true }).catch(() => {});
     if (isFsError(e) && e.path === tmp) throw new FsError(e.errno, e.op, out, "while writing it under a temporary name beside it", { cause: e });
     throw e;
   } finally {

@@ -49,16 +49,13 @@ export function fileReadable(fs: FileSystem, path: string, chunkBytes = CHUNK_BY
   );
 }
 
-/** A sink that appends to a file opened with `handle`; `sync()`s on close. Does not close the handle. */
+/** A sink that appends to a file opened with `handle`. Neither syncs nor closes the handle: its owner does. */
 export function handleWritable(h: FileHandle): WritableStream<Uint8Array> {
   let pos = 0;
   return new WritableStream<Uint8Array>({
     async write(chunk) {
       await h.write(chunk, pos);
       pos += chunk.length;
-    },
-    async close() {
-      await h.sync();
     },
   });
 }
