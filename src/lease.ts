@@ -35,6 +35,7 @@
 
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile } from "./io.js";
+import { parseStrictJson, plainJson } from "./json.js";
 import { join } from "./path.js";
 
 /** Name prefix of a lease file; the token follows. */
@@ -209,7 +210,9 @@ export function judgeLease(owner: LeaseOwner, heartbeatMs: number, policy: Lease
 /** Parse a lease file's text; `null` if it is not one. */
 export function parseLeaseOwner(text: string): LeaseOwner | null {
   try {
-    const o = JSON.parse(text) as Record<string, unknown>;
+    const v = plainJson(parseStrictJson(text));
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+    const o = v as Record<string, unknown>;
     const str = (v: unknown) => (typeof v === "string" ? v : null);
     if (typeof o.token !== "string" || typeof o.pid !== "number") return null;
     return { token: o.token, pid: o.pid, host: str(o.host), boot: str(o.boot), pidns: str(o.pidns), start: str(o.start) };
