@@ -119,7 +119,10 @@ describe(`inspect and verify a microsandbox 0.6 bundle on ${RUNTIME}`, () => {
     try {
       const parent = await crafted06(noise(4000, 5), "msb-sparse-sha256-v1");
       const child = await crafted06(noise(4000, 6), "sha256", parent.digest);
-      const old = writeTar(join(root, "old.tar"), (await craftBundle06([parent, child], { memberHashes: false })).members);
+      // 0.6.7–0.6.8 wrote archive.json first; the child's payload before its descriptor (hashed every way until it comes)
+      const oldMembers = (await craftBundle06([parent, child], { memberHashes: false })).members;
+      const [pd, pp, cd, cp, inv] = oldMembers;
+      const old = writeTar(join(root, "old.tar"), [inv!, pd!, pp!, cp!, cd!]);
       const solo = await crafted06(noise(70_000, 9), "msb-file-merkle-blake3-v1");
       const neu = join(root, "new.tar.zst");
       writeFileSync(neu, zstdCli(tarOf(...(await craftBundle06([solo], { memberHashes: true })).members.map((m) => fileEntry(m.path, m.data)))));
