@@ -25,7 +25,7 @@ import { ArchiveError } from "../errors.js";
 import { MERKLE_BLAKE3, readDescriptor } from "../descriptor.js";
 import type { FileInfo, FileSystem } from "../fs/types.js";
 import { type CacheKind, HomeLayout } from "../layout.js";
-import { type Manifest, manifestDigest, parseManifest, SPARSE_SHA256 } from "../manifest.js";
+import { type Manifest, manifestDigest, parseManifest } from "../manifest.js";
 import { MerkleStream } from "../merkle.js";
 import { checkIntegrityAlgorithm, checkIntegrityMatch, INTEGRITY_ALGORITHMS, manifestView, type SnapshotForm } from "../snapshot.js";
 import { createUpperHasher } from "../sparse.js";
