@@ -300,6 +300,32 @@ export function parseDescriptor(input: string | Uint8Array, source = DESCRIPTOR_
   };
 }
 
+/**
+ * A descriptor read from bytes that streamed past: the parsed descriptor, or
+ * the {@link InvalidManifest} saying why it is not one. The error is kept,
+ * not thrown, so that a load reports it at the step that opens the snapshot
+ * (after the inventory checks, which may explain it: a member hash mismatch).
+ */
+export type DescriptorRead = { readonly descriptor: SnapshotDescriptor; readonly error: null } | { readonly descriptor: null; readonly error: InvalidManifest };
+
+/**
+ * {@link parseDescriptor}, keeping the refusal instead of throwing it (see {@link DescriptorRead}).
+ *
+ * @example
+ * ```ts
+ * const r = readDescriptor(bytes, "a.tar.zst: snapshots/ab…/snapshot.json");
+ * if (r.error !== null) throw r.error;
+ * ```
+ */
+export function readDescriptor(input: string | Uint8Array, source = DESCRIPTOR_FILENAME): DescriptorRead {
+  try {
+    return { descriptor: parseDescriptor(input, source), error: null };
+  } catch (e) {
+    if (e instanceof InvalidManifest) return { descriptor: null, error: e };
+    throw e;
+  }
+}
+
 function integrityText(i: DescriptorIntegrity | null): string {
   const s = JSON.stringify;
   if (i === null) return "null";

@@ -21,7 +21,7 @@
 import { createBlake3 } from "../wasm/mod.js";
 import { MERKLE_BLAKE3, MERKLE_LEAF_SIZE } from "./descriptor.js";
 import type { FileSystem } from "./fs/types.js";
-import { type Extent, scanFile } from "./sparse.js";
+import { dataRuns, type Extent, scanFile } from "./sparse.js";
 
 const enc = new TextEncoder();
 const LEAF_DOMAIN = enc.encode(`${MERKLE_BLAKE3}\0leaf\0`);
@@ -169,6 +169,89 @@ export class MerkleBuilder {
     dv.setUint32(8, MERKLE_LEAF_SIZE, true);
     dv.setUint32(12, this.#height, true);
     return `blake3:${hex(await hashParts(ROOT_DOMAIN, header, top))}`;
+  }
+}
+
+/**
+ * A {@link MerkleBuilder} fed a file's bytes in order in pieces of any size,
+ * and its holes: it keeps one partial leaf. For an upper streaming past (a
+ * bundle member), whose pieces follow the archive's chunks and sparse map,
+ * not leaves. All-zero leaves are not hashed, as in {@link merkleRootOfFile}.
+ *
+ * @example
+ * ```ts
+ * const m = new MerkleStream(5);
+ * await m.update(new TextEncoder().encode("hel"));
+ * await m.update(new TextEncoder().encode("lo"));
+ * await m.finish(); // "blake3:733a84a1…c941"
+ * ```
+ */
+export class MerkleStream {
+  readonly #tree: MerkleBuilder;
+  readonly #leaf = new Uint8Array(MERKLE_LEAF_SIZE);
+  /** Bytes in {@link #leaf} not yet handed to the tree. */
+  #fill = 0;
+  /** Bytes handed to the tree so far (whole leaves until the end). */
+  #offset = 0;
+
+  constructor(size: number) {
+    this.#tree = new MerkleBuilder(size);
+  }
+
+  /** The next bytes of the file. */
+  async update(data: Uint8Array): Promise<void> {
+    let at = 0;
+    if (this.#fill > 0) {
+      at = Math.min(data.length, MERKLE_LEAF_SIZE - this.#fill);
+      this.#leaf.set(data.subarray(0, at), this.#fill);
+      this.#fill += at;
+      if (this.#fill === MERKLE_LEAF_SIZE) await this.#flush();
+    }
+    const whole = Math.floor((data.length - at) / MERKLE_LEAF_SIZE) * MERKLE_LEAF_SIZE;
+    if (whole > 0) await this.#add(data.subarray(at, at + whole));
+    at += whole;
+    if (at < data.length) {
+      // the leaf buffer is empty here: either it was, or it was just flushed
+      this.#leaf.set(data.subarray(at), 0);
+      this.#fill = data.length - at;
+    }
+  }
+
+  /** The next `length` bytes are zero (a hole). */
+  async zeros(length: number): Promise<void> {
+    let left = length;
+    if (this.#fill > 0) {
+      const n = Math.min(left, MERKLE_LEAF_SIZE - this.#fill);
+      this.#leaf.fill(0, this.#fill, this.#fill + n);
+      this.#fill += n;
+      left -= n;
+      if (this.#fill === MERKLE_LEAF_SIZE) await this.#flush();
+    }
+    const whole = Math.floor(left / MERKLE_LEAF_SIZE) * MERKLE_LEAF_SIZE;
+    if (whole > 0) {
+      await this.#tree.addZeros(whole);
+      this.#offset += whole;
+    }
+    if (left > whole) {
+      this.#leaf.fill(0, 0, left - whole);
+      this.#fill = left - whole;
+    }
+  }
+
+  /** The root, `blake3:<hex>`; every byte must have come. */
+  async finish(): Promise<string> {
+    if (this.#fill > 0) await this.#flush();
+    return this.#tree.finish();
+  }
+
+  async #flush(): Promise<void> {
+    await this.#add(this.#leaf.subarray(0, this.#fill));
+    this.#fill = 0;
+  }
+
+  async #add(data: Uint8Array): Promise<void> {
+    await this.#tree.addChunk(data, dataRuns(data, this.#offset));
+    this.#offset += data.length;
   }
 }
 

@@ -162,6 +162,45 @@ export async function openSnapshot(fs: FileSystem, dir: string): Promise<Snapsho
   return { digest: await manifestDigest(manifest), path: dir, name: basename(dir), form: "manifest", manifest, descriptor: null, upperPath };
 }
 
+/** The integrity algorithms verify knows how to check. */
+export const INTEGRITY_ALGORITHMS: readonly string[] = ["sha256", SPARSE_SHA256, MERKLE_BLAKE3];
+
+/**
+ * Verify's algorithm rule, for an upper on disk and one streaming past in a
+ * bundle: the recorded algorithm is one of {@link INTEGRITY_ALGORITHMS}, else
+ * {@link SnapshotIntegrityError} naming `where` (the upper).
+ *
+ * @example
+ * ```ts
+ * checkIntegrityAlgorithm("/h/snapshots/a/upper.ext4", "md5"); // throws: "md5" is not supported
+ * ```
+ */
+export function checkIntegrityAlgorithm(where: string, algorithm: string): void {
+  if (!INTEGRITY_ALGORITHMS.includes(algorithm)) {
+    throw new SnapshotIntegrityError(`${where}: integrity algorithm ${JSON.stringify(algorithm)} is not supported (known: ${INTEGRITY_ALGORITHMS.join(", ")})`);
+  }
+}
+
+/**
+ * Verify's match rule, for an upper on disk and one streaming past in a
+ * bundle: what the upper hashes to (`actual`, `null` when it could not be
+ * hashed) is the recorded digest (a Merkle root for
+ * `msb-file-merkle-blake3-v1`), else {@link SnapshotIntegrityError} naming
+ * `where`, the descriptor of `form` and both values.
+ *
+ * @example
+ * ```ts
+ * checkIntegrityMatch("a.tar.zst: files/ab…/upper.ext4", "snapshot", { algorithm: "sha256", digest }, computed);
+ * ```
+ */
+export function checkIntegrityMatch(where: string, form: SnapshotForm, recorded: { readonly algorithm: string; readonly digest: string }, actual: string | null): void {
+  if (actual !== recorded.digest) {
+    throw new SnapshotIntegrityError(
+      `${where}: upper does not match its recorded integrity (${recorded.algorithm}): ${form === "snapshot" ? DESCRIPTOR_FILENAME : MANIFEST_FILENAME} records ${recorded.digest}, upper hashes to ${actual}`,
+    );
+  }
+}
+
 /** Options of {@link verifySnapshot}. */
 export interface VerifyOptions {
   /** Called with the number of upper bytes read so far. */
@@ -186,11 +225,7 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
   const size = snap.manifest.upper.size_bytes;
   const integrity = snap.manifest.upper.integrity;
   const merkle = integrity?.algorithm === MERKLE_BLAKE3;
-  if (integrity !== null && !merkle && integrity.algorithm !== "sha256" && integrity.algorithm !== SPARSE_SHA256) {
-    throw new SnapshotIntegrityError(
-      `${upperPath}: integrity algorithm ${JSON.stringify(integrity.algorithm)} is not supported (known: sha256, ${SPARSE_SHA256}, ${MERKLE_BLAKE3})`,
-    );
-  }
+  if (integrity !== null) checkIntegrityAlgorithm(upperPath, integrity.algorithm);
   throwIfAborted(options.signal);
   if (integrity === null && !options.extents) return { status: "not-recorded", algorithm: null, digest: null, extents: null };
   const tree = merkle ? new MerkleBuilder(size) : null;
@@ -201,12 +236,7 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
     onChunk: tree === null ? undefined : (chunk, runs) => tree.addChunk(chunk.data, runs),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
-  const actual = tree === null ? r.digest : await tree.finish();
-  if (actual !== integrity.digest) {
-    throw new SnapshotIntegrityError(
-      `${upperPath}: upper does not match its recorded integrity (${integrity.algorithm}): ${snap.form === "snapshot" ? DESCRIPTOR_FILENAME : MANIFEST_FILENAME} records ${integrity.digest}, upper hashes to ${actual}`,
-    );
-  }
+  checkIntegrityMatch(upperPath, snap.form, integrity, tree === null ? r.digest : await tree.finish());
   return { status: "verified", algorithm: integrity.algorithm, digest: integrity.digest, extents: r.extents };
 }
 

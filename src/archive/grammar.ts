@@ -62,7 +62,7 @@
  * @module
  */
 
-import { DESCRIPTOR_FILENAME, isValidUpperFile, MAX_DESCRIPTOR_BYTES } from "../descriptor.js";
+import { DESCRIPTOR_FILENAME, type DescriptorRead, isValidUpperFile, MAX_DESCRIPTOR_BYTES, readDescriptor } from "../descriptor.js";
 import { ArchiveError, InvalidSnapshot } from "../errors.js";
 import { CACHE_KINDS, type CacheKind } from "../layout.js";
 import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
@@ -159,8 +159,12 @@ export interface Msb06Contents {
   readonly inventory: Uint8Array;
   /** Every file member but `archive.json`, with its sizes and hashes. */
   readonly observed: ReadonlyMap<string, ObservedMember>;
-  /** The 64-hex ids of the descriptors present, in archive order. */
-  readonly descriptors: readonly string[];
+  /**
+   * The descriptors present, by 64-hex id in archive order, each parsed as it
+   * streamed past (or why it does not parse: reported by the step that opens
+   * the snapshot, see `load06.ts`).
+   */
+  readonly descriptors: ReadonlyMap<string, DescriptorRead>;
 }
 
 /** What an archive holds once {@link BundleGrammar.end} accepted it. */
@@ -449,7 +453,7 @@ export class BundleGrammar {
   /** 0.6 members seen (path → what streaming them showed; `null` until then). */
   readonly #msb06 = new Map<string, ObservedMember | null>();
   #inventory: Uint8Array | null = null;
-  readonly #descriptors: string[] = [];
+  readonly #descriptors = new Map<string, DescriptorRead>();
   /** A `manifest.json`-layout or `cache/` entry, to refuse mixing layouts. */
   #legacyPath: string | null = null;
   #apparent = 0;
@@ -517,10 +521,10 @@ export class BundleGrammar {
     }
   }
 
-  /** A 0.6 inventory or descriptor has been read whole (see {@link Admission} `"document"`). */
+  /** A 0.6 inventory or descriptor has been read whole (see {@link Admission} `"document"`): keep the inventory's bytes, the descriptor parsed. */
   document(place: Msb06FilePlace, bytes: Uint8Array): void {
     if (place.role === "inventory") this.#inventory = bytes;
-    else if (place.role === "descriptor") this.#descriptors.push(place.hex!);
+    else if (place.role === "descriptor") this.#descriptors.set(place.hex!, readDescriptor(bytes, `${this.label}: ${place.path}`));
   }
 
   /** What streaming a 0.6 member showed (sizes, member hash, sha256), for the inventory checks. */
@@ -571,7 +575,7 @@ export class BundleGrammar {
     if (this.#inventory === null) throw new ArchiveError(`${this.label}: a microsandbox 0.6 bundle (snapshots/, files/, images/) must carry archive.json; this one has none`);
     const observed = new Map<string, ObservedMember>();
     for (const [path, m] of this.#msb06) if (m !== null) observed.set(path, m);
-    return { msb06: { inventory: this.#inventory, observed, descriptors: [...this.#descriptors] }, snapshots: [], cacheFiles: [], apparentBytes: this.#apparent };
+    return { msb06: { inventory: this.#inventory, observed, descriptors: new Map(this.#descriptors) }, snapshots: [], cacheFiles: [], apparentBytes: this.#apparent };
   }
 
   /** Duplicate rule: a path (with or without its trailing `/`) appears once. */

@@ -2,28 +2,38 @@
  * Look inside a bundle, and check it, without a home: the load's own unpack
  * step (the tar reader and the entry grammar, `./unpack.ts`) runs over the
  * stream with a sink that writes nothing but hashes each upper as its data
- * streams past. {@link inspectBundle} reports what the bundle holds;
- * {@link verifyBundle} also requires what a load's later steps require of
- * it: every recorded integrity matches, there is a head, and the image cache
- * it carries is the head image's (the load's own rule, on what the pass kept).
+ * streams past. Both bundle layouts: `manifest.json` (`<prefix>/manifest.json`
+ * + upper, `cache/…`) and microsandbox 0.6's (`snapshots/<64hex>/snapshot.json`,
+ * `files/<64hex>/<upper>`, `images/…`, `archive.json`).
+ * {@link inspectBundle} reports what the bundle holds; {@link verifyBundle}
+ * also requires what a load's later steps require of it, by the load's own
+ * rules on what the pass kept: for a 0.6 bundle the inventory, member hashes,
+ * descriptor identities, owner bindings and head (`./load06.ts`), then for
+ * either layout every recorded integrity matches, there is a head, and the
+ * image cache it carries is the head image's.
  *
  * @example
  * ```ts
  * import { nodeFs, verifyBundle } from "snapbundle";
  * const report = await verifyBundle(nodeFs(), "/tmp/py.tar.zst"); // throws on the first problem
- * console.log(report.head, report.snapshots.map((s) => s.digest));
+ * console.log(report.layout, report.head, report.snapshots.map((s) => s.digest));
  * ```
  * @module
  */
 
-import { ArchiveError, SnapshotIntegrityError } from "../errors.js";
+import { ArchiveError } from "../errors.js";
+import { MERKLE_BLAKE3, readDescriptor } from "../descriptor.js";
 import type { FileInfo, FileSystem } from "../fs/types.js";
-import { HomeLayout } from "../layout.js";
-import { type Manifest, manifestDigest, parseManifest, SPARSE_SHA256 } from "../manifest.js";
+import { type CacheKind, HomeLayout } from "../layout.js";
+import { type Manifest, manifestDigest, parseManifest } from "../manifest.js";
+import { MerkleStream } from "../merkle.js";
+import { checkIntegrityAlgorithm, checkIntegrityMatch, INTEGRITY_ALGORITHMS, manifestView, type SnapshotForm } from "../snapshot.js";
 import { createUpperHasher } from "../sparse.js";
 import type { TarEntry } from "../tar/mod.js";
-import type { CacheFilePlace, FilePlace } from "./grammar.js";
+import type { BundleContents, FilePlace, Msb06Contents } from "./grammar.js";
 import { type CarriedCache, checkCarriedCache } from "./image-cache.js";
+import { parseInventory } from "./inventory.js";
+import { checkMsb06Contents, readMsb06Snapshot } from "./load06.js";
 import { openBundle } from "./sniff.js";
 import { countingStream, fileReadable } from "./streams.js";
 import { collectEntry, unpackArchive, type UnpackSink } from "./unpack.js";
@@ -31,24 +41,41 @@ import { collectEntry, unpackArchive, type UnpackSink } from "./unpack.js";
 /** One snapshot of a bundle, as {@link inspectBundle} reports it. */
 export interface BundleSnapshotReport {
   readonly digest: string;
-  /** The directory name in the archive (the name a load installs it under). */
+  /** The directory name in the archive, the name a load installs it under: `sha256-<16hex>`, or a 0.6 snapshot's 64 hex digits. */
   readonly name: string;
+  /** `checkpoint` for a microsandbox 0.6 checkpoint, which has no payload (its `size_bytes` is 0), else `file`. */
+  readonly state_kind: "file" | "checkpoint";
   readonly parent: string | null;
   readonly image_ref: string;
   readonly image_manifest_digest: string;
   readonly size_bytes: number;
   readonly labels: Readonly<Record<string, string>>;
-  /** The recorded integrity, and whether the streamed upper matched it. */
-  readonly integrity: { readonly status: "verified" | "mismatch" | "not-recorded"; readonly algorithm: string | null; readonly recorded: string | null; readonly computed: string | null };
+  /**
+   * The recorded integrity (a Merkle root for `msb-file-merkle-blake3-v1`),
+   * and what the upper streaming past hashed to with that algorithm.
+   * `unsupported`: checkpoint state, no payload to check; `missing`: the
+   * descriptor names a payload the archive does not carry.
+   */
+  readonly integrity: {
+    readonly status: "verified" | "mismatch" | "not-recorded" | "unsupported" | "missing";
+    readonly algorithm: string | null;
+    readonly recorded: string | null;
+    readonly computed: string | null;
+  };
 }
 
 /** What a bundle holds. */
 export interface BundleReport {
-  /** Snapshots in archive order. */
+  /** `manifest` (`<prefix>/manifest.json` + upper), or `snapshot` (microsandbox 0.6.7+: `snapshots/`, `files/`, `images/`, `archive.json`). */
+  readonly layout: "manifest" | "snapshot";
+  /** Snapshots in archive order (of their manifests or descriptors). */
   readonly snapshots: readonly BundleSnapshotReport[];
-  /** The head's digest: the last snapshot no other one names as parent (null if none). */
+  /**
+   * The head's digest: for the `manifest` layout the last snapshot no other
+   * one names as parent (null if none); for `snapshot` the `head` of archive.json.
+   */
   readonly head: string | null;
-  /** Image cache files, as `cache/<kind>/<file>`. */
+  /** Image cache files by archive path, in archive order: `cache/<kind>/<file>`, or `images/<kind>/<file>` in a 0.6 bundle. */
   readonly cache_files: readonly string[];
   readonly compression: "zstd" | "none";
   /** Tar header dialects seen (`ustar`, `gnu`, `v7`, plus `gnu-sparse` for old-GNU sparse entries). */
@@ -68,27 +95,65 @@ const ZEROS = new Uint8Array(1 << 20);
 /** A home's names without a home: its cache directory is `cache`, so cache paths are archive paths. */
 const ARCHIVE_NAMES = new HomeLayout("");
 
+/** One integrity algorithm over an upper's logical bytes, fed as they stream past. */
+interface UpperHasher {
+  update(data: Uint8Array): void | Promise<void>;
+  zeros(length: number): void | Promise<void>;
+  finish(): Promise<string>;
+}
+
+async function upperHasher(algorithm: string, size: number): Promise<UpperHasher> {
+  if (algorithm === MERKLE_BLAKE3) return new MerkleStream(size);
+  const h = await createUpperHasher(algorithm, size);
+  return {
+    update: (data) => h.update(data),
+    zeros: (length) => {
+      for (let left = length; left > 0; left -= ZEROS.length) h.update(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
+    },
+    finish: async () => `sha256:${h.digestHex()}`,
+  };
+}
+
+/**
+ * The algorithms to hash an upper with: the one recorded (none when null or
+ * unknown to verify), or — the upper came before its manifest or descriptor —
+ * every one verify knows, its manifest will pick.
+ */
+function algorithmsFor(integrity: { readonly algorithm: string } | null | undefined): readonly string[] {
+  if (integrity === undefined) return INTEGRITY_ALGORITHMS;
+  return integrity !== null && INTEGRITY_ALGORITHMS.includes(integrity.algorithm) ? [integrity.algorithm] : [];
+}
+
 /** Hash an upper's logical bytes (holes as zeros) with each algorithm asked for. */
 async function hashUpper(entry: TarEntry, algorithms: readonly string[]): Promise<Map<string, string>> {
-  const hashers = await Promise.all(algorithms.map((a) => createUpperHasher(a, entry.size)));
-  const zeros = (n: number) => {
-    for (let left = n; left > 0; left -= ZEROS.length) for (const h of hashers) h.update(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
-  };
-  let at = 0;
-  for await (const seg of entry.segments()) {
-    zeros(seg.offset - at);
-    for (const h of hashers) h.update(seg.data);
-    at = seg.offset + seg.data.length;
+  const hashers = await Promise.all(algorithms.map((a) => upperHasher(a, entry.size)));
+  if (hashers.length === 0) return new Map(); // the data is left unread (or drained by the unpack step)
+  try {
+    let at = 0;
+    for await (const seg of entry.segments()) {
+      for (const h of hashers) {
+        if (seg.offset > at) await h.zeros(seg.offset - at);
+        await h.update(seg.data);
+      }
+      at = seg.offset + seg.data.length;
+    }
+    for (const h of hashers) if (entry.size > at) await h.zeros(entry.size - at);
+    const digests = new Map<string, string>();
+    for (const [i, a] of algorithms.entries()) digests.set(a, await hashers[i]!.finish());
+    return digests;
+  } catch (e) {
+    for (const h of hashers) await h.finish().catch(() => {}); // release the hashers
+    throw e;
   }
-  zeros(entry.size - at);
-  return new Map(algorithms.map((a, i) => [a, `sha256:${hashers[i]!.digestHex()}`]));
 }
 
 /**
  * Stream a bundle (a path, or a Web `ReadableStream`) through the load's
  * reader and grammar, writing nothing, and report what it holds. Grammar,
- * size and checksum problems throw as a load would; integrity mismatches are
- * reported, not thrown (see {@link verifyBundle}).
+ * size and checksum problems throw as a load would, and so does a manifest,
+ * descriptor or archive.json that does not parse; integrity mismatches are
+ * reported, not thrown, and a 0.6 bundle's inventory rules (member hashes,
+ * bindings) are not applied: that is {@link verifyBundle}.
  *
  * @example
  * ```ts
@@ -97,17 +162,26 @@ async function hashUpper(entry: TarEntry, algorithms: readonly string[]): Promis
  * ```
  */
 export async function inspectBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions = {}): Promise<BundleReport> {
-  return (await streamBundle(fs, source, options)).report;
+  const pass = await streamBundle(fs, source, options);
+  return (await reportOf(pass, pass.contents.msb06 === null ? null : parseInventory(pass.contents.msb06.inventory, `${pass.label}: archive.json`).head)).report;
 }
 
-/** What one pass over a bundle saw: the report, the manifests in archive order, and the cache it carries. */
+/** What one pass over a bundle saw: what the unpack step accepted, the uppers' hashes, the cache carried. No upper bytes. */
 interface BundlePass {
-  readonly report: BundleReport;
-  readonly manifests: readonly Manifest[];
+  readonly label: string;
+  readonly contents: BundleContents;
+  readonly compression: "zstd" | "none";
+  readonly formats: ReadonlySet<string>;
+  /** Per upper (archive path), its digest by algorithm. */
+  readonly uppers: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  /** The manifests of the `manifest.json` layout, by prefix (a 0.6 bundle's descriptors are in `contents`). */
+  readonly manifests: ReadonlyMap<string, Manifest>;
+  /** Image cache files by archive path, in archive order. */
+  readonly cacheFiles: readonly string[];
   readonly cache: CarriedCache;
 }
 
-/** The pass of {@link inspectBundle}; keeps what {@link verifyBundle} checks after it (no upper bytes, one metadata document at most). */
+/** The pass of {@link inspectBundle} and {@link verifyBundle}: the load's unpack step into a sink that keeps hashes and small documents. */
 async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions): Promise<BundlePass> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
   let raw = typeof source === "string" ? fileReadable(fs, source) : source;
@@ -115,72 +189,127 @@ async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint
   const opened = await openBundle(raw, label);
   const formats = new Set<string>(opened.firstFormat === null ? [] : [opened.firstFormat]);
   const manifests = new Map<string, Manifest>();
+  /** The integrity a 0.6 snapshot's descriptor records, by 64-hex id (what its payload is hashed with). */
+  const recorded = new Map<string, { readonly algorithm: string } | null>();
   const uppers = new Map<string, Map<string, string>>();
+  const cacheFiles: string[] = [];
   const cache = new CacheRecorder();
+  const upper = async (path: string, entry: TarEntry, integrity: { readonly algorithm: string } | null | undefined) => {
+    if (entry.sparse) formats.add("gnu-sparse");
+    uppers.set(path, await hashUpper(entry, algorithmsFor(integrity)));
+  };
   const sink: UnpackSink = {
     directory: async () => {},
     async file(place: FilePlace, data: Uint8Array | TarEntry) {
-      if (place.area === "cache") return cache.add(place, data);
-      if (place.area !== "snapshot") return;
+      if (place.area === "cache" || (place.area === "msb06" && place.role === "image")) {
+        cacheFiles.push(place.area === "cache" ? `cache/${place.kind}/${place.file}` : place.path);
+        return cache.add(place.kind!, place.file, data);
+      }
+      if (place.area === "msb06") {
+        if (place.role === "descriptor" && data instanceof Uint8Array) {
+          // the grammar keeps the parsed descriptor for the checks; here only its algorithm matters
+          const d = readDescriptor(data).descriptor;
+          recorded.set(place.hex!, d?.state.kind === "file" ? d.state.upper.integrity : null); // nothing to hash for a descriptor that fails anyway
+        } else if (place.role === "payload" && !(data instanceof Uint8Array)) {
+          await upper(place.path, data, recorded.has(place.hex!) ? recorded.get(place.hex!) : undefined);
+        }
+        return;
+      }
       if (data instanceof Uint8Array) {
         manifests.set(place.prefix, parseManifest(data, `${label}: ${place.prefix}/${place.file}`));
         return;
       }
-      if (data.sparse) formats.add("gnu-sparse");
-      const known = manifests.get(place.prefix)?.upper.integrity?.algorithm;
-      // an upper before its manifest: hash both ways, the manifest will pick one
-      uppers.set(place.prefix, await hashUpper(data, known ? [known] : ["sha256", SPARSE_SHA256]));
+      await upper(`${place.prefix}/${place.file}`, data, manifests.has(place.prefix) ? manifests.get(place.prefix)!.upper.integrity : undefined);
     },
   };
   // the load's own unpack step (it sniffs again: a plain tar now, already checked)
   const contents = await unpackArchive(opened.tar, sink, { label });
-  const snapshots: BundleSnapshotReport[] = [];
-  for (const { prefix, manifest: m } of contents.snapshots) {
-    const recorded = m.upper.integrity;
-    const computed = recorded === null ? null : (uppers.get(prefix)?.get(recorded.algorithm) ?? null);
-    snapshots.push({
-      digest: await manifestDigest(m),
-      name: prefix,
-      parent: m.parent,
-      image_ref: m.image.ref,
-      image_manifest_digest: m.image.manifest_digest,
-      size_bytes: m.upper.size_bytes,
-      labels: m.labels,
-      integrity: {
-        status: recorded === null ? "not-recorded" : computed === recorded.digest ? "verified" : "mismatch",
-        algorithm: recorded?.algorithm ?? null,
-        recorded: recorded?.digest ?? null,
-        computed,
-      },
-    });
-  }
-  const digests = new Set(snapshots.map((s) => s.digest));
-  const parents = new Set(snapshots.map((s) => s.parent).filter((p) => p !== null && digests.has(p)));
-  const head = [...snapshots].reverse().find((s) => !parents.has(s.digest))?.digest ?? null;
-  const report = {
-    snapshots,
-    head,
-    cache_files: contents.cacheFiles.map((c) => `cache/${c.kind}/${c.file}`),
-    compression: opened.compression,
-    tar_formats: [...formats].sort(),
-  };
-  return { report, manifests: contents.snapshots.map((s) => s.manifest), cache: cache.carried() };
+  return { label, contents, compression: opened.compression, formats, uppers, manifests, cacheFiles, cache: cache.carried() };
+}
+
+/** One snapshot's integrity report: its state, what it records, what its upper (if carried) hashed to. */
+function integrityReport(state: "file" | "checkpoint", recorded: { readonly algorithm: string; readonly digest: string } | null, hashed: ReadonlyMap<string, string> | undefined): BundleSnapshotReport["integrity"] {
+  const none = { algorithm: recorded?.algorithm ?? null, recorded: recorded?.digest ?? null, computed: null };
+  if (state === "checkpoint") return { status: "unsupported", ...none };
+  if (hashed === undefined) return { status: "missing", ...none };
+  if (recorded === null) return { status: "not-recorded", ...none };
+  const computed = hashed.get(recorded.algorithm) ?? null;
+  return { status: computed === recorded.digest ? "verified" : "mismatch", algorithm: recorded.algorithm, recorded: recorded.digest, computed };
+}
+
+/** A snapshot as the report and the later checks see it. */
+interface Seen {
+  readonly report: BundleSnapshotReport;
+  readonly manifest: Manifest;
+  readonly form: SnapshotForm;
+  /** The upper's archive path (named by an integrity error). */
+  readonly where: string;
 }
 
 /**
- * The cache files a pass streams past, by archive path (a {@link CarriedCache}
- * rooted at `cache`): each one's size, and the bytes of the image metadata
- * while it is the only one (a second one is refused by name, unread).
+ * The report of a pass, with each snapshot's manifest (a 0.6 descriptor in
+ * manifest shape) for the checks after it. `head` is the 0.6 inventory's.
+ */
+async function reportOf(pass: BundlePass, head: string | null): Promise<{ report: BundleReport; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const add = (digest: string, name: string, form: SnapshotForm, state: "file" | "checkpoint", m: Manifest, upperPath: string) => {
+    seen.push({
+      manifest: m,
+      form,
+      where: form === "snapshot" ? `${pass.label}: ${upperPath}` : `${pass.label}: ${name}`,
+      report: {
+        digest,
+        name,
+        state_kind: state,
+        parent: m.parent,
+        image_ref: m.image.ref,
+        image_manifest_digest: m.image.manifest_digest,
+        size_bytes: m.upper.size_bytes,
+        labels: m.labels,
+        integrity: integrityReport(state, m.upper.integrity, pass.uppers.get(upperPath)),
+      },
+    });
+  };
+  const msb06: Msb06Contents | null = pass.contents.msb06;
+  if (msb06 !== null) {
+    for (const hex of msb06.descriptors.keys()) {
+      const { digest, descriptor } = await readMsb06Snapshot(msb06, hex, pass.label);
+      const m = manifestView(descriptor);
+      add(digest, hex, "snapshot", descriptor.state.kind, m, `files/${hex}/${m.upper.file}`);
+    }
+  } else {
+    for (const { prefix, manifest: m } of pass.contents.snapshots) add(await manifestDigest(m), prefix, "manifest", "file", m, `${prefix}/${m.upper.file}`);
+    const reports = seen.map((s) => s.report);
+    const digests = new Set(reports.map((s) => s.digest));
+    const parents = new Set(reports.map((s) => s.parent).filter((p) => p !== null && digests.has(p)));
+    head = [...reports].reverse().find((s) => !parents.has(s.digest))?.digest ?? null;
+  }
+  const report: BundleReport = {
+    layout: msb06 === null ? "manifest" : "snapshot",
+    snapshots: seen.map((s) => s.report),
+    head,
+    cache_files: [...pass.cacheFiles],
+    compression: pass.compression,
+    tar_formats: [...pass.formats].sort(),
+  };
+  return { report, seen };
+}
+
+/**
+ * The cache files a pass streams past, by the path a load stages them under
+ * (a {@link CarriedCache} rooted at `cache`: `cache/<kind>/<file>`, for a 0.6
+ * bundle's `images/<kind>/<file>` too): each one's size, and the bytes of the
+ * image metadata while it is the only one (a second one is refused by name, unread).
  */
 class CacheRecorder {
   readonly #files = new Map<string, FileInfo>();
   #metadata: { path: string; bytes: Uint8Array } | null = null;
   #metadataSeen = 0;
 
-  async add(place: CacheFilePlace, data: Uint8Array | TarEntry): Promise<void> {
-    const path = `cache/${place.kind}/${place.file}`;
+  async add(kind: CacheKind, file: string, data: Uint8Array | TarEntry): Promise<void> {
+    const path = `cache/${kind}/${file}`;
     this.#files.set(path, { kind: "file", size: data instanceof Uint8Array ? data.length : data.size, mtimeMs: 0, allocatedBytes: null });
-    if (place.kind !== "manifests") return;
+    if (kind !== "manifests") return;
     this.#metadataSeen++;
     this.#metadata = this.#metadataSeen > 1 ? null : { path, bytes: data instanceof Uint8Array ? data : await collectEntry(data) };
   }
@@ -200,11 +329,15 @@ class CacheRecorder {
 
 /**
  * {@link inspectBundle}, then every check a load into an empty home makes of
- * the bundle itself: each recorded integrity matches its upper (else
- * {@link SnapshotIntegrityError} naming both digests), there is a head, and
- * the image cache it carries passes the load's rule for the head's image
- * ({@link checkCarriedCache}, else {@link ImageCacheError}). Writes nothing.
- * Resolves the report.
+ * the bundle itself, by the load's own rules and in its order: for a 0.6
+ * bundle the inventory against the members (member hashes when recorded,
+ * descriptor and image sha256), each descriptor's identity, the owner
+ * bindings and the head ({@link checkMsb06Contents}, else
+ * {@link ArchiveError} or {@link InvalidManifest}); each recorded integrity
+ * matches its upper (else {@link SnapshotIntegrityError} naming both
+ * digests); there is a head; and the image cache it carries passes the
+ * load's rule for the head's image ({@link checkCarriedCache}, else
+ * {@link ImageCacheError}). Writes nothing. Resolves the report.
  *
  * @example
  * ```ts
@@ -212,20 +345,22 @@ class CacheRecorder {
  * ```
  */
 export async function verifyBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions = {}): Promise<BundleReport> {
-  const label = typeof source === "string" ? source : (options.label ?? "archive stream");
-  const { report, manifests, cache } = await streamBundle(fs, source, options);
-  for (const s of report.snapshots) {
-    if (s.integrity.algorithm !== null && s.integrity.algorithm !== "sha256" && s.integrity.algorithm !== SPARSE_SHA256) {
-      throw new SnapshotIntegrityError(`${label}: ${s.name}: integrity algorithm ${JSON.stringify(s.integrity.algorithm)} is not supported`);
-    }
-    if (s.integrity.status === "mismatch") {
-      throw new SnapshotIntegrityError(
-        `${label}: ${s.name}: upper does not match its recorded integrity (${s.integrity.algorithm}): manifest records ${s.integrity.recorded}, upper hashes to ${s.integrity.computed}`,
-      );
-    }
+  const pass = await streamBundle(fs, source, options);
+  const label = pass.label;
+  // the 0.6 load's steps 3, 5, 6, 7 first, as a load takes them
+  const bundle = pass.contents.msb06 === null ? null : await checkMsb06Contents(pass.contents.msb06, label);
+  const { report, seen } = await reportOf(pass, bundle?.head ?? null);
+  // integrity in the order the load verifies: archive order, or the inventory's
+  const byDigest = new Map(seen.map((s) => [s.report.digest, s]));
+  const order = bundle === null ? seen : bundle.snapshots.map((s) => byDigest.get(s.digest)!);
+  for (const s of order) {
+    const recorded = s.manifest.upper.integrity;
+    if (s.report.state_kind === "checkpoint" || recorded === null) continue; // the load's verify: unsupported, not recorded
+    checkIntegrityAlgorithm(s.where, recorded.algorithm);
+    checkIntegrityMatch(s.where, s.form, recorded, s.report.integrity.computed);
   }
   if (report.head === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
   // the load's own cache rule, on what the pass kept: nothing is staged
-  await checkCarriedCache(ARCHIVE_NAMES, manifests[report.snapshots.findIndex((s) => s.digest === report.head)]!, cache, label);
+  await checkCarriedCache(ARCHIVE_NAMES, byDigest.get(report.head)!.manifest, pass.cache, label);
   return report;
 }

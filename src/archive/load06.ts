@@ -1,46 +1,108 @@
 /**
  * Load steps 3, 5, 6 and 7 for a microsandbox 0.6 bundle (SPEC-msb06 §2),
- * once the unpack step has staged its members and the grammar accepted them:
- * the inventory against the members present, each staged snapshot opened
- * (and its recorded integrity verified, as snapbundle does for every load),
- * the owner bindings, and the head the inventory names.
+ * once the unpack step has streamed its members and the grammar accepted
+ * them: the inventory against the members present, each listed snapshot's
+ * descriptor (parsed as it streamed past, its identity the one listed), the
+ * owner bindings, and the head the inventory names.
+ *
+ * {@link checkMsb06Contents} decides all of that from what the unpack step
+ * kept ({@link Msb06Contents}), reading no file: a load runs it on its way to
+ * installing ({@link importMsb06}), `verify BUNDLE` on a pass that stages
+ * nothing. A load then opens the staged snapshots and verifies each one's
+ * recorded integrity, as snapbundle does for every load.
  *
  * @example
  * ```ts
  * const { imported, head } = await importMsb06(fs, stage, contents.msb06, label);
+ * const bundle = await checkMsb06Contents(contents.msb06, label); // the same checks, staging nothing
  * ```
  * @module
  */
 
 import { ArchiveError } from "../errors.js";
-import type { SnapshotDescriptor } from "../descriptor.js";
+import { descriptorDigest, type SnapshotDescriptor } from "../descriptor.js";
 import type { FileSystem } from "../fs/types.js";
 import { join } from "../path.js";
 import { openSnapshot, type Snapshot, verifySnapshot } from "../snapshot.js";
 import type { Msb06Contents } from "./grammar.js";
-import { checkInventoryBindings, checkInventoryMembers, parseInventory } from "./inventory.js";
+import { type ArchiveInventory, checkInventoryBindings, checkInventoryMembers, parseInventory } from "./inventory.js";
+
+/** One snapshot of a 0.6 bundle: its identity, 64-hex id and descriptor. */
+export interface Msb06Snapshot {
+  readonly digest: string;
+  readonly hex: string;
+  readonly descriptor: SnapshotDescriptor;
+}
+
+/** A 0.6 bundle that load steps 3, 5, 6 and 7 accepted. */
+export interface Msb06Bundle {
+  readonly inventory: ArchiveInventory;
+  /** The snapshots the inventory lists, in its order (sorted by id). */
+  readonly snapshots: readonly Msb06Snapshot[];
+  /** The head's digest: the inventory's `head`. */
+  readonly head: string;
+}
 
 /**
- * Check and open the staged snapshots of a 0.6 bundle. Throws
- * {@link ArchiveError} (or the integrity/manifest errors of open and verify)
- * naming the archive and the rule.
+ * Step 5 for one snapshot, on what the unpack step kept: the descriptor at
+ * `snapshots/<hex>/snapshot.json`, parsed (else its {@link InvalidManifest}),
+ * and its identity. Throws {@link ArchiveError} when the archive has none.
+ *
+ * @example
+ * ```ts
+ * const { digest, descriptor } = await readMsb06Snapshot(contents, hex, "a.tar.zst");
+ * ```
  */
-export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: string }, contents: Msb06Contents, label: string, signal?: AbortSignal): Promise<{ imported: Snapshot[]; head: Snapshot }> {
+export async function readMsb06Snapshot(contents: Msb06Contents, hex: string, label: string): Promise<Msb06Snapshot> {
+  const read = contents.descriptors.get(hex);
+  if (read === undefined) throw new ArchiveError(`${label}: archive.json lists snapshot sha256:${hex}, but the archive has no snapshots/${hex}/snapshot.json`);
+  if (read.error !== null) throw read.error;
+  return { digest: await descriptorDigest(read.descriptor), hex, descriptor: read.descriptor };
+}
+
+/**
+ * Load steps 3, 5, 6 and 7 on what the unpack step kept, in the load's
+ * order: the inventory parsed and checked against the members present, each
+ * listed snapshot's descriptor read with the listed identity (the file's
+ * sha256 matched in step 3; a parsed identity that differs means the file is
+ * not canonical), the owner bindings, the head. Reads no file. Throws
+ * {@link ArchiveError} (or the descriptor's {@link InvalidManifest}) naming
+ * the archive and the rule.
+ *
+ * @example
+ * ```ts
+ * const bundle = await checkMsb06Contents(contents.msb06, "a.tar.zst");
+ * bundle.head; // "sha256:…"
+ * ```
+ */
+export async function checkMsb06Contents(contents: Msb06Contents, label: string): Promise<Msb06Bundle> {
   const inventory = parseInventory(contents.inventory, `${label}: archive.json`);
   checkInventoryMembers(inventory, contents.observed, label);
-  const imported: Snapshot[] = [];
+  const snapshots: Msb06Snapshot[] = [];
   const descriptors = new Map<string, SnapshotDescriptor>();
   for (const { snapshot_id } of inventory.snapshots) {
-    const snap = await openSnapshot(fs, join(stage.snapshots, snapshot_id.slice(7)));
+    const snap = await readMsb06Snapshot(contents, snapshot_id.slice(7), label);
     if (snap.digest !== snapshot_id) {
-      // sha256 of the file matched (step 3); its parsed identity does not: the file is not canonical
-      throw new ArchiveError(`${label}: snapshots/${snapshot_id.slice(7)}/snapshot.json is not in canonical form: its identity is ${snap.digest}, not ${snapshot_id}`);
+      throw new ArchiveError(`${label}: snapshots/${snap.hex}/snapshot.json is not in canonical form: its identity is ${snap.digest}, not ${snapshot_id}`);
     }
-    descriptors.set(snap.digest, snap.descriptor!);
-    imported.push(snap);
+    descriptors.set(snap.digest, snap.descriptor);
+    snapshots.push(snap);
   }
   checkInventoryBindings(inventory, descriptors, label);
+  return { inventory, snapshots, head: inventory.head };
+}
+
+/**
+ * {@link checkMsb06Contents}, then open the staged snapshots (staged as the
+ * members came, so they are what was checked) and verify each one's recorded
+ * integrity. Throws {@link ArchiveError} (or the integrity/manifest errors of
+ * open and verify) naming the archive and the rule.
+ */
+export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: string }, contents: Msb06Contents, label: string, signal?: AbortSignal): Promise<{ imported: Snapshot[]; head: Snapshot }> {
+  const bundle = await checkMsb06Contents(contents, label);
+  const imported: Snapshot[] = [];
+  for (const { hex } of bundle.snapshots) imported.push(await openSnapshot(fs, join(stage.snapshots, hex)));
   for (const snap of imported) await verifySnapshot(fs, snap, { signal });
-  const head = imported.find((s) => s.digest === inventory.head)!;
+  const head = imported.find((s) => s.digest === bundle.head)!;
   return { imported, head };
 }

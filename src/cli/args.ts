@@ -149,10 +149,11 @@ With --json, prints an array of snapshots.`,
     help: `Show a snapshot as "key: value" lines. A digest may be a unique prefix of at
 least 12 hex digits.
 
-A regular file (or "-" for stdin) is a bundle: it is streamed through the
-load's own checks, writing nothing, and its snapshots (digest, parent, image,
-size, integrity checked as the data streams past, labels), head, image cache
-files, compression and tar formats are shown. No home is needed.
+A regular file (or "-" for stdin) is a bundle, of either layout (manifest, or
+snapshot: microsandbox 0.6.7+ with archive.json): it is streamed through the
+load's own checks, writing nothing, and its layout, snapshots (digest, parent,
+image, size, integrity checked as the data streams past, labels), head, image
+cache files, compression and tar formats are shown. No home is needed.
 
 Options:
   --verify   also read the whole upper and check its recorded integrity
@@ -169,9 +170,11 @@ With --json, prints the snapshot (with --verify, plus "integrity").`,
     help: `Read the whole upper and check it against the integrity its manifest records.
 
 A regular file (or "-" for stdin) is a bundle: verify runs every check a load
-would run on it (grammar, sizes, checksums, each upper's recorded integrity,
-hashed as the data streams past) and writes nothing; exit status 0 only if a
-load into an empty home would succeed. No home is needed.
+would run on it (grammar, sizes, checksums; for a microsandbox 0.6 bundle its
+archive.json inventory, member hashes and bindings; each upper's recorded
+integrity, hashed as the data streams past; the image cache) and writes
+nothing; exit status 0 only if a load into an empty home would succeed. No
+home is needed.
 Exit status 1 on a mismatch (the error names the upper and both digests);
 a snapshot with no recorded integrity is reported as "not-recorded", and a
 microsandbox 0.6 checkpoint (no payload) as "unsupported"; neither is an error.

@@ -404,6 +404,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
     ctx.out(
       keyValues([
         ["bundle", fromStdin ? "stdin" : printable(path!)],
+        ["layout", report.layout],
         ["compression", report.compression],
         ["tar formats", report.tar_formats.join(", ") || "-"],
         ["head", report.head ?? "-"],
@@ -419,13 +420,21 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
             ["digest", s.digest],
             ["parent", s.parent ?? "-"],
             ["image", printable(s.image_ref)],
-            ["size", `${humanBytes(s.size_bytes)} (${s.size_bytes} bytes)`],
-            ["integrity", i.status === "not-recorded" ? "not recorded" : `${i.status} (${i.algorithm} ${i.recorded})`],
+            ["size", s.state_kind === "checkpoint" ? "- (checkpoint state: no payload)" : `${humanBytes(s.size_bytes)} (${s.size_bytes} bytes)`],
+            ["integrity", bundleIntegrityText(i)],
             ["labels", labelList(s.labels)],
           ]),
       );
     }
   });
+}
+
+/** A bundle snapshot's integrity line of `inspect BUNDLE`. */
+function bundleIntegrityText(i: BundleReport["snapshots"][number]["integrity"]): string {
+  if (i.status === "not-recorded") return "not recorded";
+  if (i.status === "unsupported") return "unsupported (checkpoint state has no payload to verify)";
+  if (i.status === "missing") return `missing: the archive does not carry the payload${i.recorded === null ? "" : ` (recorded ${i.algorithm} ${i.recorded})`}`;
+  return `${i.status} (${i.algorithm} ${i.recorded})`;
 }
 
 /** True when `path` exists (links followed) and is neither a regular file nor a directory: a FIFO, a device. */
