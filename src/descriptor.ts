@@ -21,6 +21,7 @@ import { sha256Hex } from "../wasm/mod.js";
 import { InvalidManifest } from "./errors.js";
 import { compareCodePoints, type JsonValue, serdeValueText } from "./json.js";
 import { type Manifest, parseJsonDocument, SPARSE_SHA256 } from "./manifest.js";
+import { isSha256Digest } from "./reference.js";
 
 /** The file name of a 0.6 descriptor inside a snapshot directory. */
 export const DESCRIPTOR_FILENAME = "snapshot.json";
@@ -114,10 +115,8 @@ class Reader {
   }
 }
 
-/** True for `sha256:` + 64 lowercase hex digits (the only digest form 0.6 accepts). */
-export function isSha256Digest(s: string): boolean {
-  return /^sha256:[0-9a-f]{64}$/.test(s);
-}
+/** True for `sha256:` + 64 lowercase hex digits (the one rule, in `reference.ts`). */
+export { isSha256Digest };
 
 /** True for `blake3:` + 64 lowercase hex digits. */
 export function isBlake3Digest(s: string): boolean {

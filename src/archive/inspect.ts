@@ -33,6 +33,7 @@ import type { TarEntry } from "../tar/mod.js";
 import type { BundleContents, FilePlace, Msb06Contents } from "./grammar.js";
 import { type CarriedCache, checkCarriedCache } from "./image-cache.js";
 import { parseInventory } from "./inventory.js";
+import { headIndex } from "./load.js";
 import { checkMsb06Contents, readMsb06Snapshot } from "./load06.js";
 import { openBundle } from "./sniff.js";
 import { countingStream, fileReadable } from "./streams.js";
@@ -280,9 +281,8 @@ async function reportOf(pass: BundlePass, head: string | null): Promise<{ report
   } else {
     for (const { prefix, manifest: m } of pass.contents.snapshots) add(await manifestDigest(m), prefix, "manifest", "file", m, `${prefix}/${m.upper.file}`);
     const reports = seen.map((s) => s.report);
-    const digests = new Set(reports.map((s) => s.digest));
-    const parents = new Set(reports.map((s) => s.parent).filter((p) => p !== null && digests.has(p)));
-    head = [...reports].reverse().find((s) => !parents.has(s.digest))?.digest ?? null;
+    const i = headIndex(reports);
+    head = i === null ? null : reports[i]!.digest;
   }
   const report: BundleReport = {
     layout: msb06 === null ? "manifest" : "snapshot",

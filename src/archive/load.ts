@@ -235,10 +235,26 @@ export async function verifyImportedSnapshots(
   return snapshots;
 }
 
-/** Step 3. The head: the last snapshot, in archive order, that no other imported snapshot names as parent. */
-export function selectHeadSnapshot(snapshots: readonly Snapshot[], label: string): number {
+/**
+ * Step 3's rule, the one place it lives (`inspect`/`verify` of a bundle use
+ * it too): the index of the last snapshot, in archive order, that no other
+ * one of them names as parent; null when every one is another's parent.
+ *
+ * @example
+ * ```ts
+ * headIndex([{ digest: "sha256:a…", parent: null }, { digest: "sha256:b…", parent: "sha256:a…" }]); // 1
+ * ```
+ */
+export function headIndex(snapshots: readonly { readonly digest: string; readonly parent: string | null }[]): number | null {
   const imported = new Set(snapshots.map((s) => s.digest));
-  const parents = new Set(snapshots.map((s) => s.manifest.parent).filter((p): p is string => p !== null && imported.has(p)));
+  const parents = new Set(snapshots.map((s) => s.parent).filter((p): p is string => p !== null && imported.has(p)));
   for (let i = snapshots.length - 1; i >= 0; i--) if (!parents.has(snapshots[i]!.digest)) return i;
-  throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  return null;
+}
+
+/** Step 3. The head: the last snapshot, in archive order, that no other imported snapshot names as parent ({@link headIndex}). */
+export function selectHeadSnapshot(snapshots: readonly Snapshot[], label: string): number {
+  const i = headIndex(snapshots.map((s) => ({ digest: s.digest, parent: s.manifest.parent })));
+  if (i === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  return i;
 }
