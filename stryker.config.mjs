@@ -1,26 +1,44 @@
 // Mutation testing (opt-in, not in CI): `npm run mutate`.
-// Stryker instruments the TypeScript sources once (mutation switching, with
-// type checks disabled in mutated files), builds the sandbox with our own tsc
-// build, then runs the compiled node:test files once per mutant with the
-// `command` runner. Narrow a run with `--mutate` and the test files with
-// SNAPBUNDLE_MUTATE_TESTS, e.g.
-//   SNAPBUNDLE_MUTATE_TESTS="dist/test/json.test.js" npm run mutate -- --mutate src/json.ts
-const tests = process.env.SNAPBUNDLE_MUTATE_TESTS ??
+//
+// Stryker instruments the TypeScript sources once (mutation switching, type
+// checks off in mutated files), builds the sandbox with our own tsc build, and
+// runs the compiled node:test files through its TAP runner, one process per
+// test file. Coverage is recorded per test file in the dry run, so each mutant
+// runs only the files that reach it, and stops at the first failing file.
+// Results are kept in reports/mutation/incremental.json: a re-run re-tests only
+// the mutants whose code or covering tests changed.
+//
+// The test files are the in-process suites that own the rules of the mutated
+// modules. Suites that only drive the CLI in child processes, kill processes,
+// or race them (cli*, crash, signals, concurrency, leftovers, readme, package)
+// are left out: the runner cannot see their coverage, and they take minutes.
+//
+// Narrow a run with --mutate, and its test files with SNAPBUNDLE_MUTATE_TESTS:
+//   SNAPBUNDLE_MUTATE_TESTS="json manifest" npm run mutate -- --mutate src/json.ts
+const tests = (process.env.SNAPBUNDLE_MUTATE_TESTS ??
   [
-    "json", "manifest", "promote", "journal", "cache-install", "store-rules", "tar-rules", "durability",
-    "grammar", "load-hostile", "roundtrip", "snapshot-store", "tar", "crash", "faults",
-  ].map((t) => `dist/test/${t}.test.js`).join(" ");
+    "json", "manifest", "grammar", "tar", "tar-rules", "store-rules", "promote", "journal", "cache-install",
+    "durability", "roundtrip", "load-hostile", "snapshot-store", "fuzz", "msb06-artifacts", "msb06-bundles",
+    "bundle-inspect06", "interop", "zstd-cli", "faults",
+  ].join(" "))
+  .split(/\s+/).filter(Boolean).map((t) => `dist/test/${t}.test.js`);
+
+const wasm = new URL("./dist/wasm/zstd.wasm", import.meta.url).pathname;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
-  testRunner: "command",
-  commandRunner: { command: `node --test --test-concurrency=1 ${tests}` },
-  buildCommand: "npx tsc -p tsconfig.json",
+  testRunner: "tap",
+  tap: { testFiles: tests, nodeArgs: ["-r", "{{hookFile}}", "--test-reporter=tap"], forceBail: true },
+  coverageAnalysis: "perTest",
+  // The sandbox has no node_modules of its own to build zstd.wasm with, so it
+  // takes the one this checkout's `npm run build` made (cached, identical inputs).
+  buildCommand: `node scripts/mutate-build.mjs ${wasm}`,
   mutate: ["src/archive/**/*.ts", "src/tar/**/*.ts", "src/manifest.ts", "src/json.ts", "src/snapshot.ts", "src/store.ts"],
   ignorePatterns: ["dist", ".plant", "reports", ".stryker-tmp", "bench/out"],
-  coverageAnalysis: "off",
-  concurrency: 1,
-  timeoutMS: 120000,
+  incremental: true,
+  incrementalFile: "reports/mutation/incremental.json",
+  concurrency: 2,
+  timeoutMS: 10000,
   reporters: ["clear-text", "progress-append-only", "html", "json"],
   htmlReporter: { fileName: "reports/mutation/index.html" },
   jsonReporter: { fileName: "reports/mutation/mutation.json" },
