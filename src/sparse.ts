@@ -17,7 +17,7 @@
  * @module
  */
 
-import { createSha256, type Sha256 } from "../wasm/mod.js";
+import { createSha256, isSharedZeros, type Sha256 } from "../wasm/mod.js";
 import { InvalidArgument } from "./errors.js";
 import type { FileHandle, FileSystem } from "./fs/types.js";
 import { readChunks, withFile, WriteWindow } from "./io.js";
@@ -76,9 +76,11 @@ function rangeIsZero(data: Uint8Array, words: Int32Array, lead: number, from: nu
 /**
  * The data runs of a chunk at `[base, base + data.length)`, at
  * {@link SPARSE_BLOCK} granularity (aligned to the file, so runs from
- * consecutive chunks join up): zero blocks are left out.
+ * consecutive chunks join up): zero blocks are left out. A decompressor's
+ * shared zero chunk has no runs, without a scan.
  */
 export function dataRuns(data: Uint8Array, base: number): Extent[] {
+  if (isSharedZeros(data)) return [];
   const words = wordsOf(data);
   const lead = wordLead(data);
   return blockRuns(data.length, base, (from, to) => rangeIsZero(data, words, lead, from, to));

@@ -13,9 +13,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { ArchiveError, CompressionError, InvalidArgument } from "../src/errors.js";
+import { dataRuns } from "../src/sparse.js";
 import "../src/fs/node.js"; // the Node adapter registers the reader of zstd.wasm (wasm/ reads no file by itself)
 import {
   createSha256,
+  isSharedZeros,
   isZstdMagic,
   sha256Hex,
   ZSTD_DEFAULT_MAX_WINDOW_BYTES,
@@ -462,6 +464,20 @@ describe("zstd bounded memory", () => {
     const buffers = new Set(dataChunks.map((c) => c.buffer));
     assert.equal(buffers.size, dataChunks.length, "each chunk of data owns its buffer");
     assert.ok(!buffers.has(zeroChunks[0]!.buffer as ArrayBuffer));
+    // the views are known zeros, so the loader's hole finder skips them unscanned;
+    // nothing else is taken for them, zero or not
+    assert.ok(zeroChunks.every(isSharedZeros));
+    assert.ok(!dataChunks.some(isSharedZeros));
+    assert.equal(isSharedZeros(new Uint8Array(MiB)), false, "a fresh zero array is not the shared chunk");
+    assert.deepEqual(dataRuns(zeroChunks[0]!, 0), []);
+  });
+
+  test("rule: dataRuns gives a chunk's data runs at 4 KiB granularity, aligned to the file", () => {
+    const chunk = new Uint8Array(6 * 4096);
+    chunk[100] = 1; // file offset 1124: the block [0, 4096), of which the chunk holds [1024, 4096)
+    chunk[4 * 4096] = 7; // file offset 17408: the block [16384, 20480)
+    assert.deepEqual(dataRuns(chunk, 1024), [{ offset: 1024, length: 3072 }, { offset: 16384, length: 4096 }]);
+    assert.deepEqual(dataRuns(new Uint8Array(3 * 4096), 0), []);
   });
 
   test("a reader that transfers (detaches) the shared zero chunk does not break later decoders", async () => {

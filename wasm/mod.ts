@@ -20,6 +20,7 @@ export {
   checkLevel,
   checkMaxWindow,
   formatBytes,
+  isSharedZeros,
   isZstdMagic,
   ZSTD_DEFAULT_LEVEL,
   ZSTD_DEFAULT_MAX_WINDOW_BYTES,

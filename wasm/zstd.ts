@@ -109,6 +109,24 @@ interface ZstdExports {
  */
 let zeros = new Uint8Array(OUT_BYTES);
 
+/**
+ * Whether `bytes` is a view of the shared zero chunk a decompressor hands out
+ * for output that is all zeros: such a view is known to be all zeros without
+ * looking at it, so a reader that skips zero blocks need not scan it again.
+ * False for every other array, zero or not.
+ *
+ * @example
+ * ```ts
+ * for await (const chunk of body.pipeThrough(zstdDecompressStream())) {
+ *   if (isSharedZeros(chunk)) continue; // a hole: nothing to write
+ *   await write(chunk);
+ * }
+ * ```
+ */
+export function isSharedZeros(bytes: Uint8Array): boolean {
+  return bytes.byteLength > 0 && bytes.buffer === zeros.buffer;
+}
+
 /** One module instance running one zstd stream, with its input and output buffers. */
 class ZstdCall {
   readonly #x: ZstdExports;
