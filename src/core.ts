@@ -48,4 +48,4 @@ export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";
 export { type Leftover, type SweepPolicy, type SweepResult } from "./staging.js";
 export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
 export { LockTimeout } from "./lock.js";
-export { setWasmReader, type WasmReader } from "../wasm/mod.js";
+export { setWasmReader, setZstdWorkerFactory, type WasmReader, type ZstdWorker, type ZstdWorkerFactory } from "../wasm/mod.js";

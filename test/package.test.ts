@@ -136,7 +136,7 @@ describe(`the npm package on ${RUNTIME}`, () => {
     assert.equal(second, "1", "with a reader registered the same save succeeds");
   });
 
-  test("imported by name and its CLI run from node_modules", () => {
+  test("imported by name (a save and load round trip through zstd.wasm and its Worker) and its CLI run from node_modules", () => {
     const project = dirname(dirname(pkgDir));
     const script = join(project, "use.mjs");
     writeFileSync(
@@ -146,10 +146,13 @@ describe(`the npm package on ${RUNTIME}`, () => {
         `const vol = new Volume(); vol.mkdirSync("/s", { recursive: true }); vol.writeFileSync("/s/u", "hi");\n` +
         `const store = new SnapshotStore(memFs(vol), "/home");\n` +
         `const snap = await store.create("t", { upper: "/s/u", image: { ref: "alpine", manifest_digest: "sha256:" + "b".repeat(64) } });\n` +
-        `console.log(snap.digest.length, imageReferenceProblem("alpine:3"));\n`,
+        `await store.save("t", "/t.tar.zst");\n` + // zstd.wasm and the compression Worker, from the installed package
+        `const other = new SnapshotStore(memFs(vol), "/other");\n` +
+        `const head = await other.load("/t.tar.zst");\n` +
+        `console.log(snap.digest.length, imageReferenceProblem("alpine:3"), head.digest === snap.digest);\n`,
     );
     const [cmd, args] = runtimeArgs(script);
-    assert.equal(execFileSync(cmd, args, { cwd: project, encoding: "utf8", env: childEnv() }), "71 null\n");
+    assert.equal(execFileSync(cmd, args, { cwd: project, encoding: "utf8", env: childEnv() }), "71 null true\n");
     const [cliCmd, cliArgs] = runtimeArgs(join(pkgDir, "dist", "src", "cli", "main.js"));
     assert.equal(execFileSync(cliCmd, [...cliArgs, "-V"], { cwd: project, encoding: "utf8", env: childEnv() }), `${PACKAGE_VERSION}\n`);
     const help = execFileSync(cliCmd, [...cliArgs, "help"], { cwd: project, encoding: "utf8", env: childEnv() });

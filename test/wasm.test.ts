@@ -14,17 +14,20 @@ import { describe, test } from "node:test";
 
 import { ArchiveError, CompressionError, InvalidArgument } from "../src/errors.js";
 import { dataRuns } from "../src/sparse.js";
-import "../src/fs/node.js"; // the Node adapter registers the reader of zstd.wasm (wasm/ reads no file by itself)
 import {
   createSha256,
   isSharedZeros,
   isZstdMagic,
+  setZstdWorkerFactory,
   sha256Hex,
   ZSTD_DEFAULT_MAX_WINDOW_BYTES,
   ZSTD_MAX_WINDOW_BYTES,
   zstdCompressStream,
   zstdDecompressStream,
+  type ZstdWorker,
+  type ZstdWorkerFactory,
 } from "../wasm/mod.js";
+import { threadWorker } from "../src/fs/node.js"; // importing the Node adapter registers the reader of zstd.wasm (wasm/ reads no file by itself) and, on Node, its Worker factory
 import {
   collectGarbage,
   concat,
@@ -498,5 +501,116 @@ describe("zstd bounded memory", () => {
     await reader.cancel("enough");
     const data = mixedBytes(MiB, 99);
     assert.ok(sameBytes(await pipe(zstdCli(data, ["-3"]), zstdDecompressStream()), data));
+  });
+});
+
+describe("zstd compress on a Worker", () => {
+  type WebWorker = new (url: URL, options: { type: "module" }) => ZstdWorker;
+  const Web = (globalThis as { Worker?: WebWorker }).Worker;
+  /** What the Node adapter registers: none where the runtime has a Web Worker (Deno, Bun). */
+  const runtimeDefault: ZstdWorkerFactory | undefined = typeof Web === "function" ? undefined : threadWorker;
+  /** The runtime's compression Worker, counting how many the streams make and end. */
+  function recorded(make?: ZstdWorkerFactory) {
+    const log = { spawned: 0, terminated: 0 };
+    const factory: ZstdWorkerFactory = (url) => {
+      log.spawned++;
+      const w = make ? make(url) : typeof Web === "function" ? new Web(url, { type: "module" }) : threadWorker(url);
+      const terminate = w.terminate.bind(w);
+      w.terminate = () => {
+        log.terminated++;
+        terminate();
+      };
+      return w;
+    };
+    setZstdWorkerFactory(factory);
+    return log;
+  }
+  const restore = () => setZstdWorkerFactory(runtimeDefault);
+
+  test("rule: the Worker writes byte for byte what the inline compressor writes (levels 1, 3, 9), one Worker per stream, ended with it", async () => {
+    const input = concat([textBytes(3 * MiB), mixedBytes(2 * MiB + 123)]);
+    const log = recorded();
+    try {
+      for (const level of [1, 3, 9]) {
+        const onWorker = await pipe(input, zstdCompressStream({ level }), 300 * KiB);
+        const inline = await pipe(input, zstdCompressStream({ level, worker: false }), 300 * KiB);
+        assert.ok(sameBytes(onWorker, inline), `level ${level}: ${onWorker.length} vs ${inline.length} bytes`);
+        assert.ok(sameBytes(unzstdCli(onWorker), input), `level ${level}: zstd -d`);
+        assert.equal(zstdFrameCount(onWorker), 1);
+      }
+      assert.deepEqual(log, { spawned: 3, terminated: 3 });
+    } finally {
+      restore();
+    }
+  });
+
+  test("rule: a stream never written to starts no Worker; an empty one still writes a valid frame", async () => {
+    const log = recorded();
+    try {
+      zstdCompressStream();
+      assert.equal(log.spawned, 0);
+      const empty = await pipe(new Uint8Array(0), zstdCompressStream());
+      assert.equal(unzstdCli(empty).length, 0);
+      assert.deepEqual(log, { spawned: 1, terminated: 1 });
+    } finally {
+      restore();
+    }
+  });
+
+  test("rule: cancelling the reader ends the Worker, and later writes fail", async () => {
+    const log = recorded();
+    try {
+      const pair = zstdCompressStream();
+      const writer = pair.writable.getWriter();
+      const reader = pair.readable.getReader();
+      const written = writer.write(mixedBytes(3 * MiB));
+      written.catch(() => {});
+      assert.equal((await reader.read()).done, false);
+      await reader.cancel("enough");
+      assert.deepEqual(log, { spawned: 1, terminated: 1 });
+      await assert.rejects(writer.write(new Uint8Array(10)), (e: unknown) => e === "enough");
+    } finally {
+      restore();
+    }
+  });
+
+  test("rule: a failure on the Worker errors both sides with a CompressionError that says so", async () => {
+    let terminated = 0;
+    const fake = (): ZstdWorker => {
+      const w: ZstdWorker = {
+        onmessage: null,
+        onerror: null,
+        postMessage(m) {
+          if ((m as { type: string }).type === "data") queueMicrotask(() => w.onmessage?.({ data: { type: "error", message: "out of memory" } }));
+        },
+        terminate: () => void terminated++,
+      };
+      return w;
+    };
+    setZstdWorkerFactory(fake);
+    try {
+      const pair = zstdCompressStream();
+      const reading = new Response(pair.readable).arrayBuffer();
+      const writer = pair.writable.getWriter();
+      const isWorkerFailure = (e: unknown) => e instanceof CompressionError && e.code === "compression" && /zstd compression failed on its Worker: out of memory/.test(e.message);
+      await writer.write(new Uint8Array(2 * MiB)).catch(() => {});
+      await writer.close().catch(() => {});
+      await assert.rejects(writer.closed, isWorkerFailure);
+      await assert.rejects(reading, isWorkerFailure);
+      assert.equal(terminated, 1);
+    } finally {
+      restore();
+    }
+  });
+
+  test("rule: a Worker that cannot start fails the stream with a CompressionError, not the process", async () => {
+    const missing = new URL("./no-such-zstd-worker.js", import.meta.url);
+    const log = recorded((_url) => (typeof Web === "function" ? new Web(missing, { type: "module" }) : threadWorker(missing)));
+    try {
+      await assert.rejects(pipe(mixedBytes(2 * MiB), zstdCompressStream()), (e: unknown) => e instanceof CompressionError && /zstd compression Worker failed/.test(e.message));
+      assert.deepEqual(log, { spawned: 1, terminated: 1 });
+    } finally {
+      restore();
+    }
   });
 });

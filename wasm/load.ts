@@ -67,6 +67,20 @@ async function compile(url: URL): Promise<WebAssembly.Module> {
   return WebAssembly.compile((await read(url)) as BufferSource);
 }
 
+/**
+ * The bytes of the module `name` (a file beside this module), read through
+ * the registered reader each time: for a Worker, which compiles them itself
+ * (no runtime is required to pass a compiled module to a Worker).
+ *
+ * @example
+ * ```ts
+ * worker.postMessage({ wasm: await wasmBytes("zstd.wasm") });
+ * ```
+ */
+export function wasmBytes(name: string): Promise<Uint8Array> {
+  return read(new URL(`./${name}`, import.meta.url));
+}
+
 async function read(url: URL): Promise<Uint8Array> {
   if (reader !== undefined) return reader(url);
   throw new WasmUnavailable(

@@ -20,8 +20,11 @@ export {
   checkLevel,
   checkMaxWindow,
   formatBytes,
+  type FromZstdWorker,
   isSharedZeros,
   isZstdMagic,
+  setZstdWorkerFactory,
+  type ToZstdWorker,
   ZSTD_DEFAULT_LEVEL,
   ZSTD_DEFAULT_MAX_WINDOW_BYTES,
   ZSTD_MAX_LEVEL,
@@ -31,5 +34,7 @@ export {
   zstdCompressStream,
   type ZstdDecompressOptions,
   zstdDecompressStream,
+  type ZstdWorker,
+  type ZstdWorkerFactory,
 } from "./zstd.js";
 export { type Blake3, blake3Hex, createBlake3 } from "./blake3.js";

@@ -10,10 +10,14 @@
  * does the rest: several frames in a row, skippable frames anywhere,
  * content checksums verified, windows up to `maxWindowBytes`.
  *
- * Both are pull-driven readable/writable pairs: they run when their reader
- * wants output, one output buffer (1 MiB) at a time and at most 2 MiB ahead
- * of it, and a write completes once its bytes are taken; nothing polls. So
- * a writer must not wait for its writes to finish before it starts reading.
+ * Both are readable/writable pairs that run at most 2 MiB ahead of their
+ * reader; nothing polls. The decompressor, and the compressor where no
+ * Worker can be made, are pull-driven: they run when their reader wants
+ * output, one output buffer (1 MiB) at a time, and a write completes once
+ * its bytes are taken. So a writer must not wait for its writes to finish
+ * before it starts reading. The compressor otherwise runs on a Worker of its
+ * own (`zstd-worker.ts`), so compression overlaps the work of the thread
+ * that feeds it.
  *
  * A decompressor's output chunks are read-only: output that is all zeros
  * is handed out as a view of one shared zero chunk.
@@ -28,7 +32,7 @@
  */
 
 import { ArchiveError, CompressionError, InvalidArgument } from "../src/errors.js";
-import { wasmModule } from "./load.js";
+import { wasmBytes, wasmModule } from "./load.js";
 
 /** Default largest window a frame may need: 128 MiB, the `zstd` CLI's default limit. */
 export const ZSTD_DEFAULT_MAX_WINDOW_BYTES: number = 128 * 1024 * 1024;
@@ -66,6 +70,13 @@ const ERROR_DICTIONARY_WRONG = 32;
 export interface ZstdCompressOptions {
   /** zstd level, {@link ZSTD_MIN_LEVEL}..{@link ZSTD_MAX_LEVEL} (default {@link ZSTD_DEFAULT_LEVEL}). */
   level?: number;
+  /**
+   * Compress on a Worker, so the caller's thread goes on reading and framing
+   * meanwhile (default true). Used only where a Worker can be made (see
+   * {@link setZstdWorkerFactory}); elsewhere the stream compresses inline.
+   * The bytes written are the same either way.
+   */
+  worker?: boolean;
 }
 
 /** Options of {@link zstdDecompressStream}. */
@@ -144,8 +155,8 @@ class ZstdCall {
     if (this.inPtr === 0 || this.outPtr === 0) throw new CompressionError("zstd: out of memory for buffers");
   }
 
-  static async open(make: (x: ZstdExports) => number, what: string): Promise<ZstdCall> {
-    const instance = await WebAssembly.instantiate(await wasmModule("zstd.wasm"), {});
+  static async open(make: (x: ZstdExports) => number, what: string, module?: WebAssembly.Module): Promise<ZstdCall> {
+    const instance = await WebAssembly.instantiate(module ?? (await wasmModule("zstd.wasm")), {});
     const x = instance.exports as unknown as ZstdExports;
     x._initialize?.();
     const s = make(x);
@@ -229,6 +240,109 @@ interface PullCodec {
 }
 
 /**
+ * What both kinds of readable/writable pair share: whether the pair has
+ * stopped and why, one waiter to wake, and the settlement of the writer's
+ * close. `release` frees what the codec holds; it runs once, when the pair
+ * ends or fails.
+ */
+class PairState {
+  #stopped: { reason: unknown } | undefined;
+  #wake: (() => void) | undefined;
+  #finished!: { resolve: () => void; reject: (e: unknown) => void };
+  /** Settles when the pair has ended (resolved) or failed (rejected). */
+  readonly closed: Promise<void>;
+  writeController!: WritableStreamDefaultController;
+  readController!: ReadableStreamDefaultController<Uint8Array>;
+  readonly #release: (reason: unknown) => void;
+
+  constructor(release: (reason: unknown) => void) {
+    this.#release = release;
+    this.closed = new Promise<void>((resolve, reject) => (this.#finished = { resolve, reject }));
+    this.closed.catch(() => {});
+  }
+
+  /** The pair has ended, failed, been cancelled or aborted. */
+  get stopped(): boolean {
+    return this.#stopped !== undefined;
+  }
+
+  /** Throw why the pair stopped, if it has. */
+  check(): void {
+    if (this.#stopped) throw this.#stopped.reason;
+  }
+
+  /** Wait until {@link nudge} (one waiter at a time). */
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => (this.#wake = resolve));
+  }
+
+  /** Wake the waiter, if any. */
+  nudge(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  /** Fail with `reason`: release the codec, error both sides, reject the close. Nothing once stopped. */
+  fail(reason: unknown): void {
+    if (this.#stopped) return;
+    this.#stopped = { reason };
+    this.#release(reason);
+    this.#finished.reject(reason);
+    this.writeController.error(reason);
+    this.readController.error(reason);
+    this.nudge();
+  }
+
+  /**
+   * The pair's readable: `pull` runs when the reader wants output (at most
+   * {@link AHEAD_BYTES} are queued); cancelling the reader fails the pair.
+   */
+  readable(pull: (controller: ReadableStreamDefaultController<Uint8Array>) => void | Promise<void>): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.readController = controller;
+        },
+        pull,
+        cancel: (reason) => this.fail(reason ?? new TypeError("zstd stream cancelled")),
+      },
+      { highWaterMark: AHEAD_BYTES, size: (c) => c.byteLength },
+    );
+  }
+
+  /**
+   * The pair's writable: `write` gets each non-empty chunk (a chunk that is
+   * not a Uint8Array is a TypeError, a write after the pair stopped throws
+   * why); aborting the writer fails the pair.
+   */
+  writable(sink: { write(chunk: Uint8Array): void | Promise<void>; close(): Promise<void> }): WritableStream<Uint8Array> {
+    return new WritableStream<Uint8Array>({
+      start: (controller) => {
+        this.writeController = controller;
+      },
+      write: (chunk) => {
+        checkChunk(chunk);
+        this.check();
+        if (chunk.length > 0) return sink.write(chunk);
+      },
+      close: () => sink.close(),
+      abort: (reason) => this.fail(reason),
+    });
+  }
+
+  /** The end: release the codec, close the readable, resolve the close. */
+  end(): void {
+    const reason = new TypeError("the zstd stream has ended");
+    this.#stopped = { reason };
+    this.#release(reason);
+    this.readController.close();
+    this.#finished.resolve();
+    this.nudge();
+  }
+}
+
+/**
  * A readable/writable pair (for `pipeThrough`) whose codec runs when the
  * reader wants output: at most {@link AHEAD_BYTES} are produced ahead of
  * the reader, nothing polls, and a write completes once the codec has taken
@@ -236,37 +350,14 @@ interface PullCodec {
  * aborting the writer stops the codec.
  */
 function pullDriven(codec: PullCodec): ReadableWritablePair<Uint8Array, Uint8Array> {
-  /** Set once the pair has ended, failed, been cancelled or aborted. */
-  let stopped: { reason: unknown } | undefined;
   /** The written chunk being taken, how much of it was taken, and its write's settlement. */
   let pending: { bytes: Uint8Array; taken: number; done: () => void; failed: (e: unknown) => void } | undefined;
   let closing = false;
-  let wake: (() => void) | undefined;
-  const nudge = (): void => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  let finished!: { resolve: () => void; reject: (e: unknown) => void };
-  const closed = new Promise<void>((resolve, reject) => (finished = { resolve, reject }));
-  closed.catch(() => {});
-  let writeController!: WritableStreamDefaultController;
-  let readController!: ReadableStreamDefaultController<Uint8Array>;
-
-  const check = (): void => {
-    if (stopped) throw stopped.reason;
-  };
-  const stop = (reason: unknown): void => {
-    if (stopped) return;
-    stopped = { reason };
+  const pair = new PairState((reason) => {
     codec.free();
     pending?.failed(reason);
     pending = undefined;
-    finished.reject(reason);
-    writeController.error(reason);
-    readController.error(reason);
-    nudge();
-  };
+  });
   const feed: Feed = {
     take(max) {
       if (!pending) return null;
@@ -283,62 +374,37 @@ function pullDriven(codec: PullCodec): ReadableWritablePair<Uint8Array, Uint8Arr
       return closing && pending === undefined;
     },
     async wait() {
-      await new Promise<void>((resolve) => (wake = resolve));
-      check();
+      await pair.wait();
+      pair.check();
     },
-    check,
+    check: () => pair.check(),
   };
 
-  const readable = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        readController = controller;
-      },
-      async pull(controller) {
-        try {
-          check();
-          if (await codec.pull(controller, feed)) {
-            check();
-            stopped = { reason: new TypeError("the zstd stream has ended") };
-            codec.free();
-            controller.close();
-            finished.resolve();
-          }
-        } catch (e) {
-          stop(e);
-          throw e;
-        }
-      },
-      cancel(reason) {
-        stop(reason ?? new TypeError("zstd stream cancelled"));
-      },
-    },
-    { highWaterMark: AHEAD_BYTES, size: (c) => c.byteLength },
-  );
-
-  const writable = new WritableStream<Uint8Array>({
-    start(controller) {
-      writeController = controller;
-    },
+  const readable = pair.readable(async (controller) => {
+    try {
+      pair.check();
+      if (await codec.pull(controller, feed)) {
+        pair.check();
+        pair.end();
+      }
+    } catch (e) {
+      pair.fail(e);
+      throw e;
+    }
+  });
+  const writable = pair.writable({
     write(chunk) {
-      checkChunk(chunk);
-      check();
-      if (chunk.length === 0) return;
       return new Promise<void>((done, failed) => {
         pending = { bytes: chunk, taken: 0, done, failed };
-        nudge();
+        pair.nudge();
       });
     },
     close() {
       closing = true;
-      nudge();
-      return closed;
-    },
-    abort(reason) {
-      stop(reason);
+      pair.nudge();
+      return pair.closed;
     },
   });
-
   return { readable, writable };
 }
 
@@ -371,12 +437,240 @@ function lazyCall(make: (x: ZstdExports) => number, what: string) {
 }
 
 /**
+ * One compressor call on the piece of `pieceLen` bytes in the input buffer,
+ * from `pos` (the new position is `sb_in_pos`): returns when the output
+ * buffer is full or the input is taken, or, when `end`, with zstd's 0 once
+ * the frame is complete.
+ */
+function compressStep(c: ZstdCall, pieceLen: number, pos: number, end: boolean): number {
+  const ret = c.x.sb_compress(c.stream, c.inPtr, pieceLen, pos, c.outPtr, OUT_BYTES, c.outPos, end ? ZSTD_E_END : ZSTD_E_CONTINUE);
+  if (c.errorCode(ret) !== 0) throw new CompressionError(`zstd compression failed: ${c.errorName(ret)}`);
+  c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
+  return ret;
+}
+
+/** A compressor driven by its writer (the body of a compression Worker): output goes to `emit`, 1 MiB at a time. */
+export interface PushCompressor {
+  /** Compress `bytes`, emitting each output buffer as it fills. */
+  write(bytes: Uint8Array, emit: (out: Uint8Array) => void): void;
+  /** Finish the frame and emit the rest. */
+  end(emit: (out: Uint8Array) => void): void;
+  /** Free the zstd context. */
+  free(): void;
+}
+
+/**
+ * A {@link PushCompressor} at `level` in a new instance of `module`
+ * (zstd.wasm), for a Worker, which has no reader of its own. It writes what
+ * {@link zstdCompressStream} writes inline. Not part of the public API.
+ *
+ * @example
+ * ```ts
+ * const c = await openPushCompressor(await WebAssembly.compile(bytes), 3);
+ * c.write(data, send);
+ * c.end(send);
+ * c.free();
+ * ```
+ */
+export async function openPushCompressor(module: WebAssembly.Module, level: number): Promise<PushCompressor> {
+  const c = await ZstdCall.open((x) => x.sb_cstream_new(checkLevel(level)), `compressor at level ${level}`, module);
+  return {
+    write(bytes, emit) {
+      for (let off = 0; off < bytes.length; off += IN_BYTES) {
+        const piece = bytes.subarray(off, off + IN_BYTES);
+        c.load(piece);
+        let pos = 0;
+        while (pos < piece.length) {
+          compressStep(c, piece.length, pos, false);
+          pos = c.x.sb_in_pos(c.stream) >>> 0;
+          if (c.outPos === OUT_BYTES) emit(c.takeOutput());
+        }
+      }
+    },
+    end(emit) {
+      for (;;) {
+        const ret = compressStep(c, 0, 0, true);
+        if (ret === 0 || c.outPos === OUT_BYTES) {
+          if (c.outPos > 0) emit(c.takeOutput());
+          if (ret === 0) return;
+        }
+      }
+    },
+    free() {
+      c.close();
+    },
+  };
+}
+
+/**
+ * A Worker as the compressor uses it: the part of the Web Worker API that
+ * Deno and Bun have, and that the Node adapter provides over
+ * `node:worker_threads`. `ref`/`unref`, where present, let an idle stream's
+ * Worker not keep the process alive.
+ */
+export interface ZstdWorker {
+  postMessage(message: unknown, transfer: Transferable[]): void;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  terminate(): void;
+  ref?(): void;
+  unref?(): void;
+}
+
+/** Makes a {@link ZstdWorker} running the module script at `url` (`zstd-worker.js`). */
+export type ZstdWorkerFactory = (url: URL) => ZstdWorker;
+
+/** undefined: the runtime's own Worker (Deno, Bun), if it has one; null: none. */
+let workerFactory: ZstdWorkerFactory | null | undefined;
+
+/**
+ * Register how compression Workers are made: the Node adapter registers
+ * one over `node:worker_threads` where the runtime has no Web `Worker`
+ * (Node); Deno's and Bun's own `Worker` is used by default. `null` makes
+ * every compressor run inline; `undefined` restores the default.
+ *
+ * @example
+ * ```ts
+ * setZstdWorkerFactory(null); // compress on the caller's thread only
+ * ```
+ */
+export function setZstdWorkerFactory(factory: ZstdWorkerFactory | null | undefined): void {
+  workerFactory = factory;
+}
+
+/** How to make a compression Worker here, or null where none can be made. */
+function workerSpawner(): (() => ZstdWorker) | null {
+  const url = new URL("./zstd-worker.js", import.meta.url);
+  const factory = workerFactory;
+  if (factory === null) return null;
+  if (factory !== undefined) return () => factory(url);
+  const Web = (globalThis as { Worker?: new (url: URL, options: { type: "module" }) => ZstdWorker }).Worker;
+  return typeof Web === "function" ? () => new Web(url, { type: "module" }) : null;
+}
+
+/** What the main thread posts to a compression Worker. */
+export type ToZstdWorker = { type: "init"; wasm: Uint8Array; level: number } | { type: "data"; bytes: Uint8Array } | { type: "end" };
+/** What a compression Worker posts back: output, input taken, the end of the frame, or a failure. */
+export type FromZstdWorker = { type: "out"; bytes: Uint8Array } | { type: "took"; bytes: Uint8Array } | { type: "done" } | { type: "error"; message: string };
+
+/** Input the main thread gathers before it posts it to the Worker. */
+const BATCH_BYTES = 1024 * 1024;
+/** Input posted to the Worker and not yet compressed, at most (then writes wait). */
+const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * {@link zstdCompressStream} on a Worker: writes are copied into 1 MiB
+ * batches and posted (transferred); the Worker compresses them, posts the
+ * output back, and gives each batch back to be filled again (so a long
+ * stream allocates no input buffers after its first few). Writes wait while more than {@link IN_FLIGHT_BYTES} are
+ * posted and not compressed, or the reader is {@link AHEAD_BYTES} behind. A
+ * failure errors both sides and ends the Worker; so do cancelling the
+ * reader and aborting the writer.
+ */
+function workerCompressStream(level: number, spawn: () => ZstdWorker): ReadableWritablePair<Uint8Array, Uint8Array> {
+  /** Made at the first write (or the close): a pair never written to holds no Worker. */
+  let worker: ZstdWorker | undefined;
+  /** The Worker was sent its module and level. */
+  let started: Promise<void> | undefined;
+  let inFlight = 0;
+  /** The writer closed: the Worker is finishing the frame. */
+  let closing = false;
+  /** Batches the Worker gave back, to be filled again. */
+  const spare: Uint8Array<ArrayBuffer>[] = [];
+  let batch = new Uint8Array(BATCH_BYTES);
+  let batchLen = 0;
+  const pair = new PairState(() => {
+    if (worker === undefined) return;
+    worker.onmessage = null;
+    worker.onerror = null;
+    worker.terminate();
+  });
+  /** Keep the process alive only while the Worker has work the stream waits for. */
+  const busy = (yes: boolean): void => void (yes ? worker?.ref?.() : worker?.unref?.());
+  const listen = (worker: ZstdWorker): void => {
+    worker.onmessage = ({ data }) => {
+      const m = data as FromZstdWorker;
+      if (m.type === "out") pair.readController.enqueue(m.bytes);
+      else if (m.type === "took") {
+        inFlight -= m.bytes.length;
+        if (m.bytes.buffer.byteLength === BATCH_BYTES) spare.push(new Uint8Array(m.bytes.buffer as ArrayBuffer));
+        if (inFlight === 0 && !closing) busy(false);
+        pair.nudge();
+      } else if (m.type === "done") pair.end();
+      else pair.fail(new CompressionError(`zstd compression failed on its Worker: ${m.message}`));
+    };
+    worker.onerror = (event) => {
+      const e = event as { message?: unknown; error?: unknown; preventDefault?: () => void };
+      e.preventDefault?.(); // Deno and Bun: handled here, not an uncaught error of the process
+      pair.fail(new CompressionError(`zstd compression Worker failed: ${String(e.message ?? e.error ?? event)}`));
+    };
+  };
+  /** The Worker, made and sent its module and level on first use. */
+  const ready = async (): Promise<ZstdWorker> => {
+    started ??= (async () => {
+      const wasm = await wasmBytes("zstd.wasm");
+      pair.check();
+      worker = spawn();
+      listen(worker);
+      worker.postMessage({ type: "init", wasm, level } satisfies ToZstdWorker, []);
+    })();
+    try {
+      await started;
+    } catch (e) {
+      pair.fail(e);
+    }
+    pair.check();
+    return worker!;
+  };
+  const post = (worker: ZstdWorker): void => {
+    if (batchLen === 0) return;
+    const bytes = batch.subarray(0, batchLen);
+    inFlight += bytes.length;
+    busy(true);
+    worker.postMessage({ type: "data", bytes } satisfies ToZstdWorker, [bytes.buffer]);
+    batch = spare.pop() ?? new Uint8Array(BATCH_BYTES);
+    batchLen = 0;
+  };
+
+  const readable = pair.readable(() => pair.nudge());
+  const writable = pair.writable({
+    async write(chunk) {
+      const worker = await ready();
+      for (let off = 0; off < chunk.length; ) {
+        const n = Math.min(chunk.length - off, batch.length - batchLen);
+        batch.set(chunk.subarray(off, off + n), batchLen);
+        batchLen += n;
+        off += n;
+        if (batchLen === batch.length) post(worker);
+      }
+      while (!pair.stopped && (inFlight > IN_FLIGHT_BYTES || (pair.readController.desiredSize ?? 0) <= 0)) await pair.wait();
+      pair.check();
+    },
+    async close() {
+      const worker = await ready();
+      closing = true;
+      post(worker);
+      busy(true);
+      worker.postMessage({ type: "end" } satisfies ToZstdWorker, []);
+      return pair.closed;
+    },
+  });
+  return { readable, writable };
+}
+
+/**
  * A stream that zstd-compresses its input into exactly one zstd frame with
  * a content checksum (XXH64), at `level` (default 3). Throws
  * {@link InvalidArgument} for a level outside
  * {@link ZSTD_MIN_LEVEL}..{@link ZSTD_MAX_LEVEL}. It is a readable/writable
- * pair for `pipeThrough`, pull-driven: it compresses when the reader wants
- * output, one output buffer (1 MiB) at a time, at most 2 MiB ahead.
+ * pair for `pipeThrough`. Where a Worker can be made (Deno, Bun, and Node
+ * through its adapter; see {@link setZstdWorkerFactory}) and `worker` is not
+ * false, it compresses on its own Worker, started at the first write and
+ * ended with the stream, while the caller's thread goes on producing input;
+ * at most 8 MiB of input wait for it. Elsewhere it compresses inline,
+ * pull-driven: when the reader wants output, one output buffer (1 MiB) at
+ * a time. Either way it runs at most 2 MiB ahead of its reader and writes
+ * the same bytes.
  *
  * @example
  * ```ts
@@ -385,17 +679,16 @@ function lazyCall(make: (x: ZstdExports) => number, what: string) {
  */
 export function zstdCompressStream(options: ZstdCompressOptions = {}): ReadableWritablePair<Uint8Array, Uint8Array> {
   const level = checkLevel(options.level ?? ZSTD_DEFAULT_LEVEL);
+  const spawn = options.worker === false ? null : workerSpawner();
+  if (spawn !== null) return workerCompressStream(level, spawn);
   const call = lazyCall((x) => x.sb_cstream_new(level), `compressor at level ${level}`);
   /** The piece of input in the module's memory and how much of it zstd took. */
   let pieceLen = 0;
   let pos = 0;
 
-  /** One compressor call; the output buffer is full or, when `end`, the frame may be complete (ret 0). */
   const compress = (c: ZstdCall, end: boolean): number => {
-    const ret = c.x.sb_compress(c.stream, c.inPtr, pieceLen, pos, c.outPtr, OUT_BYTES, c.outPos, end ? ZSTD_E_END : ZSTD_E_CONTINUE);
-    if (c.errorCode(ret) !== 0) throw new CompressionError(`zstd compression failed: ${c.errorName(ret)}`);
+    const ret = compressStep(c, pieceLen, pos, end);
     pos = c.x.sb_in_pos(c.stream) >>> 0;
-    c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
     return ret;
   };
 

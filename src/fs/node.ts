@@ -38,7 +38,8 @@
 import * as fsp from "node:fs/promises";
 import { readFileSync, readlinkSync, type Stats } from "node:fs";
 import { hostname } from "node:os";
-import { setWasmReader } from "../../wasm/mod.js";
+import { Worker as ThreadWorker } from "node:worker_threads";
+import { setWasmReader, setZstdWorkerFactory, type ZstdWorker } from "../../wasm/mod.js";
 import { setProcessInfoSource } from "../lease.js";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
@@ -46,8 +47,35 @@ import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOption
 
 // wasm/ reads snapbundle's .wasm files only through a registered reader: importing this adapter registers one.
 setWasmReader(async (url) => new Uint8Array(await fsp.readFile(url)));
+// Compression runs on a Worker: Deno's and Bun's own; on Node one over worker_threads.
+if (typeof (globalThis as { Worker?: unknown }).Worker !== "function") setZstdWorkerFactory(threadWorker);
 // Leases name their owner's host, boot, pid namespace and start time from /proc (src/lease.ts).
 setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
+
+/**
+ * A `node:worker_threads` Worker running the module at `url`, seen as a Web
+ * Worker ({@link ZstdWorker}): what this adapter registers on Node.
+ *
+ * @example
+ * ```ts
+ * setZstdWorkerFactory((url) => threadWorker(url));
+ * ```
+ */
+export function threadWorker(url: URL): ZstdWorker {
+  const thread = new ThreadWorker(new URL("./node-worker.js", import.meta.url), { workerData: { entry: url.href } });
+  const worker: ZstdWorker = {
+    onmessage: null,
+    onerror: null,
+    postMessage: (message, transfer) => thread.postMessage(message, transfer as never),
+    terminate: () => void thread.terminate(),
+    ref: () => thread.ref(),
+    unref: () => thread.unref(),
+  };
+  thread.on("message", (data: unknown) => worker.onmessage?.({ data }));
+  thread.on("error", (error: Error) => worker.onerror?.({ message: error.message, error }));
+  thread.on("exit", (code: number) => worker.onerror?.({ message: `the Worker exited (code ${code}) before the stream ended` }));
+  return worker;
+}
 
 /**
  * Create the `node:fs` adapter. It keeps no state; one instance can be shared.
