@@ -271,6 +271,7 @@ describe("manifest: each field's rule, named with its dotted path", () => {
     ["upper.file is not .", (o) => ({ ...o, upper: { ...o.upper, file: "." } }), "upper.file", 'must be one normal path component (got ".")'],
     ["upper.file has no slash", (o) => ({ ...o, upper: { ...o.upper, file: "a/b" } }), "upper.file", 'must be one normal path component (got "a/b")'],
     ["upper.file has no NUL", (o) => ({ ...o, upper: { ...o.upper, file: "a\u0000b" } }), "upper.file", 'must be one normal path component (got "a\\u0000b")'],
+    ["upper.file is not a document name, and the error lists them all", (o) => ({ ...o, upper: { ...o.upper, file: "archive.json" } }), "upper.file", 'must not be a reserved name (manifest.json, snapshot.json, archive.json); got "archive.json"'],
     ["upper.size_bytes is a number, not its text", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "4096" } }), "upper.size_bytes", "must be a non-negative integer"],
     ["upper.size_bytes is written as an integer (no exponent)", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "@1e3" } }), "upper.size_bytes", "must be a non-negative integer"],
     ["upper.size_bytes is written as an integer (no fraction)", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "@10.5" } }), "upper.size_bytes", "must be a non-negative integer"],
