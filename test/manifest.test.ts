@@ -2,7 +2,20 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { InvalidManifest } from "../src/errors.js";
-import { canonicalManifestText, type Manifest, manifestDigest, parseManifest } from "../src/manifest.js";
+import { createHash } from "node:crypto";
+import {
+  canonicalManifest,
+  canonicalManifestText,
+  isDigestForm,
+  isNormalComponent,
+  type Manifest,
+  MAX_MANIFEST_BYTES,
+  manifestDigest,
+  parseJsonDocument,
+  parseManifest,
+  SPARSE_SHA256,
+  validateManifest,
+} from "../src/manifest.js";
 import { compareCodePoints, parseStrictJson, plainJson } from "../src/json.js";
 import { digestSafe, imageCacheKey, normalizeImageRef } from "../src/layout.js";
 
@@ -195,5 +208,180 @@ describe("strict JSON: bounded whatever the text holds", () => {
     assert.equal(Object.getPrototypeOf(o), null);
     assert.deepEqual(Object.keys(o), ["__proto__", "a"]);
     assert.deepEqual(o.a, [true, null, "s", 1.5]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Every rule of SPEC §2, one refusal at a time: the error names the file, the
+// field (dotted path from the root) and the rule it breaks.
+
+/** A RegExp matching `s` literally. */
+const literal = (s: string): RegExp => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+
+/** Assert that parsing `input` as `source` is refused with InvalidManifest whose message starts `source: ` and matches `rule`. */
+function refusedAs(input: string | Uint8Array, rule: RegExp, source?: string): void {
+  const named = source ?? "manifest.json";
+  assert.throws(
+    () => (source === undefined ? parseManifest(input) : parseManifest(input, source)),
+    (e: unknown) => {
+      assert.ok(e instanceof InvalidManifest, String(e));
+      assert.equal(e.code, "invalid-manifest");
+      assert.ok(e.message.startsWith(`${named}: `), e.message);
+      assert.match(e.message, rule);
+      return true;
+    },
+  );
+}
+/** The message of a field's refusal, to its end, as a RegExp. */
+const fieldRule = (field: string, rule: string): RegExp => new RegExp(`${literal(`: field "${field}" ${rule}`).source}$`);
+
+describe("manifest: each field's rule, named with its dotted path", () => {
+  const SRC = "/h/snapshots/x/manifest.json";
+  const base = () => JSON.parse(VECTOR);
+  const missing = "is missing (every field must be present, null where allowed)";
+  const cases: [string, (o: any) => unknown, string, string][] = [
+    ["the root is an object", () => [], "", "must be an object"],
+    ["the root is an object, not null", () => null, "", "must be an object"],
+    ["image is an object", (o) => ({ ...o, image: "docker.io/x" }), "image", "must be an object"],
+    ["upper is an object", (o) => ({ ...o, upper: null }), "upper", "must be an object"],
+    ["upper.integrity is null or an object", (o) => ({ ...o, upper: { ...o.upper, integrity: "sha256:bb" } }), "upper.integrity", "must be an object"],
+    ["upper.integrity is not an array", (o) => ({ ...o, upper: { ...o.upper, integrity: [] } }), "upper.integrity", "must be an object"],
+    ["an unknown top-level field", (o) => ({ ...o, note: "x" }), "note", "is not a known field"],
+    ["an unknown field in upper", (o) => ({ ...o, upper: { ...o.upper, mode: 420 } }), "upper.mode", "is not a known field"],
+    ["an unknown field in upper.integrity", (o) => ({ ...o, upper: { ...o.upper, integrity: { ...o.upper.integrity, extra: null } } }), "upper.integrity.extra", "is not a known field"],
+    ["labels missing", (o) => { delete o.labels; return o; }, "labels", missing],
+    ["image.ref missing", (o) => { delete o.image.ref; return o; }, "image.ref", missing],
+    ["upper.integrity.digest missing", (o) => { delete o.upper.integrity.digest; return o; }, "upper.integrity.digest", missing],
+    ["format is a string", (o) => ({ ...o, format: 1 }), "format", "must be a string"],
+    ["format may not be null", (o) => ({ ...o, format: null }), "format", "must be a string"],
+    ["format is raw or qcow2, case and all", (o) => ({ ...o, format: "RAW" }), "format", 'must be "raw" or "qcow2" (got "RAW")'],
+    ["fstype may not be null", (o) => ({ ...o, fstype: null }), "fstype", "must be a string"],
+    ["image.ref is a string", (o) => ({ ...o, image: { ...o.image, ref: 5 } }), "image.ref", "must be a string"],
+    ["image.manifest_digest may not be null", (o) => ({ ...o, image: { ...o.image, manifest_digest: null } }), "image.manifest_digest", "must be a string"],
+    ["image.manifest_digest has a colon", (o) => ({ ...o, image: { ...o.image, manifest_digest: "sha256" } }), "image.manifest_digest", 'must have the form algo:hex (got "sha256")'],
+    ["parent is a digest: not a bare colon", (o) => ({ ...o, parent: ":" }), "parent", 'must have the form algo:hex (got ":")'],
+    ["parent is a digest: hex not empty", (o) => ({ ...o, parent: "a:" }), "parent", 'must have the form algo:hex (got "a:")'],
+    ["created_at is a string", (o) => ({ ...o, created_at: 0 }), "created_at", "must be a string"],
+    ["created_at may not be null", (o) => ({ ...o, created_at: null }), "created_at", "must be a string"],
+    ["source_sandbox is a string or null", (o) => ({ ...o, source_sandbox: 5 }), "source_sandbox", "must be a string or null"],
+    ["labels is an object, not an array", (o) => ({ ...o, labels: [] }), "labels", "must be an object of strings"],
+    ["labels is an object, not null", (o) => ({ ...o, labels: null }), "labels", "must be an object of strings"],
+    ["a label value is a string, not null", (o) => ({ ...o, labels: { ...o.labels, a: null } }), "labels.a", "must be a string"],
+    ["upper.file is a string", (o) => ({ ...o, upper: { ...o.upper, file: 5 } }), "upper.file", "must be a string"],
+    ["upper.file is not .", (o) => ({ ...o, upper: { ...o.upper, file: "." } }), "upper.file", 'must be one normal path component (got ".")'],
+    ["upper.file has no slash", (o) => ({ ...o, upper: { ...o.upper, file: "a/b" } }), "upper.file", 'must be one normal path component (got "a/b")'],
+    ["upper.file has no NUL", (o) => ({ ...o, upper: { ...o.upper, file: "a\u0000b" } }), "upper.file", 'must be one normal path component (got "a\\u0000b")'],
+    ["upper.file is not a document name, and the error lists them all", (o) => ({ ...o, upper: { ...o.upper, file: "archive.json" } }), "upper.file", 'must not be a reserved name (manifest.json, snapshot.json, archive.json); got "archive.json"'],
+    ["upper.size_bytes is a number, not its text", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "4096" } }), "upper.size_bytes", "must be a non-negative integer"],
+    ["upper.size_bytes is written as an integer (no exponent)", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "@1e3" } }), "upper.size_bytes", "must be a non-negative integer"],
+    ["upper.size_bytes is written as an integer (no fraction)", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "@10.5" } }), "upper.size_bytes", "must be a non-negative integer"],
+    ["upper.size_bytes is not negative", (o) => ({ ...o, upper: { ...o.upper, size_bytes: -4096 } }), "upper.size_bytes", "must be a non-negative integer"],
+    ["upper.size_bytes is at most 2^53-1", (o) => ({ ...o, upper: { ...o.upper, size_bytes: "@9007199254740992" } }), "upper.size_bytes", "must not exceed 2^53-1"],
+    ["upper.integrity.algorithm is a string", (o) => ({ ...o, upper: { ...o.upper, integrity: { ...o.upper.integrity, algorithm: 1 } } }), "upper.integrity.algorithm", "must be a string"],
+    ["upper.integrity.digest is a digest", (o) => ({ ...o, upper: { ...o.upper, integrity: { ...o.upper.integrity, digest: "bb" } } }), "upper.integrity.digest", 'must have the form algo:hex (got "bb")'],
+    ["upper.integrity.digest may not be null", (o) => ({ ...o, upper: { ...o.upper, integrity: { ...o.upper.integrity, digest: null } } }), "upper.integrity.digest", "must be a string"],
+  ];
+  for (const [name, mutate, field, rule] of cases) {
+    test(`rule: ${name}`, () => {
+      // "@…" marks a number literal to write as is (JSON.stringify would normalise it)
+      const text = JSON.stringify(mutate(base())).replace(/"@([^"]*)"/, "$1");
+      refusedAs(text, fieldRule(field, rule), SRC);
+    });
+  }
+  test("rule: without a source, errors name manifest.json", () => {
+    refusedAs(VECTOR.replace('"fstype":"ext4"', '"fstype":""'), fieldRule("fstype", "must not be empty"));
+  });
+  test("rule: what the schema allows is accepted as written: qcow2, empty created_at and source_sandbox, a parent digest, null integrity, size 0 and 2^53-1", () => {
+    const o = base();
+    Object.assign(o, { format: "qcow2", created_at: "", source_sandbox: "", parent: "a:b" });
+    o.upper = { file: "...", size_bytes: 9007199254740991, integrity: null };
+    const text = JSON.stringify(o);
+    const m = parseManifest(text);
+    assert.deepEqual(m, JSON.parse(text));
+    assert.equal(canonicalManifestText(m), text);
+    const zero = parseManifest(text.replace("9007199254740991", "0"));
+    assert.equal(zero.upper.size_bytes, 0);
+  });
+  test("rule: the parsed manifest holds exactly what the file says (JSON.parse as the oracle)", () => {
+    assert.deepEqual(parseManifest(VECTOR), JSON.parse(VECTOR));
+    assert.deepEqual(parseManifest(new TextEncoder().encode(VECTOR)), JSON.parse(VECTOR));
+    assert.equal(parseManifest(VECTOR).upper.integrity?.algorithm, SPARSE_SHA256);
+  });
+  test("rule: size_bytes written -0 is the integer 0, read and written back as 0", () => {
+    const m = parseManifest(VECTOR.replace("4294967296", "-0"));
+    assert.ok(Object.is(m.upper.size_bytes, 0));
+    assert.equal(canonicalManifestText(m), VECTOR.replace("4294967296", "0"));
+  });
+});
+
+describe("manifest: the document, before its fields", () => {
+  test("rule: manifest bytes are at most MAX_MANIFEST_BYTES (1 MiB); exactly the limit is fine", () => {
+    assert.equal(MAX_MANIFEST_BYTES, 1 << 20);
+    const atLimit = new TextEncoder().encode(VECTOR + " ".repeat(MAX_MANIFEST_BYTES - VECTOR.length));
+    assert.equal(atLimit.length, MAX_MANIFEST_BYTES);
+    assert.equal(parseManifest(atLimit).fstype, "ext4");
+    const over = new TextEncoder().encode(VECTOR + " ".repeat(MAX_MANIFEST_BYTES - VECTOR.length + 1));
+    refusedAs(over, literal(`/x/manifest.json: manifest is ${MAX_MANIFEST_BYTES + 1} bytes; the limit is ${MAX_MANIFEST_BYTES}`), "/x/manifest.json");
+  });
+  test("rule: any metadata document is bounded by the limit its caller names, and named by what it is", () => {
+    const doc = new TextEncoder().encode('{"a":1}');
+    assert.equal(parseJsonDocument(doc, "/s/snapshot.json", "descriptor", doc.length).kind, "object");
+    assert.throws(
+      () => parseJsonDocument(doc, "/s/snapshot.json", "descriptor", doc.length - 1),
+      (e: unknown) => e instanceof InvalidManifest && e.code === "invalid-manifest" && /^\/s\/snapshot\.json: descriptor is 7 bytes; the limit is 6$/.test(e.message),
+    );
+    assert.throws(
+      () => parseJsonDocument(new Uint8Array([0x7b, 0xc3, 0x7d]), "/s/snapshot.json", "descriptor", 100),
+      (e: unknown) => e instanceof InvalidManifest && e.code === "invalid-manifest" && /^\/s\/snapshot\.json: descriptor is not valid UTF-8$/.test(e.message),
+    );
+  });
+  test("rule: manifest bytes must be UTF-8; the error names the file", () => {
+    refusedAs(new Uint8Array([0x7b, 0xed, 0xa0, 0x80, 0x7d]), /^\/x\/m\.json: manifest is not valid UTF-8$/, "/x/m.json");
+  });
+  test("rule: JSON faults are reported with the parser's rule and offset, and a BOM is not whitespace", () => {
+    refusedAs(VECTOR.slice(0, 24), /^\/x\/m\.json: not valid JSON: unterminated string at offset 24$/, "/x/m.json");
+    refusedAs(new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(VECTOR)]), /^\/x\/m\.json: not valid JSON: unexpected character "\ufeff" at offset 0$/, "/x/m.json");
+    const dup = VECTOR.replace('"fstype":"ext4"', '"fstype":"ext4","fstype":"xfs"');
+    refusedAs(dup, literal(`/x/m.json: not valid JSON: duplicate key "fstype" at offset ${dup.lastIndexOf('"fstype"')}`), "/x/m.json");
+  });
+});
+
+describe("manifest: digest forms and path components", () => {
+  test("rule: a digest is algo:hex with both parts non-empty (the first colon splits them)", () => {
+    for (const s of ["a:b", "sha256:00", "a:b:c", "a::"]) assert.equal(isDigestForm(s), true, s);
+    for (const s of ["", ":", "a:", ":b", "ab", "::"]) assert.equal(isDigestForm(s), false, s);
+  });
+  test("rule: a normal path component is not empty, not . or .., and has no / or NUL", () => {
+    for (const s of ["a", "...", ".a", "a.", "upper.ext4", "a b", "\\"]) assert.equal(isNormalComponent(s), true, s);
+    for (const s of ["", ".", "..", "/", "a/", "/a", "a/b", "\0", "a\0"]) assert.equal(isNormalComponent(s), false, JSON.stringify(s));
+  });
+});
+
+describe("manifest: validate, canonical bytes and digest of a manifest built in code", () => {
+  const m = (): Manifest => parseManifest(VECTOR);
+  test("rule: validateManifest returns the manifest it checks, and refuses what parseManifest refuses, naming its source", () => {
+    assert.deepEqual(validateManifest(m()), m());
+    const bad = { ...m(), fstype: "" };
+    assert.throws(() => validateManifest(bad), (e: unknown) => e instanceof InvalidManifest && e.code === "invalid-manifest" && /^manifest\.json: field "fstype" must not be empty$/.test(e.message));
+    assert.throws(() => validateManifest(bad, "manifest for /d"), (e: unknown) => e instanceof InvalidManifest && e.code === "invalid-manifest" && /^manifest for \/d: field "fstype" must not be empty$/.test(e.message));
+  });
+  test("rule: the canonical form writes null fields as null and present ones as values, in schema order", () => {
+    const variants: Manifest[] = [
+      { ...m(), parent: "sha256:cc", source_sandbox: null, upper: { ...m().upper, integrity: null } },
+      { ...m(), parent: null, source_sandbox: "sb", labels: {} },
+    ];
+    for (const v of variants) {
+      const text = canonicalManifestText(v);
+      assert.deepEqual(JSON.parse(text), v);
+      assert.deepEqual(Object.keys(JSON.parse(text)), ["schema", "format", "fstype", "image", "parent", "created_at", "labels", "upper", "source_sandbox"]);
+      assert.equal(canonicalManifestText(parseManifest(text)), text);
+    }
+  });
+  test("rule: the digest is sha256: + hex SHA-256 of the canonical UTF-8 bytes", async () => {
+    const v = { ...m(), labels: { "\u00e9": "\u{1F600}" } };
+    const bytes = canonicalManifest(v);
+    assert.deepEqual(bytes, new TextEncoder().encode(canonicalManifestText(v)));
+    assert.equal(bytes.length, canonicalManifestText(v).length + 1 + 2); // é is 2 bytes, 😀 is 4 (2 UTF-16 units)
+    assert.equal(await manifestDigest(v), `sha256:${createHash("sha256").update(bytes).digest("hex")}`);
   });
 });
