@@ -237,6 +237,8 @@ describe("grammar: types and paths, rule by rule", () => {
     assert.deepEqual(g.admit(dir("cache/fsmeta/")), { do: "directory", place: { area: "cache", kind: "fsmeta", file: null } });
     assert.deepEqual(g.admit(file("cache/fsmeta/f.erofs", 3)), { do: "file", place: { area: "cache", kind: "fsmeta", file: "f.erofs" } });
     assert.deepEqual(g.admit(file("cache/manifests/k.json", 3)), { do: "file", place: { area: "cache", kind: "manifests", file: "k.json" } });
+    // only a snapshot's manifest.json is read as a manifest: image metadata of that name is streamed
+    assert.deepEqual(g.admit(file("cache/manifests/manifest.json", 3)), { do: "file", place: { area: "cache", kind: "manifests", file: "manifest.json" } });
   });
   test("rule: cache files are reported in archive order, and only files", () => {
     const entries = [dir("cache/"), file("cache/vmdk/b.vmdk", 1), dir("cache/layers/"), file("cache/layers/a.erofs", 2), file(`${P}/manifest.json`, 1), file(`${P}/upper.ext4`, 8192)];
@@ -353,7 +355,7 @@ describe("grammar: the microsandbox 0.6 layout", () => {
     for (const d of ["snapshots/", "files/", "images/", `snapshots/${HEX}/`, `files/${HEX}/`, "images/layers/", "images/manifests"]) {
       assert.deepEqual(g.admit(dir(d)), { do: "directory", place: { area: "msb06", role: "directory", path: d, file: null } }, d);
     }
-    for (const d of [`images/${HEX}/`, "images/bin/", "images/toString/", `files/${HEX.toUpperCase()}/`, "snapshots/abc/", `snapshots/${HEX}/x/`, `files/${HEX}0/`]) {
+    for (const d of [`images/${HEX}/`, "images/bin/", "images/toString/", `files/${HEX.toUpperCase()}/`, "snapshots/abc/", `snapshots/${HEX}/x/`, `files/${HEX}0/`, "images/layers/x/", "files/layers/"]) {
       throwsRule(() => new BundleGrammar({ label: "t.tar" }).admit(dir(d)), [
         new RegExp(`^t\\.tar: archive entry ${JSON.stringify(d).replace(/[/.]/g, "\\$&")}: unsupported 0\\.6 bundle path \\(directories are snapshots/, files/, images/, snapshots/<64hex>/, files/<64hex>/ and images/<kind>/ only\\)$`),
       ]);
@@ -380,6 +382,8 @@ describe("grammar: the microsandbox 0.6 layout", () => {
     const g = new BundleGrammar({ label: "t.tar" });
     assert.deepEqual(g.admit(file("files/manifest.json", 1)), { do: "manifest", place: { area: "snapshot", prefix: "files", file: "manifest.json" }, maxBytes: 1 << 20 });
     assert.deepEqual(g.admit(file("x/archive.json", 1)), { do: "file", place: { area: "snapshot", prefix: "x", file: "archive.json" } });
+    // archive.json is the inventory only at the top: as a directory name it is a snapshot prefix
+    assert.deepEqual(g.admit(file("archive.json/upper.ext4", 1)), { do: "file", place: { area: "snapshot", prefix: "archive.json", file: "upper.ext4" } });
     throwsRule(() => new BundleGrammar({ label: "t.tar" }).admit(file("snapshots", 1)), [/"snapshots": unsupported snapshot path \(a snapshot file must be <dir>\/<file>/]);
   });
   test("rule: 0.6 document sizes — archive.json at most 4 MiB, snapshot.json at most 1 MiB, image metadata at most 64 MiB", () => {
