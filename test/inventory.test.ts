@@ -63,6 +63,8 @@ describe("inventory: parsing archive.json", () => {
     const inv = parseInventory(bytes, LABEL);
     assert.deepEqual(serializeInventory(inv), bytes);
     assert.equal(inv.head, ID2);
+    assert.equal(inv.schema, 1);
+    assert.equal(inv.artifact, "snapshot-archive");
     assert.equal(inv.suggested_name, "py");
     assert.deepEqual(inv.entries[0]!.transport_integrity, { algorithm: MEMBER, digest: B3("a") });
     assert.equal(inv.entries[1]!.owner_snapshot, null);
@@ -125,6 +127,7 @@ describe("inventory: parsing archive.json", () => {
     parseRefused((i) => (i.protection_requirements = {}), /: protection_requirements must be an array$/);
     parseRefused((i) => (i.extensions = []), /: extensions must be an object$/);
     parseRefused((i) => (i.requires = [MEMBER, 1]), /: requires\[1\] must be a string$/);
+    parseRefused((i) => (i.requires = {}), /: requires must be an array$/);
     parseRefused((i) => (i.snapshots[0].snapshot_id = 1), /: snapshots\[0\]\.snapshot_id must be a string$/);
     parseRefused((i) => (i.snapshots[1].descriptor = null), /: snapshots\[1\]\.descriptor must be a string$/);
     parseRefused((i) => (i.entries[1].path = 1), /: entries\[1\]\.path must be a string$/);
@@ -151,6 +154,8 @@ describe("inventory: parsing archive.json", () => {
     const m = (o: object) => ({ algorithm: "msb-file-merkle-blake3-v1", root: B3("f"), logical_size: 5, leaf_size: 65536, ...o });
     at(m({ root: SHA("f") }), /: entries\[1\]\.integrity\.root must be "blake3:" followed by 64 lowercase hex digits$/);
     at(m({ leaf_size: 4096 }), /: entries\[1\]\.integrity\.leaf_size must be 65536$/);
+    at(m({ root: 5 }), /: entries\[1\]\.integrity\.root must be a string$/);
+    at(m({ leaf_size: "65536" }), /: entries\[1\]\.integrity\.leaf_size must be a non-negative integer$/);
     at(m({ logical_size: -5 }), /: entries\[1\]\.integrity\.logical_size must be a non-negative integer$/);
     assert.deepEqual(parsed((i) => (i.entries[1].integrity = { algorithm: "msb-sparse-sha256-v1", digest: SHA("e") })).entries[1]!.integrity, { algorithm: "msb-sparse-sha256-v1", digest: SHA("e") });
   });
@@ -169,6 +174,9 @@ describe("inventory: parsing archive.json", () => {
     textRefused(canonical + "\n", msg);
     textRefused(canonical.replace('"with_parents":true,"with_image":true', '"with_image":true,"with_parents":true'), msg); // same length, other order
     textRefused(canonical.replace('"suggested_name":"py"', '"suggested_name":"\\u0070y"'), msg);
+    // extensions are a map sorted by key, as serde writes a BTreeMap
+    parseRefused((i) => (i.extensions = { b: 1, a: 2 }), msg);
+    assert.deepEqual(Object.keys(parsed((i) => (i.extensions = { a: 2, b: 1 })).extensions), ["a", "b"]);
   });
 });
 
@@ -299,6 +307,9 @@ describe("inventory: against the members present (load step 3)", () => {
     const H3 = "3".repeat(64);
     const other = parsed((i) => { i.entries[2] = { ...i.entries[2], path: `snapshots/${H1}/snapshot.json`, owner_snapshot: `sha256:${H3}`, integrity: { algorithm: "sha256", digest: `sha256:${H3}` } }; });
     membersRefused(other, observedOf(other), rule);
+    // every listed snapshot has its descriptor, and one more descriptor names a snapshot not listed
+    const extra = parsed((i) => i.entries.push({ ...i.entries[3], path: `snapshots/${H3}/snapshot.json`, owner_snapshot: `sha256:${H3}`, integrity: { algorithm: "sha256", digest: `sha256:${H3}` } }));
+    membersRefused(extra, observedOf(extra), rule);
   });
 });
 
@@ -320,6 +331,9 @@ describe("inventory: owner bindings (load step 6)", () => {
     bindRefused(inv0(), m, rule);
     const swapped = new Map([[ID2, payloadDescriptor()], [SHA("3"), checkpointDescriptor()]]);
     bindRefused(inv0(), swapped, rule);
+    const more = imported();
+    more.set(SHA("3"), checkpointDescriptor());
+    bindRefused(inv0(), more, rule);
   });
   test("rule: a payload's owner is imported, holds file state, and names that path, size and integrity", () => {
     const p = `files/${H2}/upper.ext4`;
