@@ -17,7 +17,7 @@
 //   SNAPBUNDLE_MUTATE_TESTS="json manifest" npm run mutate -- --mutate src/json.ts
 const tests = (process.env.SNAPBUNDLE_MUTATE_TESTS ??
   [
-    "json", "manifest", "grammar", "tar", "tar-rules", "store-rules", "promote", "journal", "cache-install",
+    "json", "manifest", "grammar", "inventory", "tar", "tar-rules", "store-rules", "promote", "journal", "cache-install",
     "durability", "roundtrip", "load-hostile", "snapshot-store", "fuzz", "msb06-artifacts", "msb06-bundles",
     "bundle-inspect06", "interop", "zstd-cli", "faults",
   ].join(" "))
