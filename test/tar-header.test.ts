@@ -74,6 +74,8 @@ describe("numeric fields: GNU base-256", () => {
   test("rule: a negative base-256 value whose magnitude passes 2^53 is refused as out of range", async () => {
     await refused(one({ name: "t", edit: (b) => b.set(base256Negative(-(2n ** 60n)), 136) }), /"t".*mtime field: base-256 number is out of range/);
     await refused(one({ name: "t", edit: (b) => b.set(base256Negative(-(2n ** 54n)), 136) }), /"t".*mtime field: base-256 number is out of range/);
+    // -2^53 itself: its magnitude is past 2^53-1, and it is not a safe integer.
+    await refused(one({ name: "t", edit: (b) => b.set(base256Negative(-(2n ** 53n)), 136) }), /"t".*mtime field: base-256 number is out of range/);
   });
 
   test("rule: a negative base-256 number is refused where it is not allowed (size, mode)", async () => {
