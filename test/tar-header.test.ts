@@ -294,6 +294,9 @@ describe("string fields", () => {
   test("rule: a name ends at its first NUL; bytes after it are ignored", async () => {
     const [e] = await readAll(bytesStream(one({ name: "ab", edit: (b) => b.set(raw("junk"), 3) })));
     assert.equal(e!.path, "ab");
+    // A field that starts with NUL is empty: a regular file has no link name, a POSIX header no prefix.
+    const [f] = await readAll(bytesStream(one({ name: "plain", magic: "ustar", edit: (b) => (b.set(raw("junk"), 158), b.set(raw("junk"), 346)) })));
+    assert.deepEqual([f!.path, f!.linkname], ["plain", ""]);
   });
 
   test("rule: a byte-order mark is part of the name, kept as is", async () => {
