@@ -185,6 +185,8 @@ describe("GNU.sparse records", () => {
       pairs: [{ offset: 0, length: 512 }, { offset: 4096, length: 10 }],
     });
     throwsRule(() => pax([r("GNU.sparse.offset", "0"), r("GNU.sparse.offset", "512")]), /PAX GNU\.sparse\.offset is not followed by GNU\.sparse\.numbytes/);
+    // Refused at the second offset, even when a numbytes follows it (the first offset is not dropped).
+    throwsRule(() => pax([r("GNU.sparse.offset", "0"), r("GNU.sparse.offset", "512"), r("GNU.sparse.numbytes", "5")]), /PAX GNU\.sparse\.offset is not followed by GNU\.sparse\.numbytes/);
     throwsRule(() => pax([r("GNU.sparse.offset", "0"), r("GNU.sparse.numbytes", "5"), r("GNU.sparse.offset", "512")]), /PAX GNU\.sparse\.offset is not followed by GNU\.sparse\.numbytes/);
     throwsRule(() => pax([r("GNU.sparse.numbytes", "5")]), /PAX GNU\.sparse\.numbytes without a GNU\.sparse\.offset before it/);
     throwsRule(() => pax([r("GNU.sparse.offset", "0"), r("GNU.sparse.numbytes", "5"), r("GNU.sparse.numbytes", "5")]), /PAX GNU\.sparse\.numbytes without a GNU\.sparse\.offset before it/);
