@@ -71,6 +71,22 @@ describe("segments()", () => {
     }
   });
 
+  test("rule: after the reader moves on, an entry's data is gone", async () => {
+    const seen: TarEntry[] = [];
+    for await (const e of readTar(bytesStream(two()))) seen.push(e);
+    assert.throws(() => seen[0]!.segments(), (x: unknown) => x instanceof ArchiveError && x.code === "archive" && /archive entry "a": data is gone, the reader has moved past it/.test(x.message));
+    // A generator taken before moving on fails on its next read.
+    const gens: AsyncGenerator<unknown>[] = [];
+    for await (const e of readTar(bytesStream(two(), [100]))) {
+      const g = e.segments();
+      if (e.path === "a") await g.next(); // read one piece, then leave the rest
+      gens.push(g);
+    }
+    // Partly read, or taken and never read: either way an error, never a silently short file.
+    await rejectsRule(gens[0]!.next(), /archive entry "a": data is gone, the reader has moved past it/);
+    await rejectsRule(gens[1]!.next(), /archive entry "b": data is gone, the reader has moved past it/);
+  });
+
   test("rule: data pieces come in order with their logical offsets", async () => {
     const data = Uint8Array.from({ length: 1500 }, (_, i) => i % 251);
     const bytes = concatBytes(craftHeader({ name: "f", size: 1500 }), craftData(data), END);
