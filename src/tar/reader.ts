@@ -220,7 +220,7 @@ class Entry implements TarEntry {
     const map = this.sparseMap;
     if (map === null) {
       let logical = 0;
-      while (this.#remaining > 0) {
+      while (logical < this.storedSize) {
         const data = await this.#take(this.#remaining);
         const offset = logical;
         logical += data.length;
