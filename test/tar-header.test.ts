@@ -19,6 +19,7 @@ import {
 } from "../src/tar/header.js";
 import { bytesStream, readAll, writeTarBytes } from "./helpers/tar-tools.js";
 import { base256, base256Negative, concatBytes, craftData, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
+import { throwsRule } from "./helpers/archive-rules.js";
 
 const enc = new TextEncoder();
 const MAX = 2n ** 53n - 1n;
@@ -37,16 +38,6 @@ async function refused(bytes: Uint8Array, pattern: RegExp): Promise<void> {
 const fail = (rule: string): never => {
   throw new ArchiveError(`field: ${rule}`);
 };
-
-/** `fn` throws an ArchiveError (code "archive") whose message matches `pattern`. */
-function throwsRule(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 /** One entry with the header `h`, no data, and the end marker. */
 const one = (h: Parameters<typeof craftHeader>[0]) => concatBytes(craftHeader(h), END);

@@ -10,6 +10,7 @@ import { ArchiveError } from "../src/errors.js";
 import { checkGlobalPax, isIgnorablePaxKey, parsePax, parseSparseMapRecord } from "../src/tar/pax.js";
 import { bytesStream, readAll } from "./helpers/tar-tools.js";
 import { concatBytes, craftData, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
+import { throwsRule } from "./helpers/archive-rules.js";
 
 const enc = new TextEncoder();
 
@@ -17,16 +18,6 @@ const enc = new TextEncoder();
 const fail = (rule: string): never => {
   throw new ArchiveError(`tar header at offset 0: ${rule}`);
 };
-
-/** `fn` throws an ArchiveError (code "archive") whose message matches `pattern`. */
-function throwsRule(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 /** The reader rejects `bytes` with an ArchiveError (code "archive") whose message matches `pattern`. */
 async function refused(bytes: Uint8Array, pattern: RegExp, options?: Parameters<typeof readAll>[1]): Promise<void> {

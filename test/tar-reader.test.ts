@@ -10,28 +10,14 @@ import { ArchiveError } from "../src/errors.js";
 import { readTar, type ReadTarOptions, type TarEntry } from "../src/tar/mod.js";
 import { bytesStream, readAll } from "./helpers/tar-tools.js";
 import { concatBytes, craftData, craftHeader, craftPax, craftSparseExtension, END, paxRecord } from "./helpers/tar-craft.js";
+import { rejectsRule } from "./helpers/archive-rules.js";
 
 const enc = new TextEncoder();
 const r = paxRecord;
 
 /** The reader rejects `bytes` with an ArchiveError (code "archive") whose message matches `pattern`. */
 async function refused(bytes: Uint8Array, pattern: RegExp, options?: ReadTarOptions): Promise<void> {
-  await assert.rejects(readAll(bytesStream(bytes), options), (e: unknown) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
-
-/** `p` rejects with an ArchiveError (code "archive") whose message matches `pattern`. */
-async function rejectsRule(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  });
+  await rejectsRule(readAll(bytesStream(bytes), options), pattern);
 }
 
 describe("entry kinds", () => {

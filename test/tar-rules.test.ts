@@ -12,6 +12,7 @@ import {
   type SparseSegment,
 } from "../src/tar/sparse.js";
 import { base256 } from "./helpers/tar-craft.js";
+import { rejectsRule, throwsRule } from "./helpers/archive-rules.js";
 
 const thrower = (rule: string): never => {
   throw new Error(rule);
@@ -21,26 +22,6 @@ const thrower = (rule: string): never => {
 const fail = (rule: string): never => {
   throw new ArchiveError(`archive entry "s" (header at offset 0): ${rule}`);
 };
-
-/** `fn` throws an ArchiveError (code "archive") whose message matches `pattern`. */
-function throwsRule(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
-
-/** `p` rejects with an ArchiveError (code "archive") whose message matches `pattern`. */
-async function rejectsRule(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 const seg = (offset: number, length: number): SparseSegment => ({ offset, length });
 

@@ -7,7 +7,7 @@
  *
  * Platform-neutral: it uses only the Web Worker globals `onmessage` and
  * `postMessage`, which Deno and Bun give a Worker, and which the Node
- * adapter's entry (`src/fs/node-worker.ts`) provides over
+ * adapter (`src/fs/node.ts`, which a thread it starts runs first) provides over
  * `node:worker_threads`.
  *
  * @example
