@@ -42,6 +42,48 @@ const FLAGS = [
   "-DZSTD_LEGACY_SUPPORT=0",
   "-DDEBUGLEVEL=0",
 ];
+/**
+ * Edits made to zstd's sources before compiling, each required to match
+ * exactly once. One purpose: decode `zstd --long=31` frames (2 GiB windows).
+ * zstd caps windows at 2^30 when size_t is 32 bits, as on wasm32, because a
+ * 32-bit process rarely has 2 GiB of contiguous address space; a wasm32
+ * module has 4 GiB of its own. Its decoder already reads long offsets in two
+ * parts on 32-bit builds (at most 25 bits of the bit container per read); a
+ * 31-bit offset needs 6 bits in the second part instead of 5, which is what
+ * LONG_OFFSETS_MAX_EXTRA_BITS_32 becomes, and its asserts are moved with it.
+ * A 2 GiB window makes the streaming decoder's ring buffer a little over
+ * 2 GiB, and the room left in it was passed down as a block's destination
+ * capacity, which zstd adds to a pointer as a ptrdiff_t (32 bits here, so it
+ * turned negative and every compressed block was "too small"); a block never
+ * writes more than 128 KiB, so that capacity is capped at 1 GiB.
+ * Compression is unaffected: snapbundle sets only a level (windows ≤ 2^27)
+ * and the content checksum, never a window log.
+ */
+const SOURCE_EDITS = [
+  ["zstd.h", "#define ZSTD_WINDOWLOG_MAX_32    30", "#define ZSTD_WINDOWLOG_MAX_32    31"],
+  [
+    "decompress/zstd_decompress_block.c",
+    "ZSTD_STATIC_ASSERT(LONG_OFFSETS_MAX_EXTRA_BITS_32 == 5);",
+    "ZSTD_STATIC_ASSERT(LONG_OFFSETS_MAX_EXTRA_BITS_32 == 6);",
+  ],
+  [
+    "decompress/zstd_decompress.c",
+    "size_t const dstSize = isSkipFrame ? 0 : zds->outBuffSize - zds->outStart;",
+    "size_t const dstSize = isSkipFrame ? 0 : MIN(zds->outBuffSize - zds->outStart, (size_t)1 << 30);",
+  ],
+  ["compress/zstd_compress.c", "ZSTD_STATIC_ASSERT(ZSTD_WINDOWLOG_MAX_32 <= 30);", "ZSTD_STATIC_ASSERT(ZSTD_WINDOWLOG_MAX_32 <= 31);"],
+];
+
+/** Apply {@link SOURCE_EDITS} to the untarred sources; each must match exactly once. */
+function editSources(lib) {
+  for (const [file, from, to] of SOURCE_EDITS) {
+    const text = lib[file] === undefined ? undefined : Buffer.from(lib[file]).toString("utf8");
+    const count = text === undefined ? 0 : text.split(from).length - 1;
+    if (count !== 1) throw new Error(`zstd source edit: ${file} holds "${from}" ${count} times, not once`);
+    lib[file] = new TextEncoder().encode(text.replace(from, to));
+  }
+}
+
 const LINK_FLAGS = ["-mexec-model=reactor", "-Wl,--initial-memory=2097152", "-Wl,--max-memory=4294967296", "-Wl,--strip-all"];
 
 const log = (m) => process.stderr.write(`scripts/build-wasm.mjs: ${m}\n`);
@@ -60,6 +102,7 @@ function inputsHash() {
     clangVersion(),
     FLAGS.join(" "),
     LINK_FLAGS.join(" "),
+    JSON.stringify(SOURCE_EDITS),
   ]) {
     h.update(part);
     h.update("\0");
@@ -131,6 +174,7 @@ function tree(files) {
 
 async function compile() {
   const lib = untar(gunzipSync(sourceTarball()), ZSTD_SOURCE.lib);
+  editSources(lib);
   const pick = (dirs) => Object.keys(lib).filter((p) => new RegExp(`^(${dirs})/[^/]+\\.c$`).test(p)).sort();
   const sources = [
     "shim.c",

@@ -39,11 +39,50 @@ EXPORT(sb_cstream_new) sb_stream *sb_cstream_new(int level) {
   return s;
 }
 
+/*
+ * The decoder's allocator. malloc (dlmalloc over sbrk) never asks for 2 GiB
+ * or more at once, since sbrk's increment is signed; a `zstd --long=31`
+ * frame's window buffer is 2 GiB and a little more. Such a request is served
+ * by growing the memory itself, once: the region is kept for reuse by a later
+ * request that fits (a following frame) and never given back to malloc; the
+ * module's memory goes with its instance when the stream ends.
+ */
+#define SB_PAGE 65536u
+static void *sb_big = NULL;
+static size_t sb_big_size = 0;
+static int sb_big_used = 0;
+
+static void *sb_dalloc(void *opaque, size_t n) {
+  (void)opaque;
+  void *p = malloc(n);
+  if (p != NULL || n < ((size_t)1 << 30)) return p;
+  if (sb_big != NULL) {
+    if (sb_big_used || n > sb_big_size) return NULL;
+    sb_big_used = 1;
+    return sb_big;
+  }
+  size_t pages = n / SB_PAGE + (n % SB_PAGE != 0);
+  size_t old = __builtin_wasm_memory_grow(0, pages);
+  if (old == (size_t)-1) return NULL;
+  sb_big = (void *)(old * SB_PAGE);
+  sb_big_size = pages * SB_PAGE;
+  sb_big_used = 1;
+  return sb_big;
+}
+
+static void sb_dfree(void *opaque, void *p) {
+  (void)opaque;
+  if (p != NULL && p == sb_big) sb_big_used = 0;
+  else free(p);
+}
+
+static const ZSTD_customMem sb_dmem = {sb_dalloc, sb_dfree, NULL};
+
 /* A decompressor refusing frames whose window exceeds `max_window` bytes; 0 on failure. */
 EXPORT(sb_dstream_new) sb_stream *sb_dstream_new(size_t max_window) {
   sb_stream *s = calloc(1, sizeof(sb_stream));
   if (s == NULL) return NULL;
-  s->d = ZSTD_createDCtx();
+  s->d = ZSTD_createDCtx_advanced(sb_dmem);
   if (s->d == NULL || ZSTD_isError(ZSTD_DCtx_setMaxWindowSize(s->d, max_window))) {
     ZSTD_freeDCtx(s->d);
     free(s);

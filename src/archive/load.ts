@@ -83,7 +83,7 @@ export interface LoadOptions {
   readonly lockTimeoutMs?: number;
   /**
    * Largest zstd window a frame may need, in bytes (default 128 MiB, the
-   * `zstd` CLI's default; at most 1 GiB, zstd's 32-bit limit). The decoder
+   * `zstd` CLI's default; at most 2 GiB, the window of `zstd --long=31`). The decoder
    * holds up to one window of memory; a frame needing more is an {@link ArchiveError}.
    */
   readonly maxWindowBytes?: number;

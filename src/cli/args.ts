@@ -292,7 +292,7 @@ Options:
                 powers of 1024). A load reads and hashes every logical byte,
                 so this bounds what a tiny archive declaring a huge upper costs.
   --max-window SIZE
-                largest zstd window a frame may need (default 128M, at most 1G);
+                largest zstd window a frame may need (default 128M, at most 2G);
                 the decoder holds up to that much memory
 
 A bundle whose head snapshot is installed already (same digest) installs

@@ -44,7 +44,7 @@ export function maxWindowOption(values: Readonly<Record<string, unknown>>): numb
   const n = parseByteSize(v, "--max-window");
   if (n < 1024 || n > ZSTD_MAX_WINDOW_BYTES) {
     throw new UsageError(
-      `--max-window ${v}: must be a size from 1K to 1G, such as 128M or 1G (1 GiB is zstd's limit on 32-bit builds such as WebAssembly)`,
+      `--max-window ${v}: must be a size from 1K to 2G, such as 128M or 2G (2 GiB, zstd --long=31, is the largest window zstd decodes)`,
     );
   }
   return n;
