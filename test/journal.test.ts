@@ -1,9 +1,15 @@
-/** Rules of the promotion journal's recovery: src/archive/journal.ts. */
+/** Rules of the promotion journal and its recovery: src/archive/journal.ts. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { recoverInterruptedPromotion, writePromoteJournal } from "../src/archive/journal.js";
+import { Volume } from "memfs";
+import { pendingPromotionTargets, PROMOTE_JOURNAL, recoverInterruptedPromotion, writePromoteJournal } from "../src/archive/journal.js";
+import { SnapbundleError } from "../src/errors.js";
+import { memFs } from "../src/fs/memfs.js";
+import type { FileSystem } from "../src/fs/types.js";
 import { HomeLayout } from "../src/layout.js";
+import { join } from "../src/path.js";
 import { BACKENDS, IMAGE, makeHome, writeSparse } from "./helpers/homes.js";
+import { errorRule } from "./helpers/error-rules.js";
 
 describe("promotion journal recovery", () => {
   test("rule: recovery never removes a target whose digest is not the one the dead load installed", async () => {
@@ -29,6 +35,47 @@ describe("promotion journal recovery", () => {
       assert.deepEqual(await recoverInterruptedPromotion(fs, layout), []);
     } finally {
       cleanup();
+    }
+  });
+});
+
+const raw = async (fs: FileSystem, layout: HomeLayout, text: string) => {
+  await fs.mkdir(layout.cacheTmpDir, { recursive: true });
+  const h = await fs.open(join(layout.cacheTmpDir, PROMOTE_JOURNAL), "w");
+  try {
+    await h.write(new TextEncoder().encode(text), 0);
+  } finally {
+    await h.close();
+  }
+};
+
+describe("promotion journal", () => {
+  const layout = new HomeLayout("/h");
+
+  test("rule: a journal that does not list targets as {to, digest} is an invalid-journal error naming it", async () => {
+    const d = JSON.stringify("sha256:" + "a".repeat(64));
+    const bad = [
+      "null",
+      "3",
+      "[]",
+      '{"version":1}',
+      '{"version":1,"targets":{}}',
+      '{"version":1,"targets":[null]}',
+      '{"version":1,"targets":[{"to":"/h/snapshots/a"}]}',
+      `{"version":1,"targets":[{"digest":${d}}]}`,
+      `{"version":1,"targets":[{"to":"/h/snapshots/a","digest":${d}},{"to":1,"digest":${d}}]}`,
+      `{"version":1,"targets":[{"to":"/h/snapshots/a","digest":${d}},{"to":"/h/snapshots/b","digest":null}]}`,
+    ];
+    for (const text of bad) {
+      const fs = memFs(new Volume());
+      await raw(fs, layout, text);
+      for (const run of [() => pendingPromotionTargets(fs, layout), () => recoverInterruptedPromotion(fs, layout)]) {
+        await assert.rejects(
+          run(),
+          errorRule(SnapbundleError, "invalid-journal", /^promotion journal \/h\/cache\/tmp\/promote\.json does not list targets as \{to, digest\}$/),
+          text,
+        );
+      }
     }
   });
 });

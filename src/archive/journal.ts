@@ -92,7 +92,7 @@ async function readPromoteJournal(fs: FileSystem, layout: HomeLayout): Promise<P
     if (e instanceof FsError) throw e;
     throw new SnapbundleError("invalid-journal", `promotion journal ${path} is not valid JSON; remove it by hand after checking ${layout.snapshotsDir}`, { cause: e });
   }
-  const targets = (parsed as { targets?: unknown }).targets;
+  const targets = (parsed as { targets?: unknown } | null)?.targets;
   const valid = Array.isArray(targets) && targets.every((t) => typeof t?.to === "string" && typeof t?.digest === "string");
   if (!valid) throw new SnapbundleError("invalid-journal", `promotion journal ${path} does not list targets as {to, digest}`);
   return targets as PromoteTarget[];
