@@ -73,6 +73,16 @@ describe("segments()", () => {
     await rejectsRule(gens[1]!.next(), /archive entry "b": data is gone, the reader has moved past it/);
   });
 
+  test("rule: an entry left by breaking out of the loop has no data to give", async () => {
+    let left: TarEntry | undefined;
+    for await (const e of readTar(bytesStream(two()))) {
+      left = e;
+      break; // abandon the reader on the first entry, its data unread
+    }
+    assert.equal(left?.path, "a");
+    assert.throws(() => left!.segments(), (x: unknown) => x instanceof ArchiveError && x.code === "archive" && /archive entry "a": data is gone, the reader has moved past it/.test(x.message));
+  });
+
   test("rule: data pieces come in order with their logical offsets", async () => {
     const data = Uint8Array.from({ length: 1500 }, (_, i) => i % 251);
     const bytes = concatBytes(craftHeader({ name: "f", size: 1500 }), craftData(data), END);
@@ -158,6 +168,13 @@ describe("old-GNU sparse entries", () => {
       concatBytes(craftHeader({ name: "s", typeflag: "S", sparse: { map: [], realSize: 0 }, edit: (b) => b.set(enc.encode("0000000x000\0"), 483) }), END),
       /archive entry "s" \(header at offset 0\): sparse realsize field: numeric field holds/,
     );
+  });
+
+  test("rule: a header holding exactly the segment limit and marked extended is refused before the extension is read", async () => {
+    // The input ends right after the header: reading on would be a truncation instead.
+    const header = craftHeader({ name: "s", typeflag: "S", size: 40, sparse: { map: [[0, 10], [20, 10], [40, 10], [60, 10]], realSize: 100, isExtended: true } });
+    await refused(header, /^archive entry "s" \(header at offset 0\): sparse map has more than 4 segments$/, { maxSparseSegments: 4 });
+    await refused(header, /^archive truncated: input ends inside the sparse extension header at offset 512 of entry "s"$/, { maxSparseSegments: 5 });
   });
 
   test("rule: a truncated extension block names its offset and entry", async () => {
@@ -255,6 +272,12 @@ describe("labels and end of archive", () => {
     const bytes = concatBytes(craftHeader({ name: "a" }), END, new Uint8Array([1, 2, 3]));
     const entries = await readAll(bytesStream(bytes));
     assert.deepEqual(entries.map((e) => e.path), ["a"]);
+  });
+
+  test("rule: an end marker cut short names where its second block starts, or that only one block came", async () => {
+    const one = concatBytes(craftHeader({ name: "a" }), new Uint8Array(512));
+    await refused(concatBytes(one, new Uint8Array(100)), /^archive truncated: input ends inside the second end-of-archive block at offset 1024$/);
+    await refused(one, /^archive truncated: input ends after one zero block at offset 512 \(the end-of-archive marker is two\)$/);
   });
 
   test("rule: a lone zero block names both offsets", async () => {
