@@ -44,6 +44,7 @@ import {
   MERKLE_BLAKE3,
   MERKLE_LEAF_SIZE,
   isSha256Digest,
+  normalizeRfc3339,
   parseDescriptor,
   type SnapshotDescriptor,
   validateDescriptor,
@@ -294,7 +295,8 @@ export function rfc3339Now(): string {
  * into place only when complete, so nobody ever sees a half-made snapshot.
  * Throws {@link SnapshotAlreadyExists} if `dir` exists and `force` is not set,
  * {@link InvalidArgument} for an image digest the CLI's `--image-digest`
- * refuses (naming `image.manifest_digest` and the reason).
+ * refuses (naming `image.manifest_digest` and the reason), or a `createdAt`
+ * that is not RFC 3339.
  */
 export async function createSnapshot(fs: FileSystem, dir: string, options: CreateOptions): Promise<Snapshot> {
   const name = basename(dir);
@@ -302,6 +304,10 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
   // the CLI's --image-digest rule, from the same function: a digest microsandbox 0.6 accepts
   const digestRefused = digestProblem(options.image.manifest_digest);
   if (digestRefused !== null) throw new InvalidArgument(`image.manifest_digest ${JSON.stringify(options.image.manifest_digest)} ${digestRefused}`);
+  // Reading keeps a manifest's created_at as written; what we write is RFC 3339 in both forms.
+  if (options.createdAt !== undefined && normalizeRfc3339(options.createdAt) === null) {
+    throw new InvalidArgument(`createdAt ${JSON.stringify(options.createdAt)} must be an RFC 3339 timestamp, such as 2026-05-01T12:00:00Z`);
+  }
   if (options.parent != null && options.form === "snapshot" && !isSha256Digest(options.parent)) {
     throw new InvalidArgument(`parent ${JSON.stringify(options.parent)} must be "sha256:" followed by 64 lowercase hex digits in a snapshot.json`);
   }

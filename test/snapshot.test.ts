@@ -252,6 +252,22 @@ for (const backend of BACKENDS) {
       assert.equal((await verifySnapshot(fs, await openSnapshot(fs, `${root}/s`))).status, "verified");
     }));
 
+    test("rule: createdAt must be RFC 3339 in both forms, refused before anything is made; a valid one is written as given", T, inRoot(backend, async ({ fs, root }) => {
+      await write(fs, `${root}/u`, "data");
+      for (const form of ["manifest", "snapshot"] as const) {
+        for (const createdAt of ["yesterday", "2026-05-01", "2026-05-01T12:00:60Z", ""]) {
+          await assert.rejects(
+            createSnapshot(fs, `${root}/${form}`, { upper: `${root}/u`, image: IMAGE, form, createdAt }),
+            errorRule(InvalidArgument, "invalid-argument", new RegExp(`^createdAt ${JSON.stringify(createdAt)} must be an RFC 3339 timestamp, such as 2026-05-01T12:00:00Z$`)),
+          );
+        }
+      }
+      assert.deepEqual(await tree(fs, root), ["u"]);
+      // a manifest.json keeps the text as given (microsandbox 0.5 keeps it as written)
+      const m = await createSnapshot(fs, `${root}/m`, { upper: `${root}/u`, image: IMAGE, createdAt: "2026-05-01T13:00:00+01:00" });
+      assert.equal(m.manifest.created_at, "2026-05-01T13:00:00+01:00");
+    }));
+
     test("rule: a draft that does not validate is refused naming the descriptor for the target", T, inRoot(backend, async ({ fs, root }) => {
       await write(fs, `${root}/u`, "data");
       await assert.rejects(createSnapshot(fs, `${root}/m`, { upper: `${root}/u`, image: IMAGE, fstype: "" }), errorRule(InvalidManifest, "invalid-manifest", new RegExp(`^manifest for ${root}/m: `)));
