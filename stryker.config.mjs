@@ -15,6 +15,17 @@
 //
 // Narrow a run with --mutate, and its test files with SNAPBUNDLE_MUTATE_TESTS:
 //   SNAPBUNDLE_MUTATE_TESTS="json manifest" npm run mutate -- --mutate src/json.ts
+import { mkdirSync } from "node:fs";
+
+// The tests' scratch files go under Stryker's temp directory (ignored by git
+// and by the sandbox copy; Stryker cleans it after a successful run), not the
+// system /tmp: a test killed on a timeout (a mutant that loops, or writes a
+// disk image densely) cannot clean up, and such leftovers in /tmp once grew to
+// tens of GB and filled the disk mid-run.
+const scratch = new URL("./.stryker-tmp/scratch/", import.meta.url).pathname;
+mkdirSync(scratch, { recursive: true });
+process.env.TMPDIR = scratch;
+
 const tests = (process.env.SNAPBUNDLE_MUTATE_TESTS ??
   [
     // fast rule suites first: a mutant stops at the first suite that kills it
