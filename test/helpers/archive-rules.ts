@@ -1,15 +1,11 @@
 /** Assertions that an ArchiveError (code "archive") names a rule, shared by the tar rule suites. */
 import assert from "node:assert/strict";
 import { ArchiveError } from "../../src/errors.js";
+import { errorRule } from "./error-rules.js";
 
 /** A matcher for `assert.throws`/`rejects`: an ArchiveError with code "archive" whose message matches `pattern`. */
 export function archiveRule(pattern: RegExp): (e: unknown) => true {
-  return (e) => {
-    assert.ok(e instanceof ArchiveError, `expected ArchiveError, got ${String(e)}`);
-    assert.equal(e.code, "archive");
-    assert.match(e.message, pattern);
-    return true;
-  };
+  return errorRule(ArchiveError, "archive", pattern);
 }
 
 /** `fn` throws an ArchiveError (code "archive") whose message matches `pattern`. */
