@@ -51,6 +51,9 @@ export interface StrictJsonOptions {
   readonly maxValues?: number;
 }
 
+/** The longest number, in characters, a strict JSON document may hold. */
+const MAX_NUMBER_CHARS = 400;
+
 /**
  * Parse JSON text strictly, in time and memory linear in the text and
  * bounded by `options`. Throws {@link JsonSyntaxError}.
@@ -197,8 +200,12 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
     }
   };
   const number = (): JsonValue => {
-    const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    // Numbers are matched within a window of MAX_NUMBER_CHARS + 1, so the
+    // regex never scans a whole document; one that fills it is refused as too
+    // long rather than cut short into "trailing characters".
+    const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(i, i + MAX_NUMBER_CHARS + 1));
     if (!m) return fail("bad number");
+    if (m[0].length > MAX_NUMBER_CHARS) return fail(`number longer than ${MAX_NUMBER_CHARS} characters`);
     i += m[0].length;
     return { kind: "number", raw: m[0], value: Number(m[0]) };
   };

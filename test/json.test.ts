@@ -228,6 +228,16 @@ describe("strict JSON: what it refuses, naming the rule and the offset of the fa
     }
     assert.equal(parseStrictJson('{"a":{"a":1},"b":{"a":2}}').kind, "object");
   });
+  test("rule: a number longer than 400 characters is refused as too long, where it starts; one of 400 is read", () => {
+    const digits = (n: number) => "1" + "0".repeat(n - 1);
+    const at400 = parseStrictJson(`[${digits(400)}]`);
+    assert.ok(at400.kind === "array" && at400.items[0]?.kind === "number");
+    assert.equal(at400.items[0].raw, digits(400));
+    for (const text of [`[${digits(401)}]`, `{"size":${digits(1000)}}`, `-${digits(400)}`, `0.${"5".repeat(399)}`]) {
+      refused(text, /number longer than 400 characters/, text.search(/[-0-9]/));
+      assert.doesNotThrow(() => JSON.parse(text), text); // legal JSON, refused only by our bound
+    }
+  });
   test("rule: a lone surrogate — raw or escaped, leading or trailing — is refused (serde_json refuses it; JSON.parse keeps it)", () => {
     const lone: [string, RegExp, number][] = [
       ['"a\ud800"', /lone surrogate in string/, 2],
