@@ -29,6 +29,9 @@ async function streamed(facts: Facts, stored: Uint8Array, chunk: number): Promis
   return h.digest();
 }
 
+/** Entries and generators that a regression could leave waiting forever: fail instead of hanging. */
+const BOUNDED = { timeout: 10_000 };
+
 /** A hasher that keeps a copy of every byte it is given. */
 function recorder(): { update(d: Uint8Array): void; bytes(): Uint8Array } {
   const seen: Uint8Array[] = [];
@@ -136,7 +139,7 @@ describe("sparse descriptors", () => {
 });
 
 describe("hashing while bytes stream", () => {
-  test("rule: each chunk is hashed before it is passed on, so a consumer may reuse its buffer", async () => {
+  test("rule: each chunk is hashed before it is passed on, so a consumer may reuse its buffer", BOUNDED, async () => {
     const data = noise(4000, 4);
     const buf = new Uint8Array(1000);
     function* reused(): Generator<Uint8Array> {
@@ -158,7 +161,7 @@ describe("hashing while bytes stream", () => {
     assert.deepEqual(b.bytes(), data);
   });
 
-  test("rule: chunks from an async source are hashed in order", async () => {
+  test("rule: chunks from an async source are hashed in order", BOUNDED, async () => {
     const data = noise(3000, 5);
     async function* source(): AsyncGenerator<Uint8Array> {
       for (let at = 0; at < data.length; at += 512) yield data.slice(at, at + 512);
@@ -193,7 +196,7 @@ describe("hashing a tar entry", () => {
     return hashed;
   }
 
-  test("rule: the view gives the entry's segments and facts, and hashes every stored byte that passes", async () => {
+  test("rule: the view gives the entry's segments and facts, and hashes every stored byte that passes", BOUNDED, async () => {
     const logicals: Uint8Array[] = [];
     const hashed = await eachEntry(async (view, original) => {
       assert.deepEqual([view.entry.path, view.entry.size, view.entry.sparse], [original.path, original.size, original.sparse]);
@@ -209,7 +212,7 @@ describe("hashing a tar entry", () => {
     assert.deepEqual(logicals, [data, sparseLogical]);
   });
 
-  test("rule: drain reads and hashes what the consumer left, or the whole entry if it read none", async () => {
+  test("rule: drain reads and hashes what the consumer left, or the whole entry if it read none", BOUNDED, async () => {
     const partly = await eachEntry(async (view) => {
       const it = view.entry.segments();
       await it.next();
@@ -220,7 +223,7 @@ describe("hashing a tar entry", () => {
     assert.deepEqual(unread, [data, sparseData]);
   });
 
-  test("rule: the view's segments may be taken once: a second call is refused", async () => {
+  test("rule: the view's segments may be taken once: a second call is refused", BOUNDED, async () => {
     await eachEntry(async (view) => {
       view.entry.segments();
       assert.throws(() => view.entry.segments(), (e) => e instanceof Error && e.message === "hashingEntry: segments() may be called once");
@@ -228,7 +231,7 @@ describe("hashing a tar entry", () => {
     });
   });
 
-  test("rule: the member hash of a streamed sparse entry is the SPEC-msb06 hash of its stored bytes and its descriptors", async () => {
+  test("rule: the member hash of a streamed sparse entry is the SPEC-msb06 hash of its stored bytes and its descriptors", BOUNDED, async () => {
     for await (const entry of readTar(bytesStream(archive))) {
       const facts: Facts = {
         kind: memberKind(entry.path)!,

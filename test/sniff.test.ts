@@ -20,6 +20,9 @@ const READS = "snapbundle reads \\.tar and \\.tar\\.zst$";
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const refused = (pattern: string) => errorRule(ArchiveError, "archive", new RegExp(pattern));
 
+/** Streams that a regression could leave waiting forever: fail instead of hanging. */
+const BOUNDED = { timeout: 10_000 };
+
 /** Tars of one small file, written by GNU tar in each of its formats, and by bsdtar. */
 const tars = new Map<string, Uint8Array>();
 let foreign: ForeignFile[] = [];
@@ -153,7 +156,7 @@ describe("sniff: the start of the tar", () => {
 
 describe("sniff: opening a bundle", () => {
   for (const zstd of [false, true]) {
-    test(`rule: the opened ${zstd ? "zstd" : "plain"} bundle gives every tar byte, the peeked head included, whatever the chunking`, async () => {
+    test(`rule: the opened ${zstd ? "zstd" : "plain"} bundle gives every tar byte, the peeked head included, whatever the chunking`, BOUNDED, async () => {
       for (const name of ["gnu", "posix"]) {
         const tar = tars.get(name)!;
         const input = zstd ? zstdCli(tar) : tar;
@@ -168,7 +171,7 @@ describe("sniff: opening a bundle", () => {
     });
   }
 
-  test("rule: a refused input is cancelled with the refusal, so its file is closed", async () => {
+  test("rule: a refused input is cancelled with the refusal, so its file is closed", BOUNDED, async () => {
     const gz = foreign.find((f) => f.format === "a gzip file")!;
     const cases: [string, Uint8Array, string][] = [
       ["gzip", gz.bytes, `^in is a gzip file; ${READS}`],
@@ -190,7 +193,7 @@ describe("sniff: opening a bundle", () => {
     }
   });
 
-  test("rule: a source whose cancel fails still gives the refusal, not the cancel's error", async () => {
+  test("rule: a source whose cancel fails still gives the refusal, not the cancel's error", BOUNDED, async () => {
     const text = new TextEncoder().encode("not a tar at all\n".repeat(64));
     for (const bytes of [foreign.find((f) => f.format === "a gzip file")!.bytes, text]) {
       let at = 0;
@@ -207,7 +210,7 @@ describe("sniff: opening a bundle", () => {
     }
   });
 
-  test("rule: the zstd window limit applies when opening, and the refusal names the input", async () => {
+  test("rule: the zstd window limit applies when opening, and the refusal names the input", BOUNDED, async () => {
     // in small chunks: zstd decodes a frame it holds whole in one pass, without a window
     const zst = zstdCli(tars.get("gnu")!);
     await assert.rejects(
@@ -223,7 +226,7 @@ describe("sniff: opening a bundle", () => {
     await opened.tar.cancel();
   });
 
-  test("rule: a zstd input cut inside its first frame is a compression error naming the input", async () => {
+  test("rule: a zstd input cut inside its first frame is a compression error naming the input", BOUNDED, async () => {
     const zst = zstdCli(noise(4096, 3));
     await assert.rejects(
       openBundle(probedSource(zst.subarray(0, 200), 64).stream, "cut.tar.zst"),

@@ -17,6 +17,9 @@ import { concatBytes } from "./helpers/tar-craft.js";
 /** Let queued stream work (a pull that read-ahead would start) run. */
 const settle = () => new Promise((r) => setTimeout(r, 5));
 
+/** Streams that a regression could leave waiting forever: fail instead of hanging. */
+const BOUNDED = { timeout: 10_000 };
+
 /** A zstd skippable frame (magic `5? 2a 4d 18`, u32le size, that many bytes). */
 function skippableFrame(low: number, payload: Uint8Array): Uint8Array {
   const b = new Uint8Array(8 + payload.length);
@@ -28,7 +31,7 @@ function skippableFrame(low: number, payload: Uint8Array): Uint8Array {
 
 for (const backend of BACKENDS) {
   describe(`streams: a file as a stream on ${backend.label}`, () => {
-    test("rule: a file is read whole, in chunks of the size asked, the last one only as long as what is left", async () => {
+    test("rule: a file is read whole, in chunks of the size asked, the last one only as long as what is left", BOUNDED, async () => {
       const { fs, root, cleanup } = await backend.make();
       try {
         const data = noise(10_000, 4);
@@ -44,7 +47,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: the file is opened only when first read, and closed once at its end or on cancel", async () => {
+    test("rule: the file is opened only when first read, and closed once at its end or on cancel", BOUNDED, async () => {
       const { fs: inner, root, cleanup } = await backend.make();
       try {
         await writeBytes(inner, `${root}/f`, noise(3000, 5));
@@ -75,7 +78,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a failing read errors the stream with the filesystem's error, and the file is closed", async () => {
+    test("rule: a failing read errors the stream with the filesystem's error, and the file is closed", BOUNDED, async () => {
       const { fs: inner, root, cleanup } = await backend.make();
       try {
         await writeBytes(inner, `${root}/f`, noise(3000, 6));
@@ -97,7 +100,7 @@ for (const backend of BACKENDS) {
   });
 
   describe(`streams: a file as a sink on ${backend.label}`, () => {
-    test("rule: chunks written to a handle's sink land one after another, and the handle stays open for its owner", async () => {
+    test("rule: chunks written to a handle's sink land one after another, and the handle stays open for its owner", BOUNDED, async () => {
       const { fs, root, cleanup } = await backend.make();
       try {
         const parts = [noise(700, 1), noise(1, 2), noise(5000, 3)];
@@ -119,7 +122,7 @@ for (const backend of BACKENDS) {
 }
 
 describe("streams: counting", () => {
-  test("rule: the count reports the running total after each chunk, and the bytes pass unchanged", async () => {
+  test("rule: the count reports the running total after each chunk, and the bytes pass unchanged", BOUNDED, async () => {
     const totals: number[] = [];
     const data = noise(2500, 8);
     const out = await readChunks(probedSource(data, 1000).stream.pipeThrough(countingStream((n) => totals.push(n))));
@@ -129,7 +132,7 @@ describe("streams: counting", () => {
 });
 
 describe("streams: peeking", () => {
-  test("rule: the head holds at least the bytes asked for, reading only the chunks that hold them", async () => {
+  test("rule: the head holds at least the bytes asked for, reading only the chunks that hold them", BOUNDED, async () => {
     const data = noise(2000, 9);
     const source = probedSource(data, 100);
     const { head, stream } = await peekStream(source.stream, 512);
@@ -145,7 +148,7 @@ describe("streams: peeking", () => {
     assert.deepEqual(await readBytes(stream), data.subarray(600));
   });
 
-  test("rule: a head within one chunk is that chunk, exactly the size asked or more", async () => {
+  test("rule: a head within one chunk is that chunk, exactly the size asked or more", BOUNDED, async () => {
     const data = noise(1000, 10);
     for (const [chunk, n] of [[512, 512], [1000, 4]] as const) {
       const source = probedSource(data, chunk);
@@ -156,7 +159,7 @@ describe("streams: peeking", () => {
     }
   });
 
-  test("rule: an input shorter than the peek is all head, and the stream still ends", async () => {
+  test("rule: an input shorter than the peek is all head, and the stream still ends", BOUNDED, async () => {
     const data = noise(300, 11);
     const { head, stream } = await peekStream(probedSource(data, 128).stream, 512);
     assert.deepEqual(head, data);
@@ -166,7 +169,7 @@ describe("streams: peeking", () => {
     assert.deepEqual(await readChunks(empty.stream), [], "an empty input gives no chunk at all");
   });
 
-  test("rule: cancelling the peeked stream cancels the source with the same reason; a source error reaches the reader", async () => {
+  test("rule: cancelling the peeked stream cancels the source with the same reason; a source error reaches the reader", BOUNDED, async () => {
     const source = probedSource(noise(2000, 12), 100);
     const { stream } = await peekStream(source.stream, 150);
     const why = new Error("consumer gave up");
@@ -183,24 +186,24 @@ describe("streams: peeking", () => {
 describe("streams: zstd detection", () => {
   const tar = concatBytes(noise(3000, 13), new Uint8Array(4000));
 
-  test("rule: a zstd frame first is decompressed, whatever the file name", async () => {
+  test("rule: a zstd frame first is decompressed, whatever the file name", BOUNDED, async () => {
     assert.deepEqual(await readBytes(await decompressIfZstd(probedSource(zstdCli(tar), 700).stream, "a.tar")), tar);
   });
 
-  test("rule: skippable frames before the data mean zstd too, and are skipped", async () => {
+  test("rule: skippable frames before the data mean zstd too, and are skipped", BOUNDED, async () => {
     for (const low of [0x0, 0xf]) {
       const input = concatBytes(skippableFrame(low, noise(20, 1)), zstdCli(tar));
       assert.deepEqual(await readBytes(await decompressIfZstd(probedSource(input, 3).stream, "s.tar.zst")), tar, `skippable frame 0x5${low.toString(16)}`);
     }
   });
 
-  test("rule: anything else passes through untouched, even an input shorter than a magic", async () => {
+  test("rule: anything else passes through untouched, even an input shorter than a magic", BOUNDED, async () => {
     for (const bytes of [tar, new Uint8Array([0x28, 0xb5, 0x2f]), new Uint8Array([0x28, 0xb5, 0x2f, 0xfc, 1, 2]), new Uint8Array(0)]) {
       assert.deepEqual(await readBytes(await decompressIfZstd(probedSource(bytes, 2).stream, "p.tar")), bytes);
     }
   });
 
-  test("rule: a corrupt or too-wide zstd input fails naming the input", async () => {
+  test("rule: a corrupt or too-wide zstd input fails naming the input", BOUNDED, async () => {
     const zst = zstdCli(tar);
     const corrupt = zst.slice();
     corrupt.fill(0xff, 12, 40);
@@ -216,7 +219,7 @@ describe("streams: zstd detection", () => {
 });
 
 describe("streams: lending", () => {
-  test("rule: the consumer's cancel does not reach the source; drain then reads the rest to its end", async () => {
+  test("rule: the consumer's cancel does not reach the source; drain then reads the rest to its end", BOUNDED, async () => {
     const source = probedSource(noise(5000, 14), 1000);
     const lent = lendStream(source.stream);
     const reader = lent.stream.getReader();
@@ -229,7 +232,7 @@ describe("streams: lending", () => {
     assert.deepEqual(source.cancels, []);
   });
 
-  test("rule: the lent stream gives every byte, reading the source only as asked", async () => {
+  test("rule: the lent stream gives every byte, reading the source only as asked", BOUNDED, async () => {
     const data = noise(5000, 15);
     const source = probedSource(data, 1000);
     const lent = lendStream(source.stream);
@@ -239,7 +242,7 @@ describe("streams: lending", () => {
     await lent.drain();
   });
 
-  test("rule: drain rejects with the source's error: a zstd stream cut short is still an error", async () => {
+  test("rule: drain rejects with the source's error: a zstd stream cut short is still an error", BOUNDED, async () => {
     const failing = lendStream(probedSource(noise(5000, 16), 1000, { failAt: 3, error: new Error("read failed at 2000") }).stream);
     await assert.rejects(failing.drain(), /read failed at 2000/);
 
@@ -251,7 +254,7 @@ describe("streams: lending", () => {
     await assert.rejects(lent.drain(), errorRule(CompressionError, "compression", /^"cut\.tar\.zst": truncated zstd stream/));
   });
 
-  test("rule: abort cancels the source with the failure, and never rejects", async () => {
+  test("rule: abort cancels the source with the failure, and never rejects", BOUNDED, async () => {
     const source = probedSource(noise(5000, 18), 1000);
     const lent = lendStream(source.stream);
     const why = new Error("entry refused");
