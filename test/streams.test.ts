@@ -10,7 +10,7 @@ import { zstdCli } from "./helpers/archive-bundle.js";
 import { writeBytes } from "./helpers/archive-fs.js";
 import { errorRule, fsErrorRule } from "./helpers/error-rules.js";
 import { FaultyFs } from "./helpers/faulty-fs.js";
-import { BACKENDS, noise } from "./helpers/homes.js";
+import { type Backend, BACKENDS, noise } from "./helpers/homes.js";
 import { probedSource, readBytes, readChunks } from "./helpers/stream-probe.js";
 import { concatBytes } from "./helpers/tar-craft.js";
 
@@ -27,6 +27,17 @@ function skippableFrame(low: number, payload: Uint8Array): Uint8Array {
   new DataView(b.buffer).setUint32(4, payload.length, true);
   b.set(payload, 8);
   return b;
+}
+
+/** Run `body` with a 3000-byte file `<root>/f` on a fresh directory of `backend`, seen through a counting {@link FaultyFs}. */
+async function withCountedFile(backend: Backend, body: (fs: FaultyFs, root: string) => Promise<void>): Promise<void> {
+  const { fs, root, cleanup } = await backend.make();
+  try {
+    await writeBytes(fs, `${root}/f`, noise(3000, 5));
+    await body(new FaultyFs(fs), root);
+  } finally {
+    cleanup();
+  }
 }
 
 for (const backend of BACKENDS) {
@@ -48,10 +59,7 @@ for (const backend of BACKENDS) {
     });
 
     test("rule: the file is opened only when first read, and closed once at its end or on cancel", BOUNDED, async () => {
-      const { fs: inner, root, cleanup } = await backend.make();
-      try {
-        await writeBytes(inner, `${root}/f`, noise(3000, 5));
-        const fs = new FaultyFs(inner);
+      await withCountedFile(backend, async (fs, root) => {
         const stream = fileReadable(fs, `${root}/f`, 1024);
         await settle();
         assert.equal(fs.byKind.open ?? 0, 0, "nothing is opened before the first read");
@@ -73,16 +81,11 @@ for (const backend of BACKENDS) {
         await fileReadable(fs, `${root}/f`).cancel();
         assert.equal(fs.byKind.open ?? 0, 0, "a stream cancelled unread never opens the file");
         assert.equal(fs.byKind.close ?? 0, 0);
-      } finally {
-        cleanup();
-      }
+      });
     });
 
     test("rule: a failing read errors the stream with the filesystem's error, and the file is closed", BOUNDED, async () => {
-      const { fs: inner, root, cleanup } = await backend.make();
-      try {
-        await writeBytes(inner, `${root}/f`, noise(3000, 6));
-        const fs = new FaultyFs(inner);
+      await withCountedFile(backend, async (fs, root) => {
         fs.arm({ at: 2, kind: "read" });
         await assert.rejects(readBytes(fileReadable(fs, `${root}/f`, 1024)), fsErrorRule("EIO", "read"));
         assert.deepEqual([fs.byKind.open, fs.byKind.close], [1, 1]);
@@ -92,10 +95,8 @@ for (const backend of BACKENDS) {
         await assert.rejects(readBytes(fileReadable(fs, `${root}/f`, 1024)), fsErrorRule("EIO", "close"), "a close failing at the end is the read's error");
         assert.equal(fs.byKind.close, 1, "the failed close is not retried");
 
-        await assert.rejects(readBytes(fileReadable(inner, `${root}/missing`)), fsErrorRule("ENOENT", "open"));
-      } finally {
-        cleanup();
-      }
+        await assert.rejects(readBytes(fileReadable(fs.inner, `${root}/missing`)), fsErrorRule("ENOENT", "open"));
+      });
     });
   });
 
