@@ -65,6 +65,12 @@ for (const backend of BACKENDS) {
       );
     });
 
+    test("rule: an archive.json refusal names the bundle and archive.json", async () => {
+      const s = await crafted06(noise(2000, 20), "sha256");
+      const { members } = await craftBundle06([s], { memberHashes: true, mutate: (inv) => (inv.extra = 1) });
+      await loadMembers(backend, members, errorRule(ArchiveError, "archive", new RegExp(`${LABEL}archive\\.json: archive\\.json\\.extra is not a known field$`)));
+    });
+
     test("rule: a descriptor that does not parse is refused with the parser's InvalidManifest", async () => {
       const s = await crafted06(noise(2000, 22), "sha256");
       const text = s.text.replace(`"schema":1`, `"schema":2`);

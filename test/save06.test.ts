@@ -301,6 +301,22 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("rule: checkpoint state saves as its descriptor alone, with or without verify (there is no payload to check or scan)", async () => {
+      const { fs, root, home, store, cleanup } = await makeHome(backend);
+      try {
+        const ck = await writeCheckpoint06(fs, `${home}/snapshots/ck`);
+        for (const verify of [true, false]) {
+          const r: any = await store.save("ck", `${root}/ck-${verify}.tar`, { plainTar: true, verify });
+          const tar = await readSmallFile(fs, `${root}/ck-${verify}.tar`, 1 << 20);
+          assert.deepEqual(walkHeaders(tar).map((h) => h.name), [`snapshots/${ck.digest.slice(7)}/snapshot.json`, "archive.json"]);
+          assert.deepEqual(memberData(tar, `snapshots/${ck.digest.slice(7)}/snapshot.json`), enc(ck.text));
+          assert.deepEqual(r.inventory.entries.map((e: any) => e.kind), ["snapshot-descriptor"]);
+        }
+      } finally {
+        cleanup();
+      }
+    });
+
     test("rule: verify:false skips the recorded integrity (a payload that no longer matches is saved as it is); the default refuses it", async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
