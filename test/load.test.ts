@@ -143,6 +143,39 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("rule: the installed check is made again under the install lock, for a load racing this one", async () => {
+      const r = await root(backend);
+      try {
+        const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
+        let asked = 0;
+        // not installed when first asked; installed meanwhile by another load
+        const findInstalled = async () => (++asked === 1 ? null : "/elsewhere/u");
+        await assert.rejects(loadArchive(r.fs, r.layout, path, { findInstalled }), errorRule(SnapshotAlreadyInstalled, "snapshot-already-installed", /is already installed at \/elsewhere\/u; nothing was loaded/));
+        assert.equal(asked, 2);
+        assert.deepEqual(await r.fs.readdir(r.root), ["a.tar"]);
+      } finally {
+        r.cleanup();
+      }
+    });
+
+    test("rule: a load's staging directories are leased while it works", async () => {
+      const r = await root(backend);
+      try {
+        const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
+        let seen: string[] = [];
+        await loadArchive(r.fs, r.layout, path, { onStep: async () => { seen = [...(await r.fs.readdir(r.layout.snapshotsDir)), ...(await r.fs.readdir(r.layout.cacheTmpDir))]; } });
+        const tokens = (prefix: string) => seen.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+        const [stage] = tokens(".msb-snapshot-import-");
+        assert.ok(stage, `a staging directory while loading: ${seen.join(", ")}`);
+        assert.deepEqual(tokens("snapshot-import-"), [stage], "the cache staging has the same owner");
+        assert.equal(tokens(".snapbundle-lease-").filter((t) => t === stage).length, 2, "a lease beside each");
+        assert.deepEqual((await r.fs.readdir(r.layout.snapshotsDir)).filter((n) => n.startsWith(".")), []);
+        assert.deepEqual(await r.fs.readdir(r.layout.cacheTmpDir), []);
+      } finally {
+        r.cleanup();
+      }
+    });
+
     test("rule: an abort once the archive is verified installs nothing", async () => {
       const r = await root(backend);
       try {

@@ -153,6 +153,15 @@ for (const backend of BACKENDS) {
           errorRule(OperationAborted, "aborted", /aborted/),
         );
         assert.deepEqual((await h.fs.readdir(h.root)).sort(), ["home", "u"]);
+        // aborted while verifying: nothing is written at all
+        const early = new AbortController();
+        const phases = new Set<string>();
+        await assert.rejects(
+          h.store.save("s", out, { signal: early.signal, onProgress: (p) => { phases.add(p.phase); early.abort(); } }),
+          errorRule(OperationAborted, "aborted", /aborted/),
+        );
+        assert.deepEqual([...phases], ["verify"]);
+        assert.deepEqual((await h.fs.readdir(h.root)).sort(), ["home", "u"]);
         // aborted after the bytes are written, just before the rename
         const late = new AbortController();
         await assert.rejects(writeAtomically(h.fs, out, async (sink) => {
@@ -238,19 +247,24 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an upper without holes, or empty, is a regular entry even with sparse", async () => {
+    test("rule: an upper without holes, or empty, is a regular entry even with sparse; one data extent beside a hole is sparse", async () => {
       const h = await makeHome(backend);
       try {
         await writeSparse(h.fs, `${h.root}/full`, 20_000, [[0, noise(20_000, 9)]]);
         await writeSparse(h.fs, `${h.root}/empty`, 0, []);
-        const full = await h.store.create("full", { upper: `${h.root}/full`, image: IMAGE });
-        const empty = await h.store.create("empty", { upper: `${h.root}/empty`, image: IMAGE });
-        const cases = [["full", full, 20_000], ["empty", empty, 0]] as const;
-        for (const [name] of cases) await h.store.save(name, `${h.root}/${name}.tar`, { plainTar: true, sparse: true });
-        const lists = pyListTars([await bytesOf(h.fs, `${h.root}/full.tar`), await bytesOf(h.fs, `${h.root}/empty.tar`)]);
-        for (const [i, [name, snap, size]] of cases.entries()) {
+        await writeSparse(h.fs, `${h.root}/head`, 16_384, [[0, noise(4096, 8)]]);
+        await writeSparse(h.fs, `${h.root}/tail`, 16_384, [[12_288, noise(4096, 7)]]);
+        const cases = [["full", 20_000, "0"], ["empty", 0, "0"], ["head", 16_384, "S"], ["tail", 16_384, "S"]] as const;
+        const snaps: { path: string }[] = [];
+        for (const [name] of cases) {
+          snaps.push(await h.store.create(name, { upper: `${h.root}/${name}`, image: IMAGE }));
+          await h.store.save(name, `${h.root}/${name}.tar`, { plainTar: true, sparse: true });
+        }
+        const lists = pyListTars(await Promise.all(cases.map(([name]) => bytesOf(h.fs, `${h.root}/${name}.tar`))));
+        for (const [i, [name, size, type]] of cases.entries()) {
+          const snap = snaps[i]!;
           const m = lists[i]!.find((x) => x.name.endsWith("/upper.ext4"))!;
-          assert.equal(m.type, "0", `${name}: regular entry`);
+          assert.equal(m.type, type, `${name}: entry type`);
           assert.equal(m.size, size);
           assert.equal(m.sha256, sha256Hex(await bytesOf(h.fs, `${snap.path}/upper.ext4`)));
         }
@@ -296,6 +310,10 @@ for (const backend of BACKENDS) {
           assert.equal(write.at(-1)!.bytes, total);
           for (const list of [verify, write]) for (let i = 1; i < list.length; i++) assert.ok(list[i]!.bytes > list[i - 1]!.bytes, "progress only grows");
         }
+        // without verification, a sparse save still reads the uppers once to map them, and says so
+        const mapped: number[] = [];
+        await h.store.save("t", `${h.root}/unverified.tar`, { plainTar: true, withParents: true, sparse: true, verify: false, onProgress: (p) => void (p.phase === "verify" && mapped.push(p.bytes)) });
+        assert.equal(mapped.at(-1), 160 * KiB);
       } finally {
         h.cleanup();
       }
@@ -389,9 +407,12 @@ describe("save chain rules", () => {
     try {
       await writeSparse(fs, `${root}/u`, 4096, [[0, "x"]]);
       const a = await openSnapshot(fs, (await store.create("a", { upper: `${root}/u`, image: IMAGE, parent: "sha256:" + "e".repeat(64) })).path);
-      // an index that answers the parent's digest with the head itself (a stale or hostile index)
-      const looped = (digest: string): Snapshot => ({ ...a, digest, manifest: { ...a.manifest, parent: a.digest } });
-      await assert.rejects(collectAncestry(a, async (d) => looped(d)), errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^parent chain of ${a.path} loops back to ${a.digest}$`)));
+      const e = "sha256:" + "e".repeat(64);
+      const f = "sha256:" + "f".repeat(64);
+      // an index whose answers loop (a stale or hostile index): a -> e -> f -> e, or back to the head
+      const as = (digest: string, parent: string): Snapshot => ({ ...a, digest, manifest: { ...a.manifest, parent } });
+      await assert.rejects(collectAncestry(a, async (d) => (d === e ? as(e, f) : as(f, e))), errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^parent chain of ${a.path} loops back to ${e}$`)));
+      await assert.rejects(collectAncestry(a, async (d) => as(d, a.digest)), errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^parent chain of ${a.path} loops back to ${a.digest}$`)));
       const chain = await collectAncestry(a, async (d) => (d === "sha256:" + "e".repeat(64) ? { ...a, digest: d, manifest: { ...a.manifest, parent: null } } : null));
       assert.deepEqual(chain.map((s) => s.digest), ["sha256:" + "e".repeat(64), a.digest], "oldest first");
     } finally {

@@ -95,11 +95,13 @@ for (const backend of BACKENDS) {
         const sink = stagingSink(r.fs, stage);
         await sink.directory({ area: "cache", kind: null, file: null });
         await sink.directory({ area: "snapshot", prefix: "sha256-0123456789abcdef", file: null });
+        await sink.directory({ area: "cache", kind: "fsmeta", file: null });
+        assert.deepEqual(await tree(r.fs, r.root), ["c/", "c/fsmeta/", "s/", "s/sha256-0123456789abcdef/"], "a directory entry makes its directory");
         const place = { area: "snapshot", prefix: "sha256-0123456789abcdef", file: "manifest.json" } as const;
         await sink.file(place, new TextEncoder().encode("{}"));
         await assert.rejects(sink.file(place, new TextEncoder().encode("[]")), fsErrorRule("EEXIST", "open"));
         await sink.file({ area: "cache", kind: "layers", file: "x.erofs" }, new Uint8Array([1, 2, 3]));
-        assert.deepEqual(await tree(r.fs, r.root), ["c/", "c/layers/", "c/layers/x.erofs", "s/", "s/sha256-0123456789abcdef/", "s/sha256-0123456789abcdef/manifest.json"]);
+        assert.deepEqual(await tree(r.fs, r.root), ["c/", "c/fsmeta/", "c/layers/", "c/layers/x.erofs", "s/", "s/sha256-0123456789abcdef/", "s/sha256-0123456789abcdef/manifest.json"]);
         assert.equal(new TextDecoder().decode(await readSmallFile(r.fs, `${r.root}/s/sha256-0123456789abcdef/manifest.json`, 10)), "{}");
       } finally {
         r.cleanup();
