@@ -5,6 +5,8 @@ import { ArchiveError, FsError, InvalidArgument, InvalidSnapshot, OperationAbort
 import type { FileSystem } from "../src/fs/types.js";
 import { HomeLayout } from "../src/layout.js";
 import { headIndex, loadArchive, selectHeadSnapshot } from "../src/archive/load.js";
+import { LockTimeout, withInstallLock } from "../src/lock.js";
+import { defaultSweepPolicy } from "../src/staging.js";
 import { openSnapshot } from "../src/snapshot.js";
 import { cacheEntries, imageFixture, snapEntries, snapFixture, type SnapFixture, tarOf } from "./helpers/archive-bundle.js";
 import { fingerprint, writeBytes } from "./helpers/archive-fs.js";
@@ -158,6 +160,35 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("rule: a load waits for the install lock another holds, says who holds it, and gives up or stops when told", async () => {
+      const r = await root(backend);
+      try {
+        await r.fs.mkdir(r.layout.cacheTmpDir, { recursive: true });
+        const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
+        const waits: string[] = [];
+        await withInstallLock(r.fs, r.layout, defaultSweepPolicy(), async () => {
+          await assert.rejects(loadArchive(r.fs, r.layout, path, { lockTimeoutMs: 30, onLockWait: (w) => void waits.push(w) }), errorRule(LockTimeout, "lock-timeout", new RegExp(`waiting for the install lock ${r.layout.cacheTmpDir}/install\\.lock`)));
+          const ac = new AbortController();
+          await assert.rejects(loadArchive(r.fs, r.layout, path, { signal: ac.signal, onLockWait: () => ac.abort("enough") }), errorRule(OperationAborted, "aborted", /aborted \(enough\)/));
+        });
+        assert.equal(waits.length, 1);
+        assert.match(waits[0]!, new RegExp(`^the install lock ${r.layout.cacheTmpDir}/install\\.lock is held by `));
+        assert.deepEqual(await tree(r.fs, r.home), ["cache/", "cache/tmp/"], "nothing was installed");
+      } finally {
+        r.cleanup();
+      }
+    });
+
+    test("rule: a destination is created with its missing parents", async () => {
+      const r = await root(backend);
+      try {
+        const head = await loadArchive(r.fs, r.layout, await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U))), { dest: `${r.root}/deep/er/snaps` });
+        assert.equal(head.path, `${r.root}/deep/er/snaps/${U.prefix}`);
+      } finally {
+        r.cleanup();
+      }
+    });
+
     test("rule: a load's staging directories are leased while it works", async () => {
       const r = await root(backend);
       try {
@@ -213,9 +244,10 @@ for (const backend of BACKENDS) {
       const img = await imageFixture("", 1);
       const p = snapFixture({ size: 8192, pieces: [[0, "parent"]], image: { ref: img.ref, manifest_digest: img.manifest_digest } });
       const c = snapFixture({ size: 8192, pieces: [[0, "child"]], parent: p.digest, image: { ref: img.ref, manifest_digest: img.manifest_digest } });
+      const g = snapFixture({ size: 4096, pieces: [[0, "grandchild"]], parent: c.digest, image: { ref: img.ref, manifest_digest: img.manifest_digest } });
       await loadArchive(r.fs, r.layout, await archiveAt(r.fs, r.root, "u.tar", tarOf(...snapEntries(U))));
-      const path = await archiveAt(r.fs, r.root, "pc.tar", tarOf(...snapEntries(p), ...snapEntries(c), ...cacheEntries(img.files)));
-      return { ...r, path, p, c, before: await fingerprint(r.fs, r.home) };
+      const path = await archiveAt(r.fs, r.root, "pcg.tar", tarOf(...snapEntries(p), ...snapEntries(c), ...snapEntries(g), ...cacheEntries(img.files)));
+      return { ...r, path, g, before: await fingerprint(r.fs, r.home) };
     }
 
     test("rule: a failure while promoting undoes the cache installs and earlier promotions", async () => {
@@ -239,18 +271,31 @@ for (const backend of BACKENDS) {
       const r = await installed();
       try {
         const faulty = new FaultyFs(r.fs);
-        // the second promotion fails, and so does every later rename: the first cannot be moved back
-        faulty.arm({ at: 2, kind: "rename", match: (op) => op.path.includes(".msb-snapshot-import-") || op.to!.includes(".msb-snapshot-import-"), sticky: true, errno: "EIO" });
+        // the third promotion fails, and so does every later rename: the first two cannot be moved back
+        faulty.arm({ at: 3, kind: "rename", match: (op) => op.path.includes(".msb-snapshot-import-") || op.to!.includes(".msb-snapshot-import-"), sticky: true, errno: "EIO" });
         await assert.rejects(loadArchive(faulty, r.layout, r.path), (e: unknown) => {
           assert.ok(e instanceof SnapbundleError, String(e));
-          assert.match(e.message, /^rename .*: EIO .*\(and could not undo: .+\)$/);
+          assert.match(e.message, /^rename .*: EIO .*\(and could not undo: [^;]+; [^;]+\)$/, "each step left undone is named");
           return true;
         });
         faulty.disarm();
         // the journal stays: the next load removes what the failed one promoted
         assert.ok((await r.fs.readdir(`${r.home}/cache/tmp`)).includes("promote.json"));
         const head = await loadArchive(r.fs, r.layout, r.path);
-        assert.equal(head.digest, r.c.digest);
+        assert.equal(head.digest, r.g.digest);
+      } finally {
+        r.cleanup();
+      }
+    });
+
+    test("rule: a directory the failed load made but cannot remove is named in the error", async () => {
+      const r = await root(backend);
+      try {
+        const faulty = new FaultyFs(r.fs);
+        const path = await archiveAt(r.fs, r.root, "bad.tar", tarOf(snapEntries(U)[0]!));
+        faulty.arm({ at: 1, kind: "remove", match: (op) => op.path === r.layout.cacheTmpDir, errno: "EACCES" });
+        await assert.rejects(loadArchive(faulty, r.layout, path), errorRule(InvalidSnapshot, "invalid-snapshot", new RegExp(`its upper .* \\(and could not undo: remove directory ${r.layout.cacheTmpDir}\\)$`)));
+        assert.equal(faulty.fired.length, 1);
       } finally {
         r.cleanup();
       }

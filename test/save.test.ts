@@ -186,11 +186,14 @@ for (const backend of BACKENDS) {
           fsErrorRule("ENOSPC", "write")(e);
           assert.equal((e as FsError).path, out);
           assert.match((e as FsError).message, new RegExp(`^write ${out}: ENOSPC \\(while writing it under a temporary name beside it\\)$`));
+          const cause = (e as FsError).cause;
+          assert.ok(cause instanceof FsError && cause.path.startsWith(`${h.root}/.o.tar.zst.partial-`), "the temporary's own error is its cause");
           return true;
         });
-        // a failure elsewhere keeps its own path
+        // a failure elsewhere while writing (the upper, read unverified) keeps its own path
         faulty.arm({ at: 1, kind: "open", match: (op) => op.path.endsWith("/upper.ext4"), errno: "EACCES" });
-        await assert.rejects(store.save("s", out), (e: unknown) => e instanceof FsError && e.path === `${h.s.path}/upper.ext4` && !e.message.includes("temporary name"));
+        await assert.rejects(store.save("s", out, { verify: false }), (e: unknown) => e instanceof FsError && e.path === `${h.s.path}/upper.ext4` && !e.message.includes("temporary name"));
+        assert.equal(faulty.fired.length, 1);
         assert.deepEqual((await h.fs.readdir(h.root)).sort(), ["home", "u"]);
       } finally {
         h.cleanup();
@@ -201,7 +204,7 @@ for (const backend of BACKENDS) {
       const h = await homeWithSnapshot(backend);
       try {
         for (const level of [0, 20, 2.5]) {
-          await assert.rejects(h.store.save("s", `${h.root}/o.tar.zst`, { level }), errorRule(InvalidArgument, "invalid-argument", new RegExp(`^zstd level ${level}: must be an integer from 1 to 19$`)));
+          await assert.rejects(h.store.save("s", `${h.root}/o.tar.zst`, { level, onProgress: (p) => assert.fail(`no work before the check, got ${p.phase} progress`) }), errorRule(InvalidArgument, "invalid-argument", new RegExp(`^zstd level ${level}: must be an integer from 1 to 19$`)));
         }
         assert.deepEqual((await h.fs.readdir(h.root)).sort(), ["home", "u"]);
       } finally {
@@ -410,9 +413,10 @@ describe("save chain rules", () => {
       const e = "sha256:" + "e".repeat(64);
       const f = "sha256:" + "f".repeat(64);
       // an index whose answers loop (a stale or hostile index): a -> e -> f -> e, or back to the head
-      const as = (digest: string, parent: string): Snapshot => ({ ...a, digest, manifest: { ...a.manifest, parent } });
+      const as = (digest: string, parent: string | null): Snapshot => ({ ...a, digest, manifest: { ...a.manifest, parent } });
       await assert.rejects(collectAncestry(a, async (d) => (d === e ? as(e, f) : as(f, e))), errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^parent chain of ${a.path} loops back to ${e}$`)));
-      await assert.rejects(collectAncestry(a, async (d) => as(d, a.digest)), errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^parent chain of ${a.path} loops back to ${a.digest}$`)));
+      // the index answers the head's digest with a root: the chain must stop at the head, not take it
+      await assert.rejects(collectAncestry(a, async (d) => (d === e ? as(e, a.digest) : as(d, null))), errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^parent chain of ${a.path} loops back to ${a.digest}$`)));
       const chain = await collectAncestry(a, async (d) => (d === "sha256:" + "e".repeat(64) ? { ...a, digest: d, manifest: { ...a.manifest, parent: null } } : null));
       assert.deepEqual(chain.map((s) => s.digest), ["sha256:" + "e".repeat(64), a.digest], "oldest first");
     } finally {
@@ -447,21 +451,50 @@ describe("save, once (memfs)", () => {
         [0, noise(4096, 11)],
         [20 * KiB, noise(4096, 12)], // 16 KiB after the last: read in the same span
         [200 * KiB, noise(100, 13)], // far: a span of its own
-        [2 * MiB, noise(4 * MiB + 100, 14)], // longer than a read chunk
-        [6 * MiB + 8 * KiB, noise(4096, 15)], // near the long one, past its chunk
+        [2 * MiB, noise(4 * MiB, 14)], // a whole read chunk: its span's first chunk ends with it
+        [6 * MiB + 8 * KiB, noise(4096, 15)], // near the long one: same span, next chunk
         [size - 10, noise(10, 16)],
       ];
       await writeSparse(h.fs, `${h.root}/u`, size, pieces);
       const logical = new Uint8Array(size);
       for (const [o, d] of pieces) logical.set(d, o);
       await h.store.create("big", { upper: `${h.root}/u`, image: IMAGE, integrity: true });
-      await h.store.save("big", `${h.root}/sparse.tar`, { plainTar: true, sparse: true });
+      const written: number[] = [];
+      await h.store.save("big", `${h.root}/sparse.tar`, { plainTar: true, sparse: true, onProgress: (p) => void (p.phase === "write" && written.push(p.bytes)) });
+      for (let i = 1; i < written.length; i++) assert.ok(written[i]! > written[i - 1]!, `write progress only grows: ${written[i - 1]} then ${written[i]}`);
+      assert.equal(written.at(-1), 3 * 4096 + 4 * MiB + 4096 + 4096, "every data block counted once");
       await h.store.save("big", `${h.root}/dense.tar`, { plainTar: true });
       const [sparse, dense] = pyListTars([await bytesOf(h.fs, `${h.root}/sparse.tar`), await bytesOf(h.fs, `${h.root}/dense.tar`)]).map((l) => l.find((x) => x.name.endsWith("/upper.ext4"))!);
       assert.equal(sparse!.type, "S");
       assert.equal(dense!.type, "0");
       assert.equal(sparse!.sha256, sha256Hex(logical), "sparse: logical content");
       assert.equal(dense!.sha256, sha256Hex(logical), "dense: logical content");
+    } finally {
+      h.cleanup();
+    }
+  });
+});
+
+describe("save reads", () => {
+  test("rule: a fragmented upper is read in a few large reads, not one per extent; every file a save opens is closed", async () => {
+    const memfs = BACKENDS.find((b) => b.label === "memfs")!;
+    const h = await makeHome(memfs);
+    try {
+      // 64 extents of 4 KiB, 16 KiB apart (one span), then one 11 MiB further on (a span of its own)
+      const pieces: [number, Uint8Array][] = Array.from({ length: 64 }, (_, i) => [i * 16 * KiB, noise(4096, 100 + i)]);
+      pieces.push([11 * MiB, noise(4096, 99)]);
+      await writeSparse(h.fs, `${h.root}/u`, 12 * MiB, pieces);
+      await h.store.create("frag", { upper: `${h.root}/u`, image: IMAGE });
+      const faulty = new FaultyFs(h.fs);
+      const store = new SnapshotStore(faulty, h.home, { cwd: h.root, userHome: h.root });
+      let verified = 0;
+      faulty.reset();
+      await store.save("frag", `${h.root}/o.tar`, { plainTar: true, sparse: true, onProgress: (p) => void (p.phase === "verify" && (verified = faulty.ops.length)) });
+      const writeReads = faulty.ops.slice(verified).filter((op) => op.kind === "read" && op.path.endsWith("/frag/upper.ext4"));
+      assert.equal(writeReads.length, 2, "one read per span");
+      assert.equal(faulty.byKind.close, faulty.byKind.open, "as many closes as opens");
+      const m = pyListTar(await bytesOf(h.fs, `${h.root}/o.tar`)).find((x) => x.name.endsWith("/upper.ext4"))!;
+      assert.equal(m.sparse!.filter(([, n]) => n > 0).length, 65);
     } finally {
       h.cleanup();
     }
@@ -487,7 +520,9 @@ describe("save on a real disk", () => {
     try {
       utimesSync(`${h.s.path}/upper.ext4`, 1_600_000_000.75, 1_600_000_000.75);
       await h.store.save("s", `${h.root}/o.tar`, { plainTar: true });
-      assert.deepEqual(pyListTar(await bytesOf(h.fs, `${h.root}/o.tar`)).map((m) => m.mtime), [1_600_000_000, 1_600_000_000]);
+      await h.store.save("s", `${h.root}/sparse.tar`, { plainTar: true, sparse: true });
+      const lists = pyListTars([await bytesOf(h.fs, `${h.root}/o.tar`), await bytesOf(h.fs, `${h.root}/sparse.tar`)]);
+      assert.deepEqual(lists.map((l) => l.map((m) => `${m.type} ${m.mtime}`)), [["0 1600000000", "0 1600000000"], ["0 1600000000", "S 1600000000"]]);
     } finally {
       h.cleanup();
     }

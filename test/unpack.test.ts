@@ -28,6 +28,20 @@ async function fresh(backend: (typeof BACKENDS)[number]) {
   return { ...made, layout };
 }
 
+/** Files created new (`wx`, how staging writes) and not closed before the next use of their path. */
+function stagedUnclosed(faulty: FaultyFs): string[] {
+  const pending = new Set<string>();
+  let staged = 0;
+  for (const op of faulty.ops) {
+    if (op.kind === "open" && op.mode === "wx") {
+      pending.add(op.path);
+      staged++;
+    } else if (op.kind === "close") pending.delete(op.path);
+  }
+  assert.ok(staged > 0, "files were staged");
+  return [...pending];
+}
+
 async function put(fs: FileSystem, path: string, bytes: Uint8Array): Promise<string> {
   await writeBytes(fs, path, bytes);
   return path;
@@ -40,11 +54,16 @@ for (const backend of BACKENDS) {
       try {
         // directory entries too: they make the directories files go into
         const bundle = tarOf(dirEntry(`${HOLEY.prefix}/`), ...snapEntries(HOLEY), dirEntry("cache/"));
-        const head = await loadArchive(r.fs, r.layout, await put(r.fs, `${r.root}/a.tar`, bundle));
+        const faulty = new FaultyFs(r.fs);
+        const head = await loadArchive(faulty, r.layout, await put(r.fs, `${r.root}/a.tar`, bundle));
+        assert.deepEqual(stagedUnclosed(faulty), [], "every staged file opened is closed");
         const info = await r.fs.stat(`${head.path}/upper.ext4`);
         assert.equal(info.size, 1024 * KiB);
         assert.deepEqual(await readSmallFile(r.fs, `${head.path}/upper.ext4`, 2 << 20), HOLEY.upper);
         if (info.allocatedBytes !== null) assert.ok(info.allocatedBytes <= 64 * KiB, `the holes stayed holes: ${info.allocatedBytes} bytes allocated`);
+        // the same bytes arriving in small pieces: data runs land at their offsets in the entry
+        const again = await loadArchive(r.fs, r.layout, bytesStream(bundle, [65_536, 3000, 100_000]), { name: "again" });
+        assert.deepEqual(await readSmallFile(r.fs, `${again.path}/upper.ext4`, 2 << 20), HOLEY.upper);
       } finally {
         r.cleanup();
       }
@@ -81,6 +100,7 @@ for (const backend of BACKENDS) {
             return true;
           });
           assert.equal(faulty.fired.length, 1, kind);
+          assert.deepEqual(stagedUnclosed(faulty), [], `${kind}: the staged file is closed too`);
           assert.deepEqual(await r.fs.readdir(r.root), ["a.tar"], `${kind}: nothing is left`);
         } finally {
           r.cleanup();
