@@ -108,6 +108,18 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("rule: a 0.6 bundle's inventory is kept in memory, never staged", async () => {
+      const r = await fresh(backend);
+      try {
+        const stage = { snapshots: `${r.root}/s`, cache: `${r.root}/c` };
+        await r.fs.mkdir(stage.snapshots);
+        await stagingSink(r.fs, stage).file({ area: "msb06", role: "inventory", path: "archive.json", hex: null, kind: null, file: "archive.json" }, new TextEncoder().encode("{}"));
+        assert.deepEqual(await tree(r.fs, r.root), ["s/"]);
+      } finally {
+        r.cleanup();
+      }
+    });
+
     test("rule: staged files are created new, never over an existing file", async () => {
       const r = await fresh(backend);
       try {
