@@ -166,9 +166,9 @@ describe("inspect: the report of a manifest.json bundle", () => {
     const f = snapFixture();
     const manifest = fileEntry(`${f.prefix}/manifest.json`, f.manifest);
     const upper = fileEntry(`${f.prefix}/upper.ext4`, f.upper);
-    const truncated = (at: number) => errorRule(ArchiveError, "archive", new RegExp(`^archive stream: archive truncated: input ends inside the data of entry "${f.prefix}/upper\\.ext4" \\(header at offset ${at}\\): 7288 of 12288 bytes missing$`));
+    const truncated = (at: number, label = "archive stream") => errorRule(ArchiveError, "archive", new RegExp(`^${label}: archive truncated: input ends inside the data of entry "${f.prefix}/upper\\.ext4" \\(header at offset ${at}\\): 7288 of 12288 bytes missing$`));
     await assert.rejects(inspectBundle(mem, bytesStream(concatBytes(manifest, upper).subarray(0, manifest.length + 512 + 5000))), truncated(manifest.length));
-    await assert.rejects(verifyBundle(mem, bytesStream(upper.subarray(0, 512 + 5000))), truncated(0));
+    await assert.rejects(verifyBundle(mem, bytesStream(upper.subarray(0, 512 + 5000)), { label: "upload" }), truncated(0, "upload"));
   });
 
   test("rule: messages name the bundle: its path, the label given for a stream, else \"archive stream\"; progress counts every byte read", async () => {
@@ -253,6 +253,13 @@ describe("inspect and verify: a microsandbox 0.6 bundle", () => {
     } finally {
       cleanup();
     }
+  });
+
+  test("rule: inspect reads the head from archive.json, and refuses one that does not parse, naming it", async () => {
+    const s = await crafted06(noise(2000, 31), null);
+    const { members } = await craftBundle06([s], { memberHashes: false, inventoryText: (t) => t.replace('"schema":1', '"schema":2') });
+    const tar = tarOf(...members.map((m) => fileEntry(m.path, m.data)));
+    await assert.rejects(inspectBundle(mem, bytesStream(tar), { label: "L" }), errorRule(ArchiveError, "archive", /^L: archive\.json: archive\.json schema must be 1$/));
   });
 
   test("rule: a payload its descriptor names but the archive lacks is reported missing; images/ files are reported in archive order", async () => {
