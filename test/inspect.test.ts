@@ -8,7 +8,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { inspectBundle, verifyBundle } from "../src/archive/inspect.js";
-import { ArchiveError, ImageCacheError, SnapshotIntegrityError } from "../src/errors.js";
+import { ArchiveError, ImageCacheError, InvalidManifest, SnapshotIntegrityError } from "../src/errors.js";
 import type { FileSystem } from "../src/fs/types.js";
 import { memFs } from "../src/fs/memfs.js";
 import { SnapshotStore } from "../src/store.js";
@@ -17,7 +17,7 @@ import { cacheEntries, fileEntry, imageFixture, type SnapFixture, snapFixture, t
 import { writeBytes } from "./helpers/archive-fs.js";
 import { errorRule } from "./helpers/error-rules.js";
 import { BACKENDS, noise } from "./helpers/homes.js";
-import { craftBundle06, crafted06, referenceMerkleRoot, sha256Of } from "./helpers/msb06-reference.js";
+import { craftBundle06, crafted06, descriptorText, fileState, referenceMerkleRoot, sha256Of } from "./helpers/msb06-reference.js";
 import { concatBytes, craftData, craftHeader } from "./helpers/tar-craft.js";
 import { bytesStream } from "./helpers/tar-tools.js";
 
@@ -253,6 +253,34 @@ describe("inspect and verify: a microsandbox 0.6 bundle", () => {
     } finally {
       cleanup();
     }
+  });
+
+  test("rule: a checkpoint has no payload to check (unsupported) and a snapshot that records no integrity is not checked: verify passes, the head is archive.json's", async () => {
+    const ckText = descriptorText({ scope: "resumable", state: `{"kind":"checkpoint","checkpoint_id":"ckpt-1","manifest":"sha256:${"c".repeat(64)}"}` });
+    const ck = { text: ckText, payload: null, integrity: "null", digest: sha256Of(enc(ckText)) };
+    const plain = await crafted06(noise(2000, 32), null);
+    for (const [s, integrity] of [
+      [ck, { status: "unsupported", algorithm: null, recorded: null, computed: null }],
+      [plain, { status: "not-recorded", algorithm: null, recorded: null, computed: null }],
+    ] as const) {
+      const { members } = await craftBundle06([s], { memberHashes: true });
+      const report = await verifyBundle(mem, bytesStream(tarOf(...members.map((m) => fileEntry(m.path, m.data)))));
+      assert.equal(report.head, s.digest);
+      assert.deepEqual(report.snapshots.map((r) => [r.state_kind, r.integrity]), [[s === ck ? "checkpoint" : "file", integrity]]);
+    }
+    // and in a manifest.json bundle
+    const f = snapFixture({ integrity: false });
+    const report = await verifyBundle(mem, bytesStream(tarOf(fileEntry(`${f.prefix}/manifest.json`, f.manifest), fileEntry(`${f.prefix}/upper.ext4`, f.upper))));
+    assert.deepEqual(report.snapshots[0]!.integrity, { status: "not-recorded", algorithm: null, recorded: null, computed: null });
+  });
+
+  test("rule: a descriptor that does not parse fails inspect and verify with the load's InvalidManifest, naming it", async () => {
+    const text = descriptorText({ state: fileState(2000, `{"algorithm":"sha256","digest":"sha256:${"0".repeat(64)}"}`) }).replace('"schema":1', '"schema":2');
+    const bad = { text, payload: noise(2000, 33), integrity: "null", digest: sha256Of(enc(text)) };
+    const tar = tarOf(...(await craftBundle06([bad], { memberHashes: false })).members.map((m) => fileEntry(m.path, m.data)));
+    const rule = errorRule(InvalidManifest, "invalid-manifest", new RegExp(`^L: snapshots/${bad.digest.slice(7)}/snapshot\\.json: field "schema" must be 1$`));
+    await assert.rejects(inspectBundle(mem, bytesStream(tar), { label: "L" }), rule);
+    await assert.rejects(verifyBundle(mem, bytesStream(tar), { label: "L" }), rule);
   });
 
   test("rule: inspect reads the head from archive.json, and refuses one that does not parse, naming it", async () => {
