@@ -160,7 +160,7 @@ describe("release", () => {
     assert.equal(state.cancels, 1, "idempotent");
   });
 
-  test("rule: after release the source is at its end, even with bytes left in the chunk", async () => {
+  test("rule: a released source hands out no more bytes, not even those of the chunk in hand", async () => {
     const src = new ByteSource(chunkStream([pseudoRandom(2048, 8)]).stream);
     assert.ok((await src.readBlock()) instanceof Uint8Array);
     await src.release();
