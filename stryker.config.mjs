@@ -29,8 +29,9 @@ process.env.TMPDIR = scratch;
 const tests = (process.env.SNAPBUNDLE_MUTATE_TESTS ??
   [
     // fast rule suites first: a mutant stops at the first suite that kills it
-    "json", "manifest", "grammar", "inventory", "tar-header", "tar-pax", "tar-reader", "tar-rules", "tar",
-    "snapshot", "store", "store-rules", "undo", "promote", "journal", "cache-install", "durability", "msb06-artifacts", "roundtrip",
+    "json", "manifest", "grammar", "inventory", "tar-header", "tar-pax", "tar-reader", "tar-writer", "tar-source", "tar-rules", "tar",
+    "sniff", "member-hash", "streams", "image-cache", "inspect", "unpack", "load06", "save06", "load",
+    "snapshot", "store", "store-rules", "undo", "promote", "journal", "cache-install", "durability", "msb06-artifacts", "roundtrip", "save",
     "load-hostile", "snapshot-store", "msb06-bundles", "bundle-inspect06", "fuzz", "zstd-cli", "interop", "faults",
   ].join(" "))
   .split(/\s+/).filter(Boolean).map((t) => `dist/test/${t}.test.js`);
