@@ -29,6 +29,9 @@ import { FaultyFs } from "./helpers/faulty-fs.js";
 import { BACKENDS, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const enc = (s: string) => new TextEncoder().encode(s);
 const sha = (s: string) => "sha256:" + createHash("sha256").update(s).digest("hex");
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -63,7 +66,7 @@ const safe = (digest: string) => digest.replace(":", "_");
 
 describe("image metadata: read, shape, match", () => {
   for (const b of BACKENDS) {
-    test(`rule: image metadata is read only from a regular file of at most ${MAX_METADATA_BYTES} bytes, each refusal naming the path (${b.label})`, async () => {
+    test(`rule: image metadata is read only from a regular file of at most ${MAX_METADATA_BYTES} bytes, each refusal naming the path (${b.label})`, T, async () => {
       const { fs, root, cleanup } = await b.make();
       try {
         const p = `${root}/m.json`;
@@ -86,7 +89,7 @@ describe("image metadata: read, shape, match", () => {
     });
   }
 
-  test("rule: a read error of the metadata is the filesystem's own, not an ImageCacheError", async () => {
+  test("rule: a read error of the metadata is the filesystem's own, not an ImageCacheError", T, async () => {
     const { fs: inner, root, cleanup } = await BACKENDS[0]!.make();
     try {
       await writeSparse(inner, `${root}/m.json`, 0, [[0, JSON.stringify(metadataDoc())]]);
@@ -124,7 +127,7 @@ describe("image metadata: read, shape, match", () => {
     assert.deepEqual(parse({ ...doc, layers: [] }).layers, [], "an image without layers");
   });
 
-  test("rule: metadata matches the snapshot: its image's manifest digest, sha256 of the raw manifest and config, digest-form layers", async () => {
+  test("rule: metadata matches the snapshot: its image's manifest digest, sha256 of the raw manifest and config, digest-form layers", T, async () => {
     const where = "a.tar: cache/manifests/k.json";
     const doc = metadataDoc(2);
     const meta = (over: Partial<CachedImageMetadata> = {}): CachedImageMetadata => ({ ...doc, ...over });
@@ -150,7 +153,7 @@ describe("image metadata: read, shape, match", () => {
 });
 
 describe("the files an image needs, and their state", () => {
-  test("rule: an image needs its metadata, fsmeta, VMDK, then each distinct layer, under the cache directory given, named by their archive path", async () => {
+  test("rule: an image needs its metadata, fsmeta, VMDK, then each distinct layer, under the cache directory given, named by their archive path", T, async () => {
     const doc = metadataDoc(2);
     const meta: CachedImageMetadata = { ...doc, layers: [...doc.layers, doc.layers[0]!] }; // a layer listed twice is one file
     const stage = "/h/cache/tmp/snapshot-import-1";
@@ -208,7 +211,7 @@ describe("the image cache a bundle carries", () => {
   const layout = new HomeLayout("/h");
   const L = "a.tar.zst";
 
-  test("rule: nothing carried is nothing to install; a complete cache resolves the expected files, metadata first, reading the metadata once", async () => {
+  test("rule: nothing carried is nothing to install; a complete cache resolves the expected files, metadata first, reading the metadata once", T, async () => {
     const c = carried();
     assert.deepEqual(await checkCarriedCache(layout, c.manifest, { ...c.cache, files: new Map() }, L), []);
     assert.deepEqual(c.reads, [], "nothing carried, nothing read");
@@ -218,7 +221,7 @@ describe("the image cache a bundle carries", () => {
     assert.deepEqual(c.reads, [c.metaPath]);
   });
 
-  test("rule: a staging directory's cache is named by archive paths in messages", async () => {
+  test("rule: a staging directory's cache is named by archive paths in messages", T, async () => {
     const stage = "/h/cache/tmp/snapshot-import-7";
     const c = carried(stage);
     const expected = await checkCarriedCache(layout, c.manifest, c.cache, L);
@@ -228,7 +231,7 @@ describe("the image cache a bundle carries", () => {
     await assert.rejects(checkCarriedCache(layout, c.manifest, c.cache, L), cacheRule(`${L}: image cache file cache${layer.slice(stage.length)} is missing from the archive`));
   });
 
-  test("rule: carried cache files need the head image's metadata, and it must be the only metadata; names are checked before it is read", async () => {
+  test("rule: carried cache files need the head image's metadata, and it must be the only metadata; names are checked before it is read", T, async () => {
     const c = carried();
     c.files.delete(c.metaPath);
     await assert.rejects(
@@ -242,7 +245,7 @@ describe("the image cache a bundle carries", () => {
     assert.deepEqual(d.reads, [], "refused by name, unread");
   });
 
-  test("rule: the carried metadata is a regular file of at most 64 MiB, checked before it is read", async () => {
+  test("rule: the carried metadata is a regular file of at most 64 MiB, checked before it is read", T, async () => {
     const what = `${L}: image metadata cache/manifests/${PY_KEY}.json`;
     const c = carried();
     c.files.set(c.metaPath, dir);
@@ -256,7 +259,7 @@ describe("the image cache a bundle carries", () => {
     await assert.rejects(checkCarriedCache(layout, c.manifest, c.cache, L), cacheRule(new RegExp(`^${esc(what)} is not valid UTF-8 JSON: `)));
   });
 
-  test("rule: the carried metadata must match the head snapshot, named by its archive path", async () => {
+  test("rule: the carried metadata must match the head snapshot, named by its archive path", T, async () => {
     const c = carried();
     const other = sha("another image");
     await assert.rejects(
@@ -265,7 +268,7 @@ describe("the image cache a bundle carries", () => {
     );
   });
 
-  test("rule: every file the image needs is carried and in a good state, and nothing else is", async () => {
+  test("rule: every file the image needs is carried and in a good state, and nothing else is", T, async () => {
     const paths = [...carried().files.keys()];
     const [, fsmeta, vmdk, layer0] = paths as [string, string, string, string];
     const cases: [string, (f: Map<string, FileInfo>) => void, string][] = [
@@ -291,7 +294,7 @@ describe("the image cache a bundle carries", () => {
 
 describe("save's pre-check of the home's image cache", () => {
   for (const b of BACKENDS) {
-    test(`rule: save ships the head image's metadata, fsmeta, VMDK and layers only when the metadata matches and each is a regular, materialized file (${b.label})`, async () => {
+    test(`rule: save ships the head image's metadata, fsmeta, VMDK and layers only when the metadata matches and each is a regular, materialized file (${b.label})`, T, async () => {
       const { fs, root, cleanup } = await b.make();
       try {
         const home = `${root}/h`;

@@ -17,6 +17,9 @@ import { RecordingFs } from "./helpers/recording-fs.js";
 import { concatBytes, craftData, craftHeader, END } from "./helpers/tar-craft.js";
 import { bytesStream } from "./helpers/tar-tools.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const KiB = 1024;
 
 /** 1 MiB upper: 4 KiB of data, 10 bytes at 512 KiB, zeros to the end (a trailing hole). */
@@ -49,7 +52,7 @@ async function put(fs: FileSystem, path: string, bytes: Uint8Array): Promise<str
 
 for (const backend of BACKENDS) {
   describe(`unpack on ${backend.label}`, () => {
-    test("rule: a staged upper is its entry's bytes, zero runs left as holes, as long as the entry", async () => {
+    test("rule: a staged upper is its entry's bytes, zero runs left as holes, as long as the entry", T, async () => {
       const r = await fresh(backend);
       try {
         // directory entries too: they make the directories files go into
@@ -69,7 +72,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: every staged file is fsynced before its snapshot is promoted", async () => {
+    test("rule: every staged file is fsynced before its snapshot is promoted", T, async () => {
       const r = await fresh(backend);
       try {
         const rec = new RecordingFs(r.fs);
@@ -87,7 +90,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a failure writing a staged file fails the load, naming the file, and leaves nothing", async () => {
+    test("rule: a failure writing a staged file fails the load, naming the file, and leaves nothing", T, async () => {
       for (const kind of ["write", "setLength", "sync"] as const) {
         const r = await fresh(backend);
         try {
@@ -108,7 +111,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a 0.6 bundle's inventory is kept in memory, never staged", async () => {
+    test("rule: a 0.6 bundle's inventory is kept in memory, never staged", T, async () => {
       const r = await fresh(backend);
       try {
         const stage = { snapshots: `${r.root}/s`, cache: `${r.root}/c` };
@@ -120,7 +123,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: staged files are created new, never over an existing file", async () => {
+    test("rule: staged files are created new, never over an existing file", T, async () => {
       const r = await fresh(backend);
       try {
         const stage = { snapshots: `${r.root}/s`, cache: `${r.root}/c` };
@@ -143,7 +146,7 @@ for (const backend of BACKENDS) {
 }
 
 describe("unpack input", () => {
-  test("rule: bytes after the end-of-archive marker are ignored, but a zstd stream is read to its end", async () => {
+  test("rule: bytes after the end-of-archive marker are ignored, but a zstd stream is read to its end", T, async () => {
     const tar = tarOf(...snapEntries(HOLEY));
     const plain = await unpackArchive(bytesStream(concatBytes(tar, new TextEncoder().encode("trailing garbage"))), discardSink, { label: "t.tar" });
     assert.deepEqual(plain.snapshots.map((s) => s.prefix), [HOLEY.prefix]);
@@ -155,7 +158,7 @@ describe("unpack input", () => {
     assert.deepEqual(whole.snapshots.map((s) => s.prefix), [HOLEY.prefix]);
   });
 
-  test("rule: a failing unpack cancels its source with the error", async () => {
+  test("rule: a failing unpack cancels its source with the error", T, async () => {
     let reason: unknown = null;
     const bad = tarOf(fileEntry("../escape", "x"), new Uint8Array(64 * KiB));
     let at = 0;
@@ -174,7 +177,7 @@ describe("unpack input", () => {
     assert.ok(at < bad.length, "the rest of the source was not read");
   });
 
-  test("rule: a gathered entry has its holes as zeros", async () => {
+  test("rule: a gathered entry has its holes as zeros", T, async () => {
     // an old-GNU sparse entry: 100 bytes at 4096 of a 6000-byte file
     const data = noise(100, 5);
     const bytes = concatBytes(
@@ -191,7 +194,7 @@ describe("unpack input", () => {
 });
 
 describe("unpack failures leave the home as it was", () => {
-  test("rule: a bad later entry discards what was staged before it", async () => {
+  test("rule: a bad later entry discards what was staged before it", T, async () => {
     const r = await fresh(BACKENDS[0]!);
     try {
       await r.fs.mkdir(`${r.layout.home}/snapshots`, { recursive: true });
