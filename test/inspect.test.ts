@@ -21,6 +21,9 @@ import { craftBundle06, crafted06, descriptorText, fileState, referenceMerkleRoo
 import { concatBytes, craftData, craftHeader } from "./helpers/tar-craft.js";
 import { bytesStream } from "./helpers/tar-tools.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const enc = (s: string) => new TextEncoder().encode(s);
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const integrityRule = (message: string) => errorRule(SnapshotIntegrityError, "snapshot-integrity", new RegExp(`^${esc(message)}$`));
@@ -116,7 +119,7 @@ describe("inspect: the report of a manifest.json bundle", () => {
     assert.deepEqual(report.snapshots.map((s) => s.integrity), snaps.map(({ algorithm, digest }) => ({ status: "verified", algorithm, recorded: digest, computed: digest })));
   });
 
-  test("rule: the snapshots in archive order with their manifests' fields; the head is the last one no other names as parent; statuses verified, mismatch and not-recorded", async () => {
+  test("rule: the snapshots in archive order with their manifests' fields; the head is the last one no other names as parent; statuses verified, mismatch and not-recorded", T, async () => {
     const other = { ref: "docker.io/library/alpine:3.20", manifest_digest: `sha256:${"b".repeat(64)}` };
     const a = snapFixture({ labels: { team: "infra", tier: "db" } });
     const b = snapFixture({ parent: a.digest, integrity: false, size: 4096, pieces: [[0, "b"]] });
@@ -148,7 +151,7 @@ describe("inspect: the report of a manifest.json bundle", () => {
     }
   });
 
-  test("rule: an integrity algorithm verify does not know is reported with nothing computed, and verify refuses it naming the snapshot", async () => {
+  test("rule: an integrity algorithm verify does not know is reported with nothing computed, and verify refuses it naming the snapshot", T, async () => {
     const recorded = { algorithm: "md5", digest: `md5:${"1".repeat(32)}` };
     const after = snapWith({}, recorded);
     const before = snapWith({ size: 4096, pieces: [[0, "x"]] }, recorded);
@@ -162,7 +165,7 @@ describe("inspect: the report of a manifest.json bundle", () => {
     );
   });
 
-  test("rule: a bundle that ends inside an upper's data is refused as truncated, whether or not its manifest came first", async () => {
+  test("rule: a bundle that ends inside an upper's data is refused as truncated, whether or not its manifest came first", T, async () => {
     const f = snapFixture();
     const manifest = fileEntry(`${f.prefix}/manifest.json`, f.manifest);
     const upper = fileEntry(`${f.prefix}/upper.ext4`, f.upper);
@@ -193,7 +196,7 @@ describe("inspect: the report of a manifest.json bundle", () => {
 });
 
 describe("verify: the load's image-cache rule for the head's image, on what the pass kept", () => {
-  test("rule: the cache carried must be the head image's; cache files are reported in archive order", async () => {
+  test("rule: the cache carried must be the head image's; cache files are reported in archive order", T, async () => {
     const imgA = await imageFixture("a", 1, "python:3.12");
     const imgB = await imageFixture("b", 2, "python:3.13");
     const base = snapFixture({ image: { ref: imgA.ref, manifest_digest: imgA.manifest_digest } });
@@ -224,7 +227,7 @@ describe("verify: the load's image-cache rule for the head's image, on what the 
 });
 
 describe("inspect and verify: a microsandbox 0.6 bundle", () => {
-  test("rule: verify checks integrity in the inventory's order, naming the payload's archive path, as the load does", async () => {
+  test("rule: verify checks integrity in the inventory's order, naming the payload's archive path, as the load does", T, async () => {
     const one = await crafted06(noise(3000, 21), "sha256");
     const two = await crafted06(noise(3000, 22), "sha256", one.digest);
     const [first, second] = one.digest < two.digest ? [one, two] : [two, one];
@@ -255,7 +258,7 @@ describe("inspect and verify: a microsandbox 0.6 bundle", () => {
     }
   });
 
-  test("rule: a checkpoint has no payload to check (unsupported) and a snapshot that records no integrity is not checked: verify passes, the head is archive.json's", async () => {
+  test("rule: a checkpoint has no payload to check (unsupported) and a snapshot that records no integrity is not checked: verify passes, the head is archive.json's", T, async () => {
     const ckText = descriptorText({ scope: "resumable", state: `{"kind":"checkpoint","checkpoint_id":"ckpt-1","manifest":"sha256:${"c".repeat(64)}"}` });
     const ck = { text: ckText, payload: null, integrity: "null", digest: sha256Of(enc(ckText)) };
     const plain = await crafted06(noise(2000, 32), null);
@@ -274,7 +277,7 @@ describe("inspect and verify: a microsandbox 0.6 bundle", () => {
     assert.deepEqual(report.snapshots[0]!.integrity, { status: "not-recorded", algorithm: null, recorded: null, computed: null });
   });
 
-  test("rule: a descriptor that does not parse fails inspect and verify with the load's InvalidManifest, naming it", async () => {
+  test("rule: a descriptor that does not parse fails inspect and verify with the load's InvalidManifest, naming it", T, async () => {
     const text = descriptorText({ state: fileState(2000, `{"algorithm":"sha256","digest":"sha256:${"0".repeat(64)}"}`) }).replace('"schema":1', '"schema":2');
     const bad = { text, payload: noise(2000, 33), integrity: "null", digest: sha256Of(enc(text)) };
     const tar = tarOf(...(await craftBundle06([bad], { memberHashes: false })).members.map((m) => fileEntry(m.path, m.data)));
@@ -283,14 +286,14 @@ describe("inspect and verify: a microsandbox 0.6 bundle", () => {
     await assert.rejects(verifyBundle(mem, bytesStream(tar), { label: "L" }), rule);
   });
 
-  test("rule: inspect reads the head from archive.json, and refuses one that does not parse, naming it", async () => {
+  test("rule: inspect reads the head from archive.json, and refuses one that does not parse, naming it", T, async () => {
     const s = await crafted06(noise(2000, 31), null);
     const { members } = await craftBundle06([s], { memberHashes: false, inventoryText: (t) => t.replace('"schema":1', '"schema":2') });
     const tar = tarOf(...members.map((m) => fileEntry(m.path, m.data)));
     await assert.rejects(inspectBundle(mem, bytesStream(tar), { label: "L" }), errorRule(ArchiveError, "archive", /^L: archive\.json: archive\.json schema must be 1$/));
   });
 
-  test("rule: a payload its descriptor names but the archive lacks is reported missing; images/ files are reported in archive order", async () => {
+  test("rule: a payload its descriptor names but the archive lacks is reported missing; images/ files are reported in archive order", T, async () => {
     const s = await crafted06(noise(2000, 30), "sha256");
     const { members } = await craftBundle06([s], { memberHashes: false, mutate: (_inv, m) => m.splice(m.findIndex((x) => x.path.startsWith("files/")), 1) });
     const images = [`images/vmdk/sha256_${"c".repeat(64)}.vmdk`, `images/layers/sha256_${"d".repeat(64)}.erofs`, `images/manifests/${"e".repeat(64)}.json`];

@@ -14,6 +14,9 @@ import { errorRule } from "./helpers/error-rules.js";
 import { FaultyFs } from "./helpers/faulty-fs.js";
 import { type Backend, BACKENDS, tree } from "./helpers/homes.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const enc = new TextEncoder();
 
 /** An empty root on a backend, with a home path inside it that does not exist yet. */
@@ -46,7 +49,7 @@ const names = (fixtures: SnapFixture[]) => fixtures.map((f) => f.prefix).sort();
 
 for (const backend of BACKENDS) {
   describe(`load rules on ${backend.label}`, () => {
-    test("rule: a bad name or zstd window is refused before anything is created", async () => {
+    test("rule: a bad name or zstd window is refused before anything is created", T, async () => {
       const r = await root(backend);
       try {
         const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
@@ -58,7 +61,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a failed load leaves no home, snapshots/ or cache/ it created, and no lease", async () => {
+    test("rule: a failed load leaves no home, snapshots/ or cache/ it created, and no lease", T, async () => {
       const r = await root(backend);
       try {
         const path = await archiveAt(r.fs, r.root, "bad.tar", tarOf(snapEntries(U)[0]!)); // a manifest without its upper
@@ -78,7 +81,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: the head is the last snapshot, in archive order, that no other names as parent", async () => {
+    test("rule: the head is the last snapshot, in archive order, that no other names as parent", T, async () => {
       const r = await root(backend);
       try {
         // child before its parent: the head is the child, the first entry
@@ -98,7 +101,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: progress counts the archive bytes read, then the upper bytes verified, then the install", async () => {
+    test("rule: progress counts the archive bytes read, then the upper bytes verified, then the install", T, async () => {
       const r = await root(backend);
       try {
         const bytes = tarOf(...snapEntries(P), ...snapEntries(C));
@@ -118,7 +121,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a stream source is named by its label, or as the archive stream", async () => {
+    test("rule: a stream source is named by its label, or as the archive stream", T, async () => {
       const r = await root(backend);
       try {
         const bad = tarOf(snapEntries(U)[0]!);
@@ -131,7 +134,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a head already installed is not loaded again, unless a name asks for a copy", async () => {
+    test("rule: a head already installed is not loaded again, unless a name asks for a copy", T, async () => {
       const r = await root(backend);
       try {
         const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
@@ -145,7 +148,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: the installed check is made again under the install lock, for a load racing this one", async () => {
+    test("rule: the installed check is made again under the install lock, for a load racing this one", T, async () => {
       const r = await root(backend);
       try {
         const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
@@ -160,7 +163,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a load waits for the install lock another holds, says who holds it, and gives up or stops when told", async () => {
+    test("rule: a load waits for the install lock another holds, says who holds it, and gives up or stops when told", T, async () => {
       const r = await root(backend);
       try {
         await r.fs.mkdir(r.layout.cacheTmpDir, { recursive: true });
@@ -179,7 +182,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a destination is created with its missing parents", async () => {
+    test("rule: a destination is created with its missing parents", T, async () => {
       const r = await root(backend);
       try {
         const head = await loadArchive(r.fs, r.layout, await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U))), { dest: `${r.root}/deep/er/snaps` });
@@ -189,7 +192,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a load's staging directories are leased while it works", async () => {
+    test("rule: a load's staging directories are leased while it works", T, async () => {
       const r = await root(backend);
       try {
         const path = await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(U)));
@@ -207,7 +210,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an abort once the archive is verified installs nothing", async () => {
+    test("rule: an abort once the archive is verified installs nothing", T, async () => {
       const r = await root(backend);
       try {
         const ac = new AbortController();
@@ -222,7 +225,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: stale staging of a killed load is swept from the destination and from the home's snapshots/", async () => {
+    test("rule: stale staging of a killed load is swept from the destination and from the home's snapshots/", T, async () => {
       const r = await root(backend);
       try {
         const stale = [`${r.home}/snapshots/.msb-snapshot-import-999999-deadbeef0000`, `${r.root}/d/.msb-snapshot-import-999999-deadbeef0001`, `${r.home}/cache/tmp/snapshot-import-999999-deadbeef0002`];
@@ -250,7 +253,7 @@ for (const backend of BACKENDS) {
       return { ...r, path, g, before: await fingerprint(r.fs, r.home) };
     }
 
-    test("rule: a failure while promoting undoes the cache installs and earlier promotions", async () => {
+    test("rule: a failure while promoting undoes the cache installs and earlier promotions", T, async () => {
       const r = await installed();
       try {
         const faulty = new FaultyFs(r.fs);
@@ -267,7 +270,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: what cannot be undone is named in the error", async () => {
+    test("rule: what cannot be undone is named in the error", T, async () => {
       const r = await installed();
       try {
         const faulty = new FaultyFs(r.fs);
@@ -288,7 +291,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a directory the failed load made but cannot remove is named in the error", async () => {
+    test("rule: a directory the failed load made but cannot remove is named in the error", T, async () => {
       const r = await root(backend);
       try {
         const faulty = new FaultyFs(r.fs);
@@ -301,7 +304,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: staging that cannot be created leaves nothing behind", async () => {
+    test("rule: staging that cannot be created leaves nothing behind", T, async () => {
       for (const which of [".msb-snapshot-import-", "/cache/tmp/snapshot-import-"]) {
         const r = await root(backend);
         try {
@@ -328,7 +331,7 @@ describe("head selection", () => {
     assert.equal(headIndex([]), null);
   });
 
-  test("rule: when every snapshot is another's parent there is no head, and the archive is named", async () => {
+  test("rule: when every snapshot is another's parent there is no head, and the archive is named", T, async () => {
     const r = await root(BACKENDS[0]!);
     try {
       await loadArchive(r.fs, r.layout, await archiveAt(r.fs, r.root, "a.tar", tarOf(...snapEntries(P), ...snapEntries(U))), { dest: `${r.root}/d` });

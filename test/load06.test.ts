@@ -12,6 +12,9 @@ import { FaultyFs } from "./helpers/faulty-fs.js";
 import { BACKENDS, type Backend, makeHome, noise } from "./helpers/homes.js";
 import { craftBundle06, crafted06, sha256Of } from "./helpers/msb06-reference.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const enc = (s: string) => new TextEncoder().encode(s);
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -46,7 +49,7 @@ const LABEL = /^\/.*\/home\/b\.tar: /.source;
 
 for (const backend of BACKENDS) {
   describe(`0.6 bundle load steps 5–7 on ${backend.label}`, () => {
-    test("rule: every snapshot archive.json lists needs its descriptor at snapshots/<its id>/snapshot.json", async () => {
+    test("rule: every snapshot archive.json lists needs its descriptor at snapshots/<its id>/snapshot.json", T, async () => {
       const s = await crafted06(noise(2000, 21), "sha256");
       const elsewhere = "f".repeat(64);
       const { members } = await craftBundle06([s], {
@@ -65,13 +68,13 @@ for (const backend of BACKENDS) {
       );
     });
 
-    test("rule: an archive.json refusal names the bundle and archive.json", async () => {
+    test("rule: an archive.json refusal names the bundle and archive.json", T, async () => {
       const s = await crafted06(noise(2000, 20), "sha256");
       const { members } = await craftBundle06([s], { memberHashes: true, mutate: (inv) => (inv.extra = 1) });
       await loadMembers(backend, members, errorRule(ArchiveError, "archive", new RegExp(`${LABEL}archive\\.json: archive\\.json\\.extra is not a known field$`)));
     });
 
-    test("rule: a descriptor that does not parse is refused with the parser's InvalidManifest", async () => {
+    test("rule: a descriptor that does not parse is refused with the parser's InvalidManifest", T, async () => {
       const s = await crafted06(noise(2000, 22), "sha256");
       const text = s.text.replace(`"schema":1`, `"schema":2`);
       const bad = { ...s, text, digest: sha256Of(enc(text)) };
@@ -79,7 +82,7 @@ for (const backend of BACKENDS) {
       await loadMembers(backend, members, errorRule(InvalidManifest, "invalid-manifest", new RegExp(esc(`snapshots/${bad.digest.slice(7)}/snapshot.json`))));
     });
 
-    test("rule: a descriptor whose parsed identity is not the id it is listed under is not canonical", async () => {
+    test("rule: a descriptor whose parsed identity is not the id it is listed under is not canonical", T, async () => {
       const s = await crafted06(noise(2000, 23), "sha256");
       const pretty = JSON.stringify(JSON.parse(s.text), null, 2);
       const fake = { ...s, text: pretty, digest: sha256Of(enc(pretty)) };
@@ -91,7 +94,7 @@ for (const backend of BACKENDS) {
       );
     });
 
-    test("rule: the head is the snapshot archive.json names, wherever it sorts (not the last, not the leaf)", async () => {
+    test("rule: the head is the snapshot archive.json names, wherever it sorts (not the last, not the leaf)", T, async () => {
       const p = await crafted06(noise(3000, 24), "msb-sparse-sha256-v1");
       const c = await crafted06(noise(3000, 25), "sha256", p.digest);
       for (const head of [p, c]) {
@@ -102,7 +105,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: every staged payload is verified against its descriptor's integrity (a 0.6.7–0.6.8 bundle has no member hash to catch it)", async () => {
+    test("rule: every staged payload is verified against its descriptor's integrity (a 0.6.7–0.6.8 bundle has no member hash to catch it)", T, async () => {
       const p = await crafted06(noise(3000, 26), "msb-sparse-sha256-v1");
       const c = await crafted06(noise(3000, 27), "sha256", p.digest);
       for (const victim of [p, c]) {

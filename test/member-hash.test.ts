@@ -13,6 +13,9 @@ import { referenceMemberHash } from "./helpers/msb06-reference.js";
 import { concatBytes, craftData, craftHeader, END } from "./helpers/tar-craft.js";
 import { bytesStream, makeSparseFile, removeDir, tempDir } from "./helpers/tar-tools.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 /** Member facts, as the reference takes them. */
 interface Facts {
   kind: string;
@@ -39,7 +42,7 @@ function recorder(): { update(d: Uint8Array): void; bytes(): Uint8Array } {
 }
 
 describe("member hash", () => {
-  test("rule: the member hash is BLAKE3 over the SPEC-msb06 prefix (kind, path, sizes, descriptors) and the stored bytes", async () => {
+  test("rule: the member hash is BLAKE3 over the SPEC-msb06 prefix (kind, path, sizes, descriptors) and the stored bytes", T, async () => {
     assert.equal(MEMBER_BLAKE3, "msb-archive-member-blake3-v1");
     const members: (Facts & { stored: Uint8Array })[] = [
       { kind: "file-payload", path: `files/${"a".repeat(64)}/upper.ext4`, encodedSize: 3000, apparentSize: 3000, ranges: [], stored: noise(3000, 1) },
@@ -60,7 +63,7 @@ describe("member hash", () => {
     assert.equal(digests.size, members.length);
   });
 
-  test("rule: every fact is bound: changing the kind, path, either size or one descriptor changes the hash", async () => {
+  test("rule: every fact is bound: changing the kind, path, either size or one descriptor changes the hash", T, async () => {
     const base: Facts = { kind: "file-payload", path: "files/c/upper.ext4", encodedSize: 512, apparentSize: 4096, ranges: [[0, 512], [4096, 0]] };
     const stored = noise(512, 3);
     const variants: Facts[] = [
@@ -113,7 +116,7 @@ describe("sparse descriptors", () => {
     assert.deepEqual(sparseDescriptors([{ offset: 1024, length: 512 }, { offset: 1536, length: 0 }], 1536), [[1024, 512]]);
   });
 
-  test("rule: for a file ending in a hole, the descriptors are those GNU tar writes in its old-GNU sparse header", async () => {
+  test("rule: for a file ending in a hole, the descriptors are those GNU tar writes in its old-GNU sparse header", T, async () => {
     const dir = tempDir("member-hash");
     try {
       makeSparseFile(join(dir, "s1"), 20_000, [{ offset: 4096, data: noise(3, 1) }]);

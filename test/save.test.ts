@@ -17,6 +17,9 @@ import { buildImage } from "./helpers/image.js";
 import { pyListTar, pyListTars } from "./helpers/py-tar.js";
 import { SnapshotStore } from "../src/store.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -42,7 +45,7 @@ async function debris(fs: FileSystem, dir: string): Promise<string[]> {
 
 for (const backend of BACKENDS) {
   describe(`save output rules on ${backend.label}`, () => {
-    test("rule: an output whose directory is missing, or not a directory, is refused before anything is written", async () => {
+    test("rule: an output whose directory is missing, or not a directory, is refused before anything is written", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         await assert.rejects(h.store.save("s", `${h.root}/nodir/o.tar.zst`), errorRule(OutputRefused, "output-refused", new RegExp(`cannot write ${h.root}/nodir/o\\.tar\\.zst: its directory ${h.root}/nodir does not exist`)));
@@ -54,7 +57,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a directory output is refused, naming an archive file to write instead", async () => {
+    test("rule: a directory output is refused, naming an archive file to write instead", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         await h.fs.mkdir(`${h.root}/outdir`);
@@ -65,7 +68,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an existing output is replaced only with overwrite, and then atomically with the whole archive", async () => {
+    test("rule: an existing output is replaced only with overwrite, and then atomically with the whole archive", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const out = `${h.root}/o.tar.zst`;
@@ -83,7 +86,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a stat failure other than a missing path is reported, never taken for a free output", async () => {
+    test("rule: a stat failure other than a missing path is reported, never taken for a free output", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const faulty = new FaultyFs(h.fs);
@@ -99,7 +102,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an output that appears while the archive is written is kept, unless overwrite", async () => {
+    test("rule: an output that appears while the archive is written is kept, unless overwrite", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const out = `${h.root}/late.tar`;
@@ -122,7 +125,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: the temporary beside the output is leased while it is written, and nothing is left after", async () => {
+    test("rule: the temporary beside the output is leased while it is written, and nothing is left after", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const out = `${h.root}/o.tar`;
@@ -143,7 +146,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an abort while writing removes the temporary and leaves no output", async () => {
+    test("rule: an abort while writing removes the temporary and leaves no output", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const ac = new AbortController();
@@ -175,7 +178,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a failure on the temporary names the output, not the temporary", async () => {
+    test("rule: a failure on the temporary names the output, not the temporary", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const faulty = new FaultyFs(h.fs);
@@ -200,7 +203,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: the zstd level is checked before any work", async () => {
+    test("rule: the zstd level is checked before any work", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         for (const level of [0, 20, 2.5]) {
@@ -214,7 +217,7 @@ for (const backend of BACKENDS) {
   });
 
   describe(`save contents on ${backend.label}`, () => {
-    test("rule: uppers are regular entries by default, old-GNU sparse holding only their data with sparse, and dense wins", async () => {
+    test("rule: uppers are regular entries by default, old-GNU sparse holding only their data with sparse, and dense wins", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const prefix = `sha256-${h.s.digest.slice(7, 23)}`;
@@ -250,7 +253,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an upper without holes, or empty, is a regular entry even with sparse; one data extent beside a hole is sparse", async () => {
+    test("rule: an upper without holes, or empty, is a regular entry even with sparse; one data extent beside a hole is sparse", T, async () => {
       const h = await makeHome(backend);
       try {
         await writeSparse(h.fs, `${h.root}/full`, 20_000, [[0, noise(20_000, 9)]]);
@@ -276,7 +279,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an upper that no longer matches its integrity is refused unless verify is false", async () => {
+    test("rule: an upper that no longer matches its integrity is refused unless verify is false", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const fh = await h.fs.open(`${h.s.path}/upper.ext4`, "r+");
@@ -294,7 +297,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: progress reports verify then write phases, each counting up to its total", async () => {
+    test("rule: progress reports verify then write phases, each counting up to its total", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         await writeSparse(h.fs, `${h.root}/u2`, 64 * KiB, [[0, noise(64 * KiB, 5)]]);
@@ -322,7 +325,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a failing save into a stream aborts the stream with the error; a plain-tar stream may keep its chunks", async () => {
+    test("rule: a failing save into a stream aborts the stream with the error; a plain-tar stream may keep its chunks", T, async () => {
       const h = await homeWithSnapshot(backend);
       try {
         const faulty = new FaultyFs(h.fs);
@@ -354,7 +357,7 @@ for (const backend of BACKENDS) {
   });
 
   describe(`save chain on ${backend.label}`, () => {
-    test("rule: a missing ancestor names the snapshot whose parent it is", async () => {
+    test("rule: a missing ancestor names the snapshot whose parent it is", T, async () => {
       const h = await makeHome(backend);
       try {
         await writeSparse(h.fs, `${h.root}/u`, 4096, [[0, "x"]]);
@@ -368,7 +371,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an ancestor in the snapshot.json form is refused by the manifest.json layout, naming it", async () => {
+    test("rule: an ancestor in the snapshot.json form is refused by the manifest.json layout, naming it", T, async () => {
       const h = await makeHome(backend);
       try {
         await writeSparse(h.fs, `${h.root}/u`, 4096, [[0, "x"]]);
@@ -381,7 +384,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: with the image, the cache files follow the snapshots with their own mtimes", async () => {
+    test("rule: with the image, the cache files follow the snapshots with their own mtimes", T, async () => {
       const h = await makeHome(backend);
       try {
         const img = await buildImage(h.fs, h.home);
@@ -428,7 +431,7 @@ describe("save chain rules", () => {
 describe("save, once (memfs)", () => {
   const memfs = BACKENDS.find((b) => b.label === "memfs")!;
 
-  test("rule: the zstd level decides the compression, 3 by default", async () => {
+  test("rule: the zstd level decides the compression, 3 by default", T, async () => {
     const h = await homeWithSnapshot(memfs);
     try {
       await h.store.save("s", `${h.root}/default.tar.zst`);
@@ -476,7 +479,7 @@ describe("save, once (memfs)", () => {
 });
 
 describe("save reads", () => {
-  test("rule: a fragmented upper is read in a few large reads, not one per extent; every file a save opens is closed", async () => {
+  test("rule: a fragmented upper is read in a few large reads, not one per extent; every file a save opens is closed", T, async () => {
     const memfs = BACKENDS.find((b) => b.label === "memfs")!;
     const h = await makeHome(memfs);
     try {
@@ -504,7 +507,7 @@ describe("save reads", () => {
 describe("save on a real disk", () => {
   const backend = BACKENDS.find((b) => b.label === "node:fs")!;
 
-  test("rule: a FIFO output is never renamed over", async () => {
+  test("rule: a FIFO output is never renamed over", T, async () => {
     const h = await homeWithSnapshot(backend);
     try {
       execFileSync("mkfifo", [`${h.root}/fifo`]);
@@ -515,7 +518,7 @@ describe("save on a real disk", () => {
     }
   });
 
-  test("rule: entries carry the upper's mtime in whole seconds", async () => {
+  test("rule: entries carry the upper's mtime in whole seconds", T, async () => {
     const h = await homeWithSnapshot(backend);
     try {
       utimesSync(`${h.s.path}/upper.ext4`, 1_600_000_000.75, 1_600_000_000.75);
@@ -528,7 +531,7 @@ describe("save on a real disk", () => {
     }
   });
 
-  test("rule: a save reclaims the temporary a killed save left beside its output", async () => {
+  test("rule: a save reclaims the temporary a killed save left beside its output", T, async () => {
     const h = await homeWithSnapshot(backend);
     try {
       const stale = `${h.root}/.o.tar.zst.partial-999999-deadbeef0000`;

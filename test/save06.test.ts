@@ -18,6 +18,9 @@ import { type Backend, BACKENDS, IMAGE, makeHome, noise, writeSparse } from "./h
 import { buildImage } from "./helpers/image.js";
 import { descriptorText, fileState, integrityText, referenceMemberHash, sha256Of, write06, writeCheckpoint06 } from "./helpers/msb06-reference.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const enc = (s: string) => new TextEncoder().encode(s);
 const MEMBER = "msb-archive-member-blake3-v1";
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -64,7 +67,7 @@ async function exists(fs: FileSystem, path: string): Promise<boolean> {
 
 for (const backend of BACKENDS) {
   describe(`save in the 0.6 layout on ${backend.label}`, () => {
-    test("rule: a snapshot.json that is not byte-for-byte canonical is refused, naming the file and its identity; nothing is written", async () => {
+    test("rule: a snapshot.json that is not byte-for-byte canonical is refused, naming the file and its identity; nothing is written", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const a = await write06(fs, `${home}/snapshots/a`, { size: 4096, pieces: [[0, noise(100, 1)]], integrity: "sha256" });
@@ -80,7 +83,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an upper file name over 29 bytes is refused (files/<64hex>/<name> would need a GNU long name); 29 bytes saves and loads", async () => {
+    test("rule: an upper file name over 29 bytes is refused (files/<64hex>/<name> would need a GNU long name); 29 bytes saves and loads", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const name29 = `${"u".repeat(24)}.ext4`;
@@ -103,7 +106,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a zstd level out of range is refused before any payload is read or output written", async () => {
+    test("rule: a zstd level out of range is refused before any payload is read or output written", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         await write06(fs, `${home}/snapshots/a`, { size: 4096, pieces: [[0, noise(100, 1)]], integrity: "sha256" });
@@ -121,7 +124,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an existing output is refused unless overwrite, and left as it was; overwrite replaces it", async () => {
+    test("rule: an existing output is refused unless overwrite, and left as it was; overwrite replaces it", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         await write06(fs, `${home}/snapshots/a`, { size: 4096, pieces: [[0, noise(100, 1)]], integrity: "sha256" });
@@ -137,7 +140,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a stream output receives the bundle (no path checks); tarBytes counts what it got", async () => {
+    test("rule: a stream output receives the bundle (no path checks); tarBytes counts what it got", T, async () => {
       const { fs, home, store, cleanup } = await makeHome(backend);
       try {
         const a = await write06(fs, `${home}/snapshots/a`, { size: 4096, pieces: [[0, noise(100, 1)]], integrity: "sha256" });
@@ -158,7 +161,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: archive.json records each member's owner, kind, sizes and integrity, the snapshots sorted by id, the head and its directory name", async () => {
+    test("rule: archive.json records each member's owner, kind, sizes and integrity, the snapshots sorted by id, the head and its directory name", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const pBytes = new Uint8Array(300_000);
@@ -219,7 +222,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: an empty payload is a regular member of 0 bytes, and the bundle loads", async () => {
+    test("rule: an empty payload is a regular member of 0 bytes, and the bundle loads", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const e = await write06(fs, `${home}/snapshots/e`, { size: 0, integrity: "sha256" });
@@ -237,7 +240,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: with the image, images/ members are sha256-bound with no owner, with_image is true, and cacheFiles names the files", async () => {
+    test("rule: with the image, images/ members are sha256-bound with no owner, with_image is true, and cacheFiles names the files", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const img = await buildImage(fs, home);
@@ -277,7 +280,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: progress counts every payload byte while verifying and every stored byte while writing, against fixed totals", async () => {
+    test("rule: progress counts every payload byte while verifying and every stored byte while writing, against fixed totals", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const p = await write06(fs, `${home}/snapshots/p`, { size: 200_000, pieces: [[70_000, noise(9000, 3)]], integrity: "msb-file-merkle-blake3-v1" });
@@ -301,7 +304,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: checkpoint state saves as its descriptor alone, with or without verify (there is no payload to check or scan)", async () => {
+    test("rule: checkpoint state saves as its descriptor alone, with or without verify (there is no payload to check or scan)", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const ck = await writeCheckpoint06(fs, `${home}/snapshots/ck`);
@@ -317,7 +320,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: verify:false skips the recorded integrity (a payload that no longer matches is saved as it is); the default refuses it", async () => {
+    test("rule: verify:false skips the recorded integrity (a payload that no longer matches is saved as it is); the default refuses it", T, async () => {
       const { fs, root, home, store, cleanup } = await makeHome(backend);
       try {
         const a = await write06(fs, `${home}/snapshots/a`, { size: 100_000, pieces: [[50_000, noise(3000, 5)]], integrity: "msb-sparse-sha256-v1" });
@@ -384,7 +387,7 @@ describe("suggested_name: the head's directory name when microsandbox would acce
     ["no name at all (the root directory)", "/", null],
   ];
   for (const [what, dir, want] of cases) {
-    test(`rule: suggested_name for ${what}`, async () => {
+    test(`rule: suggested_name for ${what}`, T, async () => {
       const { fs, a, snap } = await memHome(dir);
       const r = await saveArchive06(fs, new HomeLayout("/h"), [snap], "/out/x.tar", { plainTar: true });
       assert.equal(r.inventory.suggested_name, want);
@@ -396,7 +399,7 @@ describe("suggested_name: the head's directory name when microsandbox would acce
 
 // memfs only: which versions can load a bundle does not depend on the filesystem (the suites above run both)
 describe("which microsandbox versions can load the result: member hashes (memfs)", () => {
-  test("rule: auto records member hashes only when 0.6.7–0.6.8 could not load the set anyway; forced either way", async () => {
+  test("rule: auto records member hashes only when 0.6.7–0.6.8 could not load the set anyway; forced either way", T, async () => {
     const { fs, root, home, store, cleanup } = await makeHome(BACKENDS[0]!);
     try {
       const algs = ["sha256", "msb-sparse-sha256-v1", null, "msb-file-merkle-blake3-v1"] as const;
@@ -427,7 +430,7 @@ describe("which microsandbox versions can load the result: member hashes (memfs)
 });
 
 describe("tar headers of a 0.6 bundle (node:fs, real mtimes)", () => {
-  test("rule: members carry their source file's mtime (descriptors, regular and sparse payloads, image files); archive.json is mode 0644 stamped with the save time", async () => {
+  test("rule: members carry their source file's mtime (descriptors, regular and sparse payloads, image files); archive.json is mode 0644 stamped with the save time", T, async () => {
     const { fs, root, home, store, cleanup } = await makeHome(BACKENDS[1]!);
     try {
       const a = await write06(fs, `${home}/snapshots/a`, { size: 4096, pieces: [[0, noise(4096, 1)]], integrity: "sha256" });
@@ -459,7 +462,7 @@ describe("tar headers of a 0.6 bundle (node:fs, real mtimes)", () => {
     }
   });
 
-  test("rule: a manifest.json snapshot translated to the 0.6 layout takes manifest.json's mtime; its parent must come along", async () => {
+  test("rule: a manifest.json snapshot translated to the 0.6 layout takes manifest.json's mtime; its parent must come along", T, async () => {
     const { fs, root, home, store, cleanup } = await makeHome(BACKENDS[1]!);
     try {
       await writeSparse(fs, `${root}/u`, 8192, [[0, noise(100, 2)]]);

@@ -16,6 +16,9 @@ import { probedSource, readBytes } from "./helpers/stream-probe.js";
 import { concatBytes, craftData, craftHeader, END } from "./helpers/tar-craft.js";
 import { removeDir, tempDir } from "./helpers/tar-tools.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const READS = "snapbundle reads \\.tar and \\.tar\\.zst$";
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const refused = (pattern: string) => errorRule(ArchiveError, "archive", new RegExp(pattern));
@@ -76,7 +79,7 @@ describe("sniff: foreign formats", () => {
     assert.equal(classifyBundleStart(new Uint8Array([0x1f]), "x"), "none");
   });
 
-  test("rule: the file name plays no part: a gzip file named .tar.zst is refused as gzip, a tar named .gz is read", async () => {
+  test("rule: the file name plays no part: a gzip file named .tar.zst is refused as gzip, a tar named .gz is read", T, async () => {
     const gz = foreign.find((f) => f.format === "a gzip file")!;
     await assert.rejects(openBundle(probedSource(gz.bytes, 4096).stream, "a.tar.zst"), refused(`^a\\.tar\\.zst is a gzip file; ${READS}`));
     const opened = await openBundle(probedSource(tars.get("gnu")!, 4096).stream, "a.tar.gz");
@@ -86,7 +89,7 @@ describe("sniff: foreign formats", () => {
 });
 
 describe("sniff: empty inputs and compression", () => {
-  test("rule: an empty input is refused as empty, naming the input", async () => {
+  test("rule: an empty input is refused as empty, naming the input", T, async () => {
     assert.throws(() => classifyBundleStart(new Uint8Array(0), "stdin"), refused("^stdin: empty input, no archive$"));
     await assert.rejects(openBundle(probedSource(new Uint8Array(0), 512).stream, "/tmp/e.tar"), refused("^/tmp/e\\.tar: empty input, no archive$"));
   });

@@ -5,6 +5,9 @@ import assert from "node:assert/strict";
 import { ByteSource } from "../src/tar/source.js";
 import { pseudoRandom } from "./helpers/tar-tools.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 /** A stream of the given chunks, in order, that records whether it was cancelled and how often it was pulled. */
 function chunkStream(chunks: readonly unknown[]): { stream: ReadableStream<Uint8Array>; state: { cancels: number; pulls: number } } {
   const state = { cancels: 0, pulls: 0 };
@@ -38,7 +41,7 @@ function cut(bytes: Uint8Array, lengths: readonly number[]): Uint8Array[] {
 }
 
 describe("readBlock", () => {
-  test("rule: a block that lies in one chunk is a view of it, taken at the current position", async () => {
+  test("rule: a block that lies in one chunk is a view of it, taken at the current position", T, async () => {
     const bytes = pseudoRandom(1536, 1);
     const chunk = bytes.slice();
     const src = new ByteSource(chunkStream([chunk]).stream);
@@ -54,7 +57,7 @@ describe("readBlock", () => {
     await src.release();
   });
 
-  test("rule: a block spread over chunks (empty ones too) is assembled into a copy, byte for byte", async () => {
+  test("rule: a block spread over chunks (empty ones too) is assembled into a copy, byte for byte", T, async () => {
     const bytes = pseudoRandom(2048, 2);
     for (const lengths of [[1, 510, 1], [100, 0, 300, 0, 112], [511, 2], [700], [512, 0, 512], [3, 1021], [1024, 1023]]) {
       const chunks = cut(bytes, lengths);
@@ -71,7 +74,7 @@ describe("readBlock", () => {
     }
   });
 
-  test("rule: at the end of input, readBlock reports how many bytes were left (0-511) and counts them", async () => {
+  test("rule: at the end of input, readBlock reports how many bytes were left (0-511) and counts them", T, async () => {
     for (const [size, lengths] of [[0, []], [1, []], [511, []], [511, [200, 0, 100]], [512 + 300, [600]], [1024 + 511, [1, 1, 1]]] as const) {
       const bytes = pseudoRandom(size, 3);
       const src = new ByteSource(chunkStream(cut(bytes, lengths)).stream);
@@ -86,7 +89,7 @@ describe("readBlock", () => {
     }
   });
 
-  test("rule: a block assembled from a chunk's tail continues from the current position", async () => {
+  test("rule: a block assembled from a chunk's tail continues from the current position", T, async () => {
     const bytes = pseudoRandom(1100, 4);
     const src = new ByteSource(chunkStream(cut(bytes, [600, 500])).stream);
     assert.deepEqual(await src.take(100), bytes.subarray(0, 100));
@@ -98,7 +101,7 @@ describe("readBlock", () => {
     await src.release();
   });
 
-  test("rule: a chunk that is not a Uint8Array is refused with a TypeError", async () => {
+  test("rule: a chunk that is not a Uint8Array is refused with a TypeError", T, async () => {
     for (const bad of ["text", [1, 2, 3], new ArrayBuffer(512), new Uint16Array(256)]) {
       const src = new ByteSource(chunkStream([bad]).stream);
       await assert.rejects(src.readBlock(), (e: unknown) => {
@@ -112,7 +115,7 @@ describe("readBlock", () => {
 });
 
 describe("take and skip", () => {
-  test("rule: take gives at most max bytes, never past the current chunk, and null at the end", async () => {
+  test("rule: take gives at most max bytes, never past the current chunk, and null at the end", T, async () => {
     const bytes = pseudoRandom(1000, 5);
     const src = new ByteSource(chunkStream(cut(bytes, [300, 0, 700])).stream);
     const a = await src.take(100);
@@ -130,7 +133,7 @@ describe("take and skip", () => {
     await src.release();
   });
 
-  test("rule: skip passes over exactly n bytes across chunks, and fewer only at the end", async () => {
+  test("rule: skip passes over exactly n bytes across chunks, and fewer only at the end", T, async () => {
     const bytes = pseudoRandom(3000, 6);
     const src = new ByteSource(chunkStream(cut(bytes, [100, 900, 1, 999])).stream);
     assert.equal(await src.skip(0), 0);
@@ -146,7 +149,7 @@ describe("take and skip", () => {
 });
 
 describe("release", () => {
-  test("rule: release cancels the stream without draining it and frees its lock, once", async () => {
+  test("rule: release cancels the stream without draining it and frees its lock, once", T, async () => {
     const bytes = pseudoRandom(4096, 7);
     const { stream, state } = chunkStream(cut(bytes, [512, 512, 512, 512]));
     const src = new ByteSource(stream);
@@ -160,7 +163,7 @@ describe("release", () => {
     assert.equal(state.cancels, 1, "idempotent");
   });
 
-  test("rule: a released source hands out no more bytes, not even those of the chunk in hand", async () => {
+  test("rule: a released source hands out no more bytes, not even those of the chunk in hand", T, async () => {
     const src = new ByteSource(chunkStream([pseudoRandom(2048, 8)]).stream);
     assert.ok((await src.readBlock()) instanceof Uint8Array);
     await src.release();
@@ -168,7 +171,7 @@ describe("release", () => {
     await assert.rejects(src.take(10), TypeError);
   });
 
-  test("rule: releasing a stream that failed does not throw; the failure is read()'s to report", async () => {
+  test("rule: releasing a stream that failed does not throw; the failure is read()'s to report", T, async () => {
     const boom = new Error("disk on fire");
     const stream = new ReadableStream<Uint8Array>({
       pull(c) {

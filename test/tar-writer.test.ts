@@ -17,6 +17,9 @@ import { walkHeaders } from "./helpers/archive-headers.js";
 import { errorRule } from "./helpers/error-rules.js";
 import { archiveRule } from "./helpers/archive-rules.js";
 
+/** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 const enc = new TextEncoder();
 const RECORD = 10240;
 
@@ -72,7 +75,7 @@ function extendedCase(count: number): { realSize: number; map: SparseSegment[] }
 }
 
 describe("regular files", () => {
-  test("rule: a header carries the name, mode 0644, uid/gid 0, size, mtime 0, typeflag 0 and the GNU magic unless told otherwise", async () => {
+  test("rule: a header carries the name, mode 0644, uid/gid 0, size, mtime 0, typeflag 0 and the GNU magic unless told otherwise", T, async () => {
     const hello = enc.encode("hello");
     const big = pseudoRandom(1500, 1);
     const bytes = await writeTarBytes(async (tar) => {
@@ -94,7 +97,7 @@ describe("regular files", () => {
     );
   });
 
-  test("rule: data is padded with zeros to a whole block, and sizes of a whole block get no padding", async () => {
+  test("rule: data is padded with zeros to a whole block, and sizes of a whole block get no padding", T, async () => {
     for (const size of [1, 511, 512, 513, 1024]) {
       const data = pseudoRandom(size, size).map((b) => b | 1); // no zero bytes: padding is told apart
       const bytes = await writeTarBytes((tar) => tar.addFile("f", size, [data]));
@@ -102,7 +105,7 @@ describe("regular files", () => {
     }
   });
 
-  test("rule: a name is 1 to 100 bytes of UTF-8; longer names are refused naming the name and its length", async () => {
+  test("rule: a name is 1 to 100 bytes of UTF-8; longer names are refused naming the name and its length", T, async () => {
     const hundred = "n".repeat(98) + "ü"; // 100 bytes, no terminating NUL
     const emoji = "😀".repeat(25); // surrogate pairs are fine: 100 bytes
     const bytes = await writeTarBytes(async (tar) => {
@@ -119,7 +122,7 @@ describe("regular files", () => {
     }
   });
 
-  test("rule: an empty name, a NUL or an unpaired surrogate in it is refused", async () => {
+  test("rule: an empty name, a NUL or an unpaired surrogate in it is refused", T, async () => {
     await assert.rejects(fresh().tar.addFile("", 0, []), archiveRule(/^tar entry: the name is empty$/));
     await assert.rejects(fresh().tar.addFile(42 as unknown as string, 0, []), archiveRule(/^tar entry: the name is empty$/));
     await assert.rejects(fresh().tar.addSparseFile("", 10, [], []), archiveRule(/^tar entry: the name is empty$/));
@@ -131,7 +134,7 @@ describe("regular files", () => {
     }
   });
 
-  test("rule: mode is an integer within 0..0o7777, refused naming the entry", async () => {
+  test("rule: mode is an integer within 0..0o7777, refused naming the entry", T, async () => {
     for (const mode of [-1, 0o10000, 1.5, Number.NaN]) {
       await assert.rejects(
         fresh().tar.addFile("m", 0, [], { mode }),
@@ -141,7 +144,7 @@ describe("regular files", () => {
     }
   });
 
-  test("rule: mtime, size and realSize are non-negative integers up to 2^53-1, refused naming the entry", async () => {
+  test("rule: mtime, size and realSize are non-negative integers up to 2^53-1, refused naming the entry", T, async () => {
     const bad = [-1, 1.5, 2 ** 53, Number.NaN, Infinity];
     for (const v of bad) {
       const shown = String(v).replace(".", "\\.");
@@ -156,7 +159,7 @@ describe("regular files", () => {
 });
 
 describe("data sources", () => {
-  test("rule: data is any iterable or async iterable of Uint8Array chunks (a ReadableStream too); empty chunks count for nothing", async () => {
+  test("rule: data is any iterable or async iterable of Uint8Array chunks (a ReadableStream too); empty chunks count for nothing", T, async () => {
     const data = pseudoRandom(3000, 2);
     const pieces = () => [data.subarray(0, 0), data.subarray(0, 1000), data.subarray(1000, 1000), data.subarray(1000)];
     const sources: [string, () => TarData][] = [
@@ -171,7 +174,7 @@ describe("data sources", () => {
     }
   });
 
-  test("rule: data chunks are copied, so a source may reuse its buffer", async () => {
+  test("rule: data chunks are copied, so a source may reuse its buffer", T, async () => {
     const data = pseudoRandom(5000, 3);
     const reuse = function* () {
       const scratch = new Uint8Array(700);
@@ -188,7 +191,7 @@ describe("data sources", () => {
     }
   });
 
-  test("rule: a chunk that is not a Uint8Array is refused naming the entry", async () => {
+  test("rule: a chunk that is not a Uint8Array is refused naming the entry", T, async () => {
     for (const bad of ["text", [1, 2], new ArrayBuffer(4), new Uint16Array(2), null]) {
       await assert.rejects(
         fresh().tar.addFile("x", 4, [bad as unknown as Uint8Array]),
@@ -197,7 +200,7 @@ describe("data sources", () => {
     }
   });
 
-  test("rule: data longer than the declared size is refused naming the entry and the size", async () => {
+  test("rule: data longer than the declared size is refused naming the entry and the size", T, async () => {
     const longer = /^tar entry "l": data is longer than the declared size of 3 bytes$/;
     await assert.rejects(fresh().tar.addFile("l", 3, [enc.encode("abcd")]), archiveRule(longer));
     await assert.rejects(fresh().tar.addFile("l", 3, [enc.encode("abc"), enc.encode("d")]), archiveRule(longer));
@@ -208,7 +211,7 @@ describe("data sources", () => {
     assert.deepEqual(bytes, archiveOf(craftHeader({ name: "l", size: 3 }), craftData("abc")));
   });
 
-  test("rule: data shorter than the declared size is refused naming how many bytes came", async () => {
+  test("rule: data shorter than the declared size is refused naming how many bytes came", T, async () => {
     await assert.rejects(fresh().tar.addFile("s", 3, [enc.encode("ab")]), archiveRule(/^tar entry "s": data ended after 2 bytes, the declared size is 3$/));
     await assert.rejects(fresh().tar.addFile("s", 1, []), archiveRule(/^tar entry "s": data ended after 0 bytes, the declared size is 1$/));
     await assert.rejects(
@@ -221,7 +224,7 @@ describe("data sources", () => {
     );
   });
 
-  test("rule: a source left unfinished is closed so it can clean up, and its own close error does not hide the first", async () => {
+  test("rule: a source left unfinished is closed so it can clean up, and its own close error does not hide the first", T, async () => {
     let cleaned = 0;
     const gen = function* () {
       try {
@@ -250,7 +253,7 @@ describe("data sources", () => {
 
 describe("old-GNU sparse files", () => {
   for (const c of SPARSE_CASES) {
-    test(`rule: the header holds typeflag S, the stored size, the real size and the block-aligned map (${c.what})`, async () => {
+    test(`rule: the header holds typeflag S, the stored size, the real size and the block-aligned map (${c.what})`, T, async () => {
       const { logical, data } = sparseCase(c.realSize, c.map, 5);
       const stored = concat(c.descriptors.map(([o, n]) => logical.subarray(o, o + n)));
       const bytes = await writeTarBytes((tar) => tar.addSparseFile("s.img", c.realSize, c.map, [data], { mtime: 7 }));
@@ -258,7 +261,7 @@ describe("old-GNU sparse files", () => {
     });
   }
 
-  test("rule: more than 4 descriptors continue in extension blocks of 21, each saying whether another follows", async () => {
+  test("rule: more than 4 descriptors continue in extension blocks of 21, each saying whether another follows", T, async () => {
     // 4 fit the header; 5 and 25 need one extension block; 26 and 46 two; 47 three.
     for (const count of EXTENDED_COUNTS) {
       const { realSize, map } = extendedCase(count);
@@ -269,7 +272,7 @@ describe("old-GNU sparse files", () => {
     }
   });
 
-  test("rule: a bad sparse map is refused naming the entry and the segment", async () => {
+  test("rule: a bad sparse map is refused naming the entry and the segment", T, async () => {
     const refused = async (map: SparseSegment[], realSize: number, pattern: RegExp) =>
       assert.rejects(fresh().tar.addSparseFile("bad.img", realSize, map, [new Uint8Array(map.reduce((n, s) => n + s.length, 0))]), archiveRule(pattern));
     await refused([{ offset: 0, length: 10 }, { offset: 5, length: 10 }], 100, /^tar entry "bad\.img": sparse map segment 1 \(offset 5, length 10\) overlaps/);
@@ -289,7 +292,7 @@ describe("chunks, records and the end of the archive", () => {
     assert.ok(new TarWriter(memorySink().writer, { chunkSize: 512 }));
   });
 
-  test("rule: the sink gets chunks of exactly chunkSize, but the last; bytesWritten counts what is buffered too", async () => {
+  test("rule: the sink gets chunks of exactly chunkSize, but the last; bytesWritten counts what is buffered too", T, async () => {
     const data = pseudoRandom(5000, 9);
     for (const chunkSize of [512, 700, 4096, 1 << 20]) {
       const { sink, tar } = fresh(chunkSize);
@@ -307,7 +310,7 @@ describe("chunks, records and the end of the archive", () => {
     }
   });
 
-  test("rule: finish() writes two zero blocks and pads to a 10240-byte record, no further", async () => {
+  test("rule: finish() writes two zero blocks and pads to a 10240-byte record, no further", T, async () => {
     // Empty archive: the marker alone, padded to one record.
     const empty = await writeTarBytes(async () => {});
     assert.deepEqual(empty, new Uint8Array(RECORD));
@@ -323,7 +326,7 @@ describe("chunks, records and the end of the archive", () => {
     assert.deepEqual(two, archiveOf(craftHeader({ name: "over", size: over.length }), craftData(over)));
   });
 
-  test("rule: finish() resolves only once the sink has accepted every chunk", async () => {
+  test("rule: finish() resolves only once the sink has accepted every chunk", T, async () => {
     let accepted = 0;
     const ws = new WritableStream<Uint8Array>(
       {
@@ -363,7 +366,7 @@ describe("chunks, records and the end of the archive", () => {
     assert.equal(accepted, 2 * RECORD);
   });
 
-  test("rule: with recycleChunks, a chunk's buffer is reused once its write resolved, and zeroed", async () => {
+  test("rule: with recycleChunks, a chunk's buffer is reused once its write resolved, and zeroed", T, async () => {
     const noise = pseudoRandom(4000, 14).map((b) => b | 1);
     const build = async (tar: TarWriter) => {
       await tar.addFile("noise", noise.length, [noise]);
@@ -390,7 +393,7 @@ describe("chunks, records and the end of the archive", () => {
     }
   });
 
-  test("rule: without recycleChunks, a sink may keep every chunk it was handed", async () => {
+  test("rule: without recycleChunks, a sink may keep every chunk it was handed", T, async () => {
     const noise = pseudoRandom(3000, 15).map((b) => b | 1);
     const { sink, tar } = fresh(512);
     await tar.addFile("noise", noise.length, [noise]);
@@ -402,7 +405,7 @@ describe("chunks, records and the end of the archive", () => {
 });
 
 describe("writer states", () => {
-  test("rule: after a failure every later call rejects as incomplete, with the first failure as its cause", async () => {
+  test("rule: after a failure every later call rejects as incomplete, with the first failure as its cause", T, async () => {
     const { tar } = fresh();
     let first: unknown;
     await assert.rejects(tar.addFile("short", 2, [enc.encode("a")]), (e) => ((first = e), e instanceof ArchiveError));
@@ -412,7 +415,7 @@ describe("writer states", () => {
     }
   });
 
-  test("rule: a sink that fails its write fails the writer", async () => {
+  test("rule: a sink that fails its write fails the writer", T, async () => {
     const boom = new Error("disk full");
     const ws = new WritableStream<Uint8Array>({
       write() {
@@ -455,7 +458,7 @@ describe("writer states", () => {
     assert.deepEqual(sink.bytes(), archiveOf(craftHeader({ name: "slow", size: 2000 }), craftData(data), craftHeader({ name: "next" })));
   });
 
-  test("rule: after finish() every call rejects", async () => {
+  test("rule: after finish() every call rejects", T, async () => {
     const { tar } = fresh();
     await tar.finish();
     const done = archiveRule(/^tar writer: finish\(\) was already called$/);
