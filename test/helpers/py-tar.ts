@@ -5,7 +5,7 @@
  * @module
  */
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,9 @@ export interface PyMember {
   readonly type: string;
   /** Apparent (logical) size. */
   readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
   readonly mtime: number;
   /** `[offset, length]` data extents of a sparse member, else null. */
   readonly sparse: [number, number][] | null;
@@ -42,12 +45,16 @@ for path in sys.argv[1:]:
                     break
                 h.update(b)
             h = h.hexdigest()
-        out.append({"name": m.name, "type": m.type.decode("latin-1"), "size": m.size, "mtime": int(m.mtime),
+        out.append({"name": m.name, "type": m.type.decode("latin-1"), "size": m.size, "mode": m.mode, "uid": m.uid, "gid": m.gid, "mtime": int(m.mtime),
                     "sparse": [list(x) for x in m.sparse] if m.sparse is not None else None, "sha256": h})
 print(json.dumps(lists))
 `;
 
-/** List each of `bundles` (plain tar, or zstd-compressed tar) with python3 tarfile, in one run. */
+/**
+ * List each of `bundles` (plain tar, or zstd-compressed tar) with python3
+ * tarfile, in one run. Exiting non-zero or writing anything to stderr (a
+ * warning) fails the listing.
+ */
 export function pyListTars(bundles: readonly Uint8Array[]): PyMember[][] {
   const dir = mkdtempSync(join(tmpdir(), "snapbundle-pytar-"));
   try {
@@ -58,8 +65,9 @@ export function pyListTars(bundles: readonly Uint8Array[]): PyMember[][] {
       execFileSync("zstd", ["-d", "-q", "-f", join(dir, `${i}`), "-o", join(dir, `${i}.tar`)], { stdio: ["ignore", "ignore", "pipe"] });
       return join(dir, `${i}.tar`);
     });
-    const text = execFileSync("python3", ["-c", SCRIPT, ...paths], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 16 << 20 });
-    return JSON.parse(text) as PyMember[][];
+    const r = spawnSync("python3", ["-c", SCRIPT, ...paths], { encoding: "utf8", maxBuffer: 64 << 20 });
+    if (r.status !== 0 || r.stderr !== "") throw new Error(`python3 tarfile: exit ${r.status}, stderr: ${r.stderr}${r.error ? ` (${r.error.message})` : ""}`);
+    return JSON.parse(r.stdout) as PyMember[][];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 /**
- * Third-party readers as judges of an archive's bytes: python3's tarfile,
- * GNU tar and bsdtar each list and extract it, and report every member's
+ * Third-party readers as judges of an archive's bytes: python3's tarfile
+ * (through `py-tar.ts`), GNU tar and bsdtar each list and extract it, and report every member's
  * header fields and the SHA-256 of its extracted content. A judge that exits
  * non-zero or writes anything to stderr (a warning such as "A lone zero
  * block") fails the test.
@@ -11,24 +11,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 
+import { type PyMember, pyListTar } from "./py-tar.js";
 import { removeDir, sha256File, tempDir } from "./tar-tools.js";
-
-/** One member as python's tarfile reads it. */
-export interface PyMember {
-  name: string;
-  /** The typeflag as tarfile keeps it (`"S"` for old-GNU sparse). */
-  type: string;
-  /** Logical size (`realsize` of a sparse member). */
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  /** `[offset, length]` pairs of a sparse member's map, else null. */
-  sparse: [number, number][] | null;
-  /** SHA-256 of the content tarfile extracts (holes as zeros). */
-  sha256: string;
-}
 
 /** What each judge made of an archive. */
 export interface Verdicts {
@@ -40,20 +24,6 @@ export interface Verdicts {
   /** Extracted file → [size, SHA-256], by bsdtar. */
   bsd: Map<string, [number, string]>;
 }
-
-const PY = `
-import sys, tarfile, json, hashlib
-out = []
-with tarfile.open(sys.argv[1], "r:") as t:
-    for m in t:
-        h = hashlib.sha256()
-        if m.isreg():
-            h.update(t.extractfile(m).read())
-        out.append(dict(name=m.name, type=m.type.decode("latin-1"), size=m.size, mode=m.mode, uid=m.uid, gid=m.gid,
-                        mtime=m.mtime, sparse=[list(s) for s in m.sparse] if m.sparse is not None else None,
-                        sha256=h.hexdigest()))
-print(json.dumps(out))
-`;
 
 function judge(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20 });
@@ -85,7 +55,7 @@ export function judgeArchive(archive: Uint8Array): Verdicts {
   try {
     const file = nodePath.join(dir, "a.tar");
     fs.writeFileSync(file, archive);
-    const python = JSON.parse(judge("python3", ["-c", PY, file])) as PyMember[];
+    const python = pyListTar(archive);
     const gnuDir = nodePath.join(dir, "gnu");
     const bsdDir = nodePath.join(dir, "bsd");
     fs.mkdirSync(gnuDir);
