@@ -49,3 +49,5 @@ export { type Leftover, type SweepPolicy, type SweepResult } from "./staging.js"
 export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
 export { LockTimeout } from "./lock.js";
 export { setWasmReader, setZstdWorkerFactory, type WasmReader, type ZstdWorker, type ZstdWorkerFactory } from "../wasm/mod.js";
+export * from "./oci/mod.js";
+export { type BundleParts } from "./archive/load.js";

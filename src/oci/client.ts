@@ -1,0 +1,583 @@
+/**
+ * A client of the OCI distribution API, on `fetch` and Web Streams only (so
+ * it runs on Node, Deno and Bun): blob `HEAD`, cross-repository mount,
+ * streamed chunked upload (`POST`, `PATCH`…, `PUT ?digest=`) with the digest
+ * computed on the way, blob `GET` checked against its digest as it streams
+ * and resumed with `Range` after a broken connection, manifest `GET`/`PUT`.
+ *
+ * Auth: anonymous first; on a 401 the `WWW-Authenticate` challenge decides —
+ * `Basic` sends the credentials, `Bearer` fetches a token from the realm
+ * (with the credentials if any) for the scope asked. Credentials are never
+ * put in a message. Retries with exponential backoff on 429, 5xx and network
+ * failures of requests that can be repeated, honouring `Retry-After`.
+ *
+ * TLS and custom CAs are the `fetch`'s business: pass one (`options.fetch`)
+ * that trusts what it should (the CLI builds one per runtime).
+ *
+ * @example
+ * ```ts
+ * const client = new RegistryClient(parseRegistryReference("localhost:5000/snaps:base"), { plainHttp: true });
+ * const manifest = await client.getManifest("base");
+ * ```
+ * @module
+ */
+
+import { createSha256 } from "../../wasm/mod.js";
+import { abortError, throwIfAborted } from "../abort.js";
+import { OperationAborted, RegistryError } from "../errors.js";
+import { type RegistryReference } from "./reference.js";
+
+/** A username and password (or token as password) for one registry. */
+export interface RegistryCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Options of {@link RegistryClient} (and of push and pull). */
+export interface RegistryOptions {
+  /** The `fetch` to use (default `globalThis.fetch`): the place for a custom CA or TLS settings. */
+  readonly fetch?: typeof fetch;
+  /** Talk `http://` instead of `https://` (test and loopback registries). */
+  readonly plainHttp?: boolean;
+  /** Credentials for the registry, or a function giving them per registry host (`null`: anonymous). */
+  readonly credentials?: RegistryCredentials | null | ((registry: string) => RegistryCredentials | null | Promise<RegistryCredentials | null>);
+  /** Retries of a request after 429, 5xx or a network failure (default 4). */
+  readonly retries?: number;
+  /** First backoff in ms, doubled each retry (default 250); `Retry-After` wins when given. */
+  readonly retryDelayMs?: number;
+  /** Longest wait between retries in ms (default 30 s), `Retry-After` included. */
+  readonly maxRetryDelayMs?: number;
+  /** Bytes per upload `PATCH` (default 8 MiB); one chunk is held in memory at a time. */
+  readonly chunkBytes?: number;
+  /** Stop (rejecting with `OperationAborted`) once this fires. */
+  readonly signal?: AbortSignal;
+}
+
+/** An OCI descriptor. */
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly annotations?: Readonly<Record<string, string>>;
+  readonly artifactType?: string;
+}
+
+type Scope = "pull" | "pull,push";
+
+interface RequestSpec {
+  readonly method: string;
+  /** A path under the registry (`/v2/…`) or an absolute URL (an upload location). */
+  readonly url: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: Uint8Array;
+  /** Statuses that are success (anything else is an error). */
+  readonly ok: readonly number[];
+  readonly scope: Scope;
+  /** Other repositories the token must cover (pull), e.g. a mount source. */
+  readonly also?: readonly string[];
+  /** Retry on 429/5xx/network failure (default true; false for non-idempotent requests). */
+  readonly retry?: boolean;
+  /** What the request is, for messages: "blob sha256:…", "manifest base". */
+  readonly what: string;
+  /** Statuses returned to the caller without raising (e.g. 404 of a HEAD). */
+  readonly pass?: readonly number[];
+}
+
+const DEFAULT_CHUNK = 8 << 20;
+
+/**
+ * The registry API for one reference's repository. One instance caches the
+ * authorization it earned (a token per scope, or Basic) across requests.
+ */
+export class RegistryClient {
+  readonly ref: RegistryReference;
+  readonly #fetch: typeof fetch;
+  readonly #options: RegistryOptions;
+  readonly #base: string;
+  /** Authorization header values by scope key; "basic" for a Basic registry. */
+  readonly #auth = new Map<string, string>();
+  #basic: string | null = null;
+  #credentials: Promise<RegistryCredentials | null> | undefined;
+
+  constructor(ref: RegistryReference, options: RegistryOptions = {}) {
+    this.ref = ref;
+    this.#options = options;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#base = `${options.plainHttp ? "http" : "https"}://${ref.endpoint}`;
+  }
+
+  /** `/v2/<repo>/…` of this client's repository. */
+  path(rest: string, repository = this.ref.repository): string {
+    return `/v2/${repository}/${rest}`;
+  }
+
+  /** The blob's size when the repository has it, else null. */
+  async blobSize(digest: string): Promise<number | null> {
+    const r = await this.request({ method: "HEAD", url: this.path(`blobs/${digest}`), ok: [200], pass: [404], scope: "pull", what: `blob ${digest}` });
+    if (r.status === 404) return null;
+    const len = Number(r.headers.get("content-length"));
+    return Number.isFinite(len) ? len : -1;
+  }
+
+  /**
+   * Mount `digest` from `from` (same registry). True when mounted; false when
+   * the registry declined (any upload session it opened instead is left to expire).
+   */
+  async mountBlob(digest: string, from: string): Promise<boolean> {
+    const r = await this.request({
+      method: "POST",
+      url: `${this.path("blobs/uploads/")}?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+      headers: { "content-length": "0" },
+      ok: [201, 202],
+      scope: "pull,push",
+      also: [from],
+      what: `mount of blob ${digest} from ${from}`,
+    });
+    await r.body?.cancel().catch(() => {});
+    return r.status === 201;
+  }
+
+  /**
+   * Upload a stream as a blob: `POST` a session, `PATCH` it chunk by chunk
+   * (one chunk of `chunkBytes` in memory at a time), hashing the bytes on the
+   * way, then `PUT ?digest=` with the digest found. Resolves the descriptor's
+   * digest and size. `expect`, when given, is checked against the digest.
+   */
+  async uploadBlob(source: ReadableStream<Uint8Array>, options: { onBytes?: (n: number) => void; expect?: string } = {}): Promise<{ digest: string; size: number }> {
+    const reader = source.getReader();
+    try {
+      const start = await this.request({ method: "POST", url: this.path("blobs/uploads/"), headers: { "content-length": "0" }, ok: [202], scope: "pull,push", what: "blob upload" });
+      await start.body?.cancel().catch(() => {});
+      let location = this.#location(start, "blob upload");
+      const hash = await createSha256();
+      const chunkBytes = this.#options.chunkBytes ?? DEFAULT_CHUNK;
+      const chunk = new Uint8Array(chunkBytes);
+      let offset = 0;
+      let pending: Uint8Array | null = null;
+      for (;;) {
+        // fill one chunk
+        let fill = 0;
+        let done = false;
+        while (fill < chunkBytes) {
+          const piece: Uint8Array | null = pending ?? (await this.#read(reader));
+          pending = null;
+          if (piece === null) {
+            done = true;
+            break;
+          }
+          const take = Math.min(piece.length, chunkBytes - fill);
+          chunk.set(piece.subarray(0, take), fill);
+          fill += take;
+          if (take < piece.length) pending = piece.subarray(take);
+        }
+        if (fill > 0) {
+          const body = chunk.subarray(0, fill);
+          hash.update(body);
+          const r = await this.request({
+            method: "PATCH",
+            url: location,
+            headers: { "content-type": "application/octet-stream", "content-range": `${offset}-${offset + fill - 1}`, "content-length": String(fill) },
+            body,
+            ok: [202],
+            scope: "pull,push",
+            retry: false,
+            what: "blob upload",
+          });
+          await r.body?.cancel().catch(() => {});
+          location = this.#location(r, "blob upload");
+          offset += fill;
+          options.onBytes?.(fill);
+        }
+        if (done) break;
+      }
+      const digest = `sha256:${hash.digestHex()}`;
+      if (options.expect !== undefined && options.expect !== digest) {
+        throw new RegistryError(`${this.ref.text}: the bytes uploaded hash to ${digest}, not ${options.expect} (the source changed while it was read)`, this.ref.text, "digest-mismatch");
+      }
+      const sep = location.includes("?") ? "&" : "?";
+      const put = await this.request({ method: "PUT", url: `${location}${sep}digest=${encodeURIComponent(digest)}`, headers: { "content-length": "0" }, ok: [201, 204], scope: "pull,push", retry: false, what: `blob ${digest}` });
+      await put.body?.cancel().catch(() => {});
+      return { digest, size: offset };
+    } catch (e) {
+      await reader.cancel(e).catch(() => {});
+      throw e;
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  async #read(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array | null> {
+    const r = await reader.read();
+    return r.done ? null : r.value;
+  }
+
+  /**
+   * The blob's bytes, checked as they stream: more bytes than `size`, fewer,
+   * or another digest fail the stream with a {@link RegistryError} naming the
+   * digest. A connection broken mid-body is resumed with `Range` from the
+   * byte reached (the retries allowing), when the registry honours it.
+   */
+  async blobStream(desc: Pick<Descriptor, "digest" | "size">, onBytes?: (n: number) => void): Promise<ReadableStream<Uint8Array>> {
+    const hash = await createSha256();
+    const url = this.path(`blobs/${desc.digest}`);
+    const what = `blob ${desc.digest}`;
+    let received = 0;
+    let resumes = 0;
+    const open = async (): Promise<ReadableStreamDefaultReader<Uint8Array>> => {
+      const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
+      const r = await this.request({ method: "GET", url, headers, ok: received > 0 ? [206] : [200], scope: "pull", what });
+      if (r.body === null) throw this.#protocol(`${what}: the registry sent no body`);
+      return r.body.getReader();
+    };
+    let reader = await open();
+    const mismatch = (detail: string) =>
+      new RegistryError(`${this.ref.text}: ${what} is corrupt: ${detail}; refused (nothing from it is installed)`, this.ref.text, "digest-mismatch");
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          let r: ReadableStreamReadResult<Uint8Array>;
+          try {
+            throwIfAborted(this.#options.signal);
+            r = await reader.read();
+          } catch (e) {
+            if (e instanceof OperationAborted || resumes >= (this.#options.retries ?? 4)) throw this.#network(what, e);
+            resumes++;
+            await this.#sleep(this.#backoff(resumes - 1, null));
+            reader = await open();
+            continue;
+          }
+          if (r.done) {
+            if (received !== desc.size) throw mismatch(`the registry sent ${received} bytes, the descriptor says ${desc.size}`);
+            const got = `sha256:${hash.digestHex()}`;
+            if (got !== desc.digest) throw mismatch(`its bytes hash to ${got}`);
+            controller.close();
+            return;
+          }
+          received += r.value.length;
+          if (received > desc.size) throw mismatch(`the registry sent more than the ${desc.size} bytes the descriptor says`);
+          hash.update(r.value);
+          onBytes?.(r.value.length);
+          controller.enqueue(r.value);
+          return;
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
+  }
+
+  /** A small blob (a config), whole, checked. */
+  async blobBytes(desc: Pick<Descriptor, "digest" | "size">, max = 4 << 20): Promise<Uint8Array> {
+    if (desc.size > max) throw this.#protocol(`blob ${desc.digest} is ${desc.size} bytes, more than the ${max} read whole`);
+    const out = new Uint8Array(desc.size);
+    let at = 0;
+    for await (const c of iterate(await this.blobStream(desc))) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+
+  /** Upload a small blob held in memory (a config), unless the repository has it. */
+  async putSmallBlob(bytes: Uint8Array, digest: string): Promise<boolean> {
+    if ((await this.blobSize(digest)) !== null) return false;
+    const once = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes);
+        c.close();
+      },
+    });
+    await this.uploadBlob(once, { expect: digest });
+    return true;
+  }
+
+  /** The manifest at `reference` (tag or digest): its bytes, media type and digest (checked when `reference` is a digest). Null when absent and `missingOk`. */
+  async getManifest(reference: string, missingOk = false): Promise<{ bytes: Uint8Array; mediaType: string; digest: string } | null> {
+    const r = await this.request({
+      method: "GET",
+      url: this.path(`manifests/${reference}`),
+      headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json" },
+      ok: [200],
+      pass: missingOk ? [404] : [],
+      scope: "pull",
+      what: `manifest ${reference}`,
+    });
+    if (r.status === 404) {
+      await r.body?.cancel().catch(() => {});
+      return null;
+    }
+    const bytes = await readBounded(r, 4 << 20, () => this.#protocol(`manifest ${reference} is larger than 4 MiB`));
+    const h = await createSha256();
+    h.update(bytes);
+    const digest = `sha256:${h.digestHex()}`;
+    if (reference.startsWith("sha256:") && digest !== reference) {
+      throw new RegistryError(`${this.ref.text}: manifest ${reference} is corrupt: its bytes hash to ${digest}; refused`, this.ref.text, "digest-mismatch");
+    }
+    return { bytes, mediaType: (r.headers.get("content-type") ?? "").split(";")[0]!.trim(), digest };
+  }
+
+  /** Put a manifest under `reference` (a tag, or its digest). */
+  async putManifest(reference: string, bytes: Uint8Array, mediaType: string): Promise<void> {
+    const r = await this.request({ method: "PUT", url: this.path(`manifests/${reference}`), headers: { "content-type": mediaType, "content-length": String(bytes.length) }, body: bytes, ok: [201, 200, 204], scope: "pull,push", what: `manifest ${reference}` });
+    await r.body?.cancel().catch(() => {});
+  }
+
+  /** The repository's tags (empty when it has none), at most `limit`. */
+  async tags(limit = 100): Promise<string[]> {
+    const r = await this.request({ method: "GET", url: `${this.path("tags/list")}?n=${limit}`, ok: [200], pass: [404], scope: "pull", what: "tag list" });
+    if (r.status === 404) {
+      await r.body?.cancel().catch(() => {});
+      return [];
+    }
+    const bytes = await readBounded(r, 4 << 20, () => this.#protocol("the tag list is larger than 4 MiB"));
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as { tags?: unknown };
+    return Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === "string").slice(0, limit) : [];
+  }
+
+  /** A client of another repository of the same registry, sharing nothing but the options. */
+  sibling(repository: string): RegistryClient {
+    return new RegistryClient({ ...this.ref, repository, tag: null, digest: null, text: `${this.ref.registry}/${repository}` }, this.#options);
+  }
+
+  // ---- the request loop: auth, retries, errors ----
+
+  /** One request with its auth dance and retries. Resolves a response whose status is in `ok` or `pass`. */
+  async request(spec: RequestSpec): Promise<Response> {
+    const retries = spec.retry === false ? 0 : (this.#options.retries ?? 4);
+    let authTried = false;
+    for (let attempt = 0; ; attempt++) {
+      throwIfAborted(this.#options.signal);
+      const url = spec.url.startsWith("/") ? this.#base + spec.url : spec.url;
+      const headers: Record<string, string> = { ...spec.headers };
+      const auth = this.#authFor(spec);
+      if (auth !== null) headers.authorization = auth;
+      let r: Response;
+      try {
+        r = await this.#fetch(url, { method: spec.method, headers, body: spec.body as BodyInit | undefined, signal: this.#options.signal, redirect: "follow" });
+      } catch (e) {
+        if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
+        if (attempt < retries) {
+          await this.#sleep(this.#backoff(attempt, null));
+          continue;
+        }
+        throw this.#network(`${spec.method} ${spec.what}`, e);
+      }
+      if (spec.ok.includes(r.status) || spec.pass?.includes(r.status)) return r;
+      if (r.status === 401 && !authTried) {
+        authTried = true;
+        const challenge = r.headers.get("www-authenticate");
+        await r.body?.cancel().catch(() => {});
+        if (challenge !== null && (await this.#authorize(challenge, spec))) {
+          attempt--; // the auth round is not a retry
+          continue;
+        }
+        throw await this.#statusError(spec, r, "");
+      }
+      if ((r.status === 429 || r.status >= 500) && attempt < retries) {
+        const wait = this.#backoff(attempt, r.headers.get("retry-after"));
+        await r.body?.cancel().catch(() => {});
+        await this.#sleep(wait);
+        continue;
+      }
+      throw await this.#statusError(spec, r, attempt > 0 ? ` after ${attempt + 1} attempts` : "");
+    }
+  }
+
+  #scopeKey(spec: RequestSpec): string {
+    return [`repository:${this.ref.repository}:${spec.scope}`, ...(spec.also ?? []).map((r) => `repository:${r}:pull`)].join(" ");
+  }
+
+  #authFor(spec: RequestSpec): string | null {
+    if (this.#basic !== null) return this.#basic;
+    return this.#auth.get(this.#scopeKey(spec)) ?? (spec.scope === "pull" && !spec.also ? (this.#auth.get(`repository:${this.ref.repository}:pull,push`) ?? null) : null);
+  }
+
+  async #creds(): Promise<RegistryCredentials | null> {
+    const c = this.#options.credentials;
+    this.#credentials ??= Promise.resolve(typeof c === "function" ? c(this.ref.registry) : (c ?? null));
+    return this.#credentials;
+  }
+
+  /** Answer a challenge: true when an authorization was obtained (the request is to be repeated). */
+  async #authorize(challenge: string, spec: RequestSpec): Promise<boolean> {
+    const parsed = parseChallenge(challenge);
+    if (parsed === null) return false;
+    const creds = await this.#creds();
+    if (parsed.scheme === "basic") {
+      if (creds === null) return false;
+      this.#basic = `Basic ${base64(`${creds.username}:${creds.password}`)}`;
+      return true;
+    }
+    const realm = parsed.params.realm;
+    if (realm === undefined) return false;
+    const q = new URL(realm);
+    if (parsed.params.service !== undefined) q.searchParams.set("service", parsed.params.service);
+    for (const s of this.#scopeKey(spec).split(" ")) q.searchParams.append("scope", s);
+    const headers: Record<string, string> = {};
+    if (creds !== null) headers.authorization = `Basic ${base64(`${creds.username}:${creds.password}`)}`;
+    let r: Response;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await this.#fetch(q.toString(), { headers, signal: this.#options.signal });
+      } catch (e) {
+        if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
+        if (attempt < (this.#options.retries ?? 4)) {
+          await this.#sleep(this.#backoff(attempt, null));
+          continue;
+        }
+        throw this.#network(`token request to ${q.origin}${q.pathname}`, e);
+      }
+      if ((r.status === 429 || r.status >= 500) && attempt < (this.#options.retries ?? 4)) {
+        await r.body?.cancel().catch(() => {});
+        await this.#sleep(this.#backoff(attempt, r.headers.get("retry-after")));
+        continue;
+      }
+      break;
+    }
+    if (r.status !== 200) {
+      await r.body?.cancel().catch(() => {});
+      const reason = r.status === 401 ? "unauthorized" : r.status === 403 ? "denied" : r.status === 429 ? "rate-limited" : r.status >= 500 ? "server" : "protocol";
+      throw new RegistryError(
+        `${this.ref.text}: the token server ${q.origin}${q.pathname} refused a token for ${spec.scope} access (HTTP ${r.status})${creds === null ? `; ${CREDENTIAL_HINT}` : "; check the credentials given for " + this.ref.registry}`,
+        this.ref.text,
+        reason,
+        r.status,
+      );
+    }
+    const body = await readBounded(r, 1 << 20, () => this.#protocol("the token response is larger than 1 MiB"));
+    let token: unknown;
+    try {
+      const doc = JSON.parse(new TextDecoder().decode(body)) as { token?: unknown; access_token?: unknown };
+      token = doc.token ?? doc.access_token;
+    } catch {
+      token = undefined;
+    }
+    if (typeof token !== "string" || token === "") throw this.#protocol(`the token server ${q.origin}${q.pathname} answered without a token`);
+    this.#auth.set(this.#scopeKey(spec), `Bearer ${token}`);
+    return true;
+  }
+
+  #backoff(attempt: number, retryAfter: string | null): number {
+    const max = this.#options.maxRetryDelayMs ?? 30_000;
+    if (retryAfter !== null) {
+      const secs = Number(retryAfter);
+      if (Number.isFinite(secs) && secs >= 0) return Math.min(secs * 1000, max);
+      const at = Date.parse(retryAfter);
+      if (Number.isFinite(at)) return Math.min(Math.max(0, at - Date.now()), max);
+    }
+    const base = (this.#options.retryDelayMs ?? 250) * 2 ** attempt;
+    return Math.min(base * (0.75 + Math.random() * 0.5), max);
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    const signal = this.#options.signal;
+    throwIfAborted(signal);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }
+      function onAbort() {
+        clearTimeout(t);
+        reject(abortError(signal!));
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  #location(r: Response, what: string): string {
+    const loc = r.headers.get("location");
+    if (loc === null) throw this.#protocol(`${what}: the registry answered HTTP ${r.status} without a Location`);
+    return new URL(loc, this.#base + "/").toString();
+  }
+
+  #protocol(detail: string): RegistryError {
+    return new RegistryError(`${this.ref.text}: ${detail}`, this.ref.text, "protocol");
+  }
+
+  #network(what: string, e: unknown): RegistryError | OperationAborted {
+    if (e instanceof OperationAborted) return e;
+    if (e instanceof RegistryError) return e;
+    const detail = e instanceof Error ? (e.cause instanceof Error ? `${e.message}: ${e.cause.message}` : e.message) : String(e);
+    return new RegistryError(`${this.ref.text}: ${what} failed: cannot reach ${this.#base} (${detail})${this.#options.plainHttp ? "" : "; for a registry that speaks plain HTTP use --plain-http, for a private CA --ca-file"}`, this.ref.text, "network", 0, { cause: e });
+  }
+
+  async #statusError(spec: RequestSpec, r: Response, retried: string): Promise<RegistryError> {
+    let detail = "";
+    try {
+      const text = new TextDecoder().decode(await readBounded(r, 64 << 10, () => new Error("long")));
+      const doc = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+      detail = (doc.errors ?? []).map((x) => [x.code, x.message].filter(Boolean).join(": ")).join("; ");
+    } catch {
+      detail = "";
+    }
+    detail = detail.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 300);
+    const said = detail ? ` (the registry says: ${detail})` : "";
+    const where = `${spec.method} ${spec.what}`;
+    const s = r.status;
+    if (s === 401) return new RegistryError(`${this.ref.text}: unauthorized: ${where} needs credentials the registry accepts (HTTP 401)${said}; ${CREDENTIAL_HINT}`, this.ref.text, "unauthorized", s);
+    if (s === 403) return new RegistryError(`${this.ref.text}: access denied: ${where} is not allowed for these credentials on ${this.ref.repository} (HTTP 403)${said}`, this.ref.text, "denied", s);
+    if (s === 404) return new RegistryError(`${this.ref.text}: not found: ${spec.what} is not in ${this.ref.registry}/${this.ref.repository} (HTTP 404)${said}`, this.ref.text, "not-found", s);
+    if (s === 429) return new RegistryError(`${this.ref.text}: rate limited: ${where} answered HTTP 429 Too Many Requests${retried}${said}; try again later`, this.ref.text, "rate-limited", s);
+    if (s >= 500) return new RegistryError(`${this.ref.text}: registry failure: ${where} answered HTTP ${s}${retried}${said}`, this.ref.text, "server", s);
+    return new RegistryError(`${this.ref.text}: ${where} answered HTTP ${s}${said}`, this.ref.text, "protocol", s);
+  }
+}
+
+const CREDENTIAL_HINT = "log in (docker login, or ~/.docker/config.json auths), or give --creds USER:PASSWORD or SNAPBUNDLE_REGISTRY_USER and SNAPBUNDLE_REGISTRY_PASSWORD";
+
+/** `Basic realm="…"` or `Bearer realm="…",service="…",scope="…"`, or null. */
+export function parseChallenge(header: string): { scheme: "basic" | "bearer"; params: Record<string, string> } | null {
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (m === null) return null;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== "basic" && scheme !== "bearer") return null;
+  const params: Record<string, string> = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/g;
+  for (let p = re.exec(m[2]!); p !== null; p = re.exec(m[2]!)) params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3]!;
+  return { scheme, params };
+}
+
+function base64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+async function readBounded(r: Response, max: number, tooLarge: () => Error): Promise<Uint8Array> {
+  if (r.body === null) return new Uint8Array();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of iterate(r.body)) {
+    n += c.length;
+    if (n > max) throw tooLarge();
+    parts.push(c);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Iterate a stream's chunks (releasing/cancelling it when the loop is left). */
+export async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  let finished = false;
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    if (!finished) await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
