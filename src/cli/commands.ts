@@ -20,6 +20,7 @@ import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest,
 import { startProgress } from "./progress.js";
 import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
+import { inspectReference, isRegistryArgument, pull, push } from "./oci.js";
 
 /** What a command needs from its surroundings. */
 export interface CommandContext {
@@ -56,9 +57,11 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
+      if (isRegistryArgument(ctx, positionals[0]!)) return inspectReference(ctx, positionals[0]!, values, values.verify === true);
       if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
+      if (isRegistryArgument(ctx, positionals[0]!)) return inspectReference(ctx, positionals[0]!, values, true);
       if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
@@ -69,6 +72,10 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       return save(ctx, positionals[0]!, positionals[1]!, values);
     case "load":
       return load(ctx, positionals[0]!, values);
+    case "push":
+      return push(ctx, positionals[0]!, positionals[1]!, values);
+    case "pull":
+      return pull(ctx, positionals[0]!, values);
     case "gc":
       return gc(ctx, positionals, values["dry-run"] === true);
     default:
