@@ -131,14 +131,20 @@ function nodeHttpsFetch(ca: string | null, insecure: boolean): typeof fetch {
         }
         const out = new Headers();
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(", ") : v);
-        const body = status === 204 || status === 304 || options.method === "HEAD" ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
+        const empty = status === 204 || status === 304 || options.method === "HEAD";
+        if (empty) res.resume(); // frees the socket
+        const body = empty ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
         resolve(new Response(body, { status, headers: out }));
       });
       req.on("error", reject);
       const signal = init.signal;
       if (signal) {
         if (signal.aborted) req.destroy(signal.reason);
-        else signal.addEventListener("abort", () => req.destroy(signal.reason), { once: true });
+        else {
+          const onAbort = () => req.destroy(signal.reason);
+          signal.addEventListener("abort", onAbort, { once: true });
+          req.on("close", () => signal.removeEventListener("abort", onAbort));
+        }
       }
       req.end(init.body === undefined || init.body === null ? undefined : (init.body as Uint8Array));
     });

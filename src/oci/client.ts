@@ -218,11 +218,24 @@ export class RegistryClient {
    * byte reached (the retries allowing), when the registry honours it.
    */
   async blobStream(desc: Pick<Descriptor, "digest" | "size">, onBytes?: (n: number) => void): Promise<ReadableStream<Uint8Array>> {
+    const blob = await this.openBlob(desc, onBytes, false);
+    return blob.stream;
+  }
+
+  /**
+   * {@link blobStream}, plus `check()`: when the reader of the stream gave up
+   * early (a loader refusing what it read), reads the rest of the blob and
+   * says whether its bytes were what the descriptor names — so a refusal
+   * caused by corrupt bytes is reported as the corrupt blob it is. `close()`
+   * releases the connection.
+   */
+  async openBlob(desc: Pick<Descriptor, "digest" | "size">, onBytes?: (n: number) => void, keepOnCancel = true): Promise<{ stream: ReadableStream<Uint8Array>; check(): Promise<RegistryError | null>; close(): Promise<void> }> {
     const hash = await createSha256();
     const url = this.path(`blobs/${desc.digest}`);
     const what = `blob ${desc.digest}`;
     let received = 0;
     let resumes = 0;
+    let verdict: RegistryError | null | undefined; // undefined: not read to its end yet
     const open = async (): Promise<ReadableStreamDefaultReader<Uint8Array>> => {
       const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
       const r = await this.request({ method: "GET", url, headers, ok: received > 0 ? [206] : [200], scope: "pull", what });
@@ -232,37 +245,58 @@ export class RegistryClient {
     let reader = await open();
     const mismatch = (detail: string) =>
       new RegistryError(`${this.ref.text}: ${what} is corrupt: ${detail}; refused (nothing from it is installed)`, this.ref.text, "digest-mismatch");
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        for (;;) {
-          let r: ReadableStreamReadResult<Uint8Array>;
-          try {
-            throwIfAborted(this.#options.signal);
-            r = await reader.read();
-          } catch (e) {
-            if (e instanceof OperationAborted || resumes >= (this.#options.retries ?? 4)) throw this.#network(what, e);
-            resumes++;
-            await this.#sleep(this.#backoff(resumes - 1, null));
-            reader = await open();
-            continue;
-          }
-          if (r.done) {
-            if (received !== desc.size) throw mismatch(`the registry sent ${received} bytes, the descriptor says ${desc.size}`);
-            const got = `sha256:${hash.digestHex()}`;
-            if (got !== desc.digest) throw mismatch(`its bytes hash to ${got}`);
-            controller.close();
-            return;
-          }
-          received += r.value.length;
-          if (received > desc.size) throw mismatch(`the registry sent more than the ${desc.size} bytes the descriptor says`);
-          hash.update(r.value);
-          onBytes?.(r.value.length);
-          controller.enqueue(r.value);
-          return;
+    /** The next chunk (resuming a broken connection with Range), or null at the end, where the digest is checked. */
+    const next = async (): Promise<Uint8Array | null> => {
+      for (;;) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          throwIfAborted(this.#options.signal);
+          r = await reader.read();
+        } catch (e) {
+          if (e instanceof OperationAborted || resumes >= (this.#options.retries ?? 4)) throw this.#network(what, e);
+          resumes++;
+          await this.#sleep(this.#backoff(resumes - 1, null));
+          reader = await open();
+          continue;
         }
+        if (r.done) {
+          const got = `sha256:${hash.digestHex()}`;
+          if (received !== desc.size) verdict = mismatch(`the registry sent ${received} bytes, the descriptor says ${desc.size}`);
+          else verdict = got === desc.digest ? null : mismatch(`its bytes hash to ${got}`);
+          if (verdict !== null) throw verdict;
+          return null;
+        }
+        received += r.value.length;
+        if (received > desc.size) throw (verdict = mismatch(`the registry sent more than the ${desc.size} bytes the descriptor says`));
+        hash.update(r.value);
+        onBytes?.(r.value.length);
+        return r.value;
+      }
+    };
+    const stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const chunk = await next();
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
       },
-      cancel: (reason) => reader.cancel(reason),
+      // kept for check() (close() releases it), unless asked otherwise
+      cancel: () => (keepOnCancel ? undefined : reader.cancel().catch(() => {})),
     }, { highWaterMark: 0 });
+    return {
+      stream,
+      check: async () => {
+        try {
+          while (verdict === undefined && (await next()) !== null);
+        } catch (e) {
+          if (e instanceof RegistryError && e.reason === "digest-mismatch") return e;
+          return null; // unknown: the original failure stands
+        }
+        return verdict ?? null;
+      },
+      close: async () => {
+        await reader.cancel().catch(() => {});
+      },
+    };
   }
 
   /** A small blob (a config), whole, checked. */
@@ -277,9 +311,8 @@ export class RegistryClient {
     return out;
   }
 
-  /** Upload a small blob held in memory (a config), unless the repository has it. */
-  async putSmallBlob(bytes: Uint8Array, digest: string): Promise<boolean> {
-    if ((await this.blobSize(digest)) !== null) return false;
+  /** Upload a small blob held in memory (a config). */
+  async putSmallBlob(bytes: Uint8Array, digest: string): Promise<void> {
     const once = new ReadableStream<Uint8Array>({
       start(c) {
         c.enqueue(bytes);
@@ -287,7 +320,6 @@ export class RegistryClient {
       },
     });
     await this.uploadBlob(once, { expect: digest });
-    return true;
   }
 
   /** The manifest at `reference` (tag or digest): its bytes, media type and digest (checked when `reference` is a digest). Null when absent and `missingOk`. */

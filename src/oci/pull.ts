@@ -23,10 +23,10 @@
  * @module
  */
 
-import type { BundleParts, LoadOptions } from "../archive/load.js";
+import type { LoadOptions } from "../archive/load.js";
 import { type BundleReport, verifyBundle } from "../archive/inspect.js";
 import { withTarSink } from "../archive/save.js";
-import { RegistryError, SnapshotAlreadyInstalled } from "../errors.js";
+import { OperationAborted, RegistryError, SnapshotAlreadyInstalled } from "../errors.js";
 import type { SnapshotInfo, SnapshotStore } from "../store.js";
 import { iterate, RegistryClient, type RegistryOptions } from "./client.js";
 import { type CacheLayer, parseSnapshotManifest, type SnapshotLayer, type SnapshotManifest } from "./format.js";
@@ -91,10 +91,8 @@ export async function pullSnapshot(store: SnapshotStore, reference: string, opti
     done += n;
     options.onProgress?.({ phase: "downloading", layer, bytes: done, total });
   };
-  const parts: BundleParts = { parts: layerParts(client, wanted, manifest.cache, onBytes) };
-  let info: SnapshotInfo;
-  try {
-    info = await store.load(parts, {
+  const opened: OpenedBlob[] = [];
+  const loadOptions: LoadOptions = {
       name: options.name,
       dest: options.dest,
       label: ref.text,
@@ -104,21 +102,70 @@ export async function pullSnapshot(store: SnapshotStore, reference: string, opti
       onLockWait: options.onLockWait,
       lockTimeoutMs: options.lockTimeoutMs,
       onStep: (p) => options.onProgress?.({ phase: p.phase, layer: head.name, bytes: p.bytes, total: p.total }),
-    });
+  };
+  let info: SnapshotInfo;
+  try {
+    info = wanted.length > 1 && wanted.some((s) => s.layout === "snapshot")
+      ? await loadOneByOne(store, client, wanted, manifest.cache, onBytes, opened, loadOptions)
+      : await store.load({ parts: layerParts(client, wanted, manifest.cache, onBytes, opened) }, loadOptions);
   } catch (e) {
+    // a loader refusing what it read may be refusing corrupt bytes: say so, naming the blob
+    if (!(e instanceof RegistryError) && !(e instanceof OperationAborted)) {
+      for (const b of opened) {
+        const bad = await b.check();
+        if (bad !== null) throw new RegistryError(bad.message, bad.reference, bad.reason, bad.status, { cause: e });
+      }
+    }
     if (e instanceof SnapshotAlreadyInstalled) {
       // installed meanwhile by another load
       return { reference: ref.text, digest, head: (await installed(head.digest))!, fetched: [], skipped: manifest.snapshots.map((s) => s.digest), alreadyInstalled: true };
     }
     throw e;
+  } finally {
+    for (const b of opened) await b.close();
   }
   return { reference: ref.text, digest, head: info, fetched: wanted.map((s) => s.digest), skipped, alreadyInstalled: false };
 }
 
+type OpenedBlob = Awaited<ReturnType<RegistryClient["openBlob"]>>;
+
 /** The snapshot layers' blob streams, one at a time, then the cache layers as one plain tar. */
-async function* layerParts(client: RegistryClient, snapshots: readonly SnapshotLayer[], cache: readonly CacheLayer[], onBytes: (layer: string) => (n: number) => void): AsyncGenerator<ReadableStream<Uint8Array>> {
-  for (const s of snapshots) yield await client.blobStream(s.descriptor, onBytes(s.name || s.digest));
+async function* layerParts(client: RegistryClient, snapshots: readonly SnapshotLayer[], cache: readonly CacheLayer[], onBytes: (layer: string) => (n: number) => void, opened: OpenedBlob[]): AsyncGenerator<ReadableStream<Uint8Array>> {
+  for (const s of snapshots) {
+    const blob = await client.openBlob(s.descriptor, onBytes(s.name || s.digest));
+    opened.push(blob);
+    yield blob.stream;
+  }
   if (cache.length > 0) yield cacheTar(client, cache, onBytes);
+}
+
+/**
+ * Layers in the microsandbox 0.6 layout each carry their own inventory
+ * (`archive.json`), so they cannot be read as one bundle: they are loaded
+ * one by one, oldest first, and when one fails those this pull installed are
+ * removed again, newest first. Each load is all-or-nothing; a process killed
+ * between two of them leaves the ancestors installed (complete snapshots,
+ * which the rerun then skips).
+ */
+async function loadOneByOne(store: SnapshotStore, client: RegistryClient, wanted: readonly SnapshotLayer[], cache: readonly CacheLayer[], onBytes: (layer: string) => (n: number) => void, opened: OpenedBlob[], options: LoadOptions): Promise<SnapshotInfo> {
+  const installed: SnapshotInfo[] = [];
+  try {
+    for (let i = 0; i < wanted.length; i++) {
+      const s = wanted[i]!;
+      const last = i === wanted.length - 1;
+      const parts = async function* () {
+        const blob = await client.openBlob(s.descriptor, onBytes(s.name || s.digest));
+        opened.push(blob);
+        yield blob.stream;
+        if (last && cache.length > 0) yield cacheTar(client, cache, onBytes);
+      };
+      installed.push(await store.load({ parts: parts() }, last ? options : { ...options, name: undefined }));
+    }
+  } catch (e) {
+    for (const s of installed.reverse()) await store.remove(s.path, { force: true }).catch(() => {});
+    throw e;
+  }
+  return installed[installed.length - 1]!;
 }
 
 /** A plain tar of the cache layers under their `cache/…` paths, written as it is read. */

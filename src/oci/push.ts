@@ -26,6 +26,8 @@ import { type CacheFile, requiredCacheFiles } from "../archive/image-cache.js";
 import { collectAncestry } from "../archive/save.js";
 import { fileReadable } from "../archive/streams.js";
 import { InvalidArgument, RegistryError, SnapshotNotFound } from "../errors.js";
+import { lstatOrNull, readSmallFile, writeFileAtomic } from "../io.js";
+import { join } from "../path.js";
 import type { Snapshot } from "../snapshot.js";
 import type { SnapshotStore } from "../store.js";
 import { type Descriptor, iterate, RegistryClient, type RegistryOptions } from "./client.js";
@@ -89,6 +91,8 @@ export async function pushSnapshot(store: SnapshotStore, snapshot: string, refer
   const client = new RegistryClient(ref, options);
   const progress = options.onProgress;
   const known = await knownLayers(client, ref.repository, ref.tag!, options);
+  const memo = await LayerMemo.open(store);
+  const here = `${ref.registry}/${ref.repository}`;
   const layers: PushedLayer[] = [];
   const descriptors: Descriptor[] = [];
   let uploadedBytes = 0;
@@ -97,8 +101,10 @@ export async function pushSnapshot(store: SnapshotStore, snapshot: string, refer
     throwIfAborted(options.signal);
     const annotations = layerAnnotations(snap);
     progress?.({ phase: "checking", layer: snap.name, bytes: 0 });
-    const reuse = await reuseKnown(client, known.get(snap.digest), options);
+    const memoKey = `${snap.digest} ${options.level ?? 3}`;
+    const reuse = await reuseKnown(client, [...(known.get(snap.digest) ?? []), ...memo.candidates(memoKey, ref.registry)], options);
     if (reuse !== null) {
+      await memo.record(memoKey, reuse, here);
       descriptors.push({ mediaType: SNAPSHOT_LAYER, digest: reuse.digest, size: reuse.size, annotations });
       layers.push({ digest: reuse.digest, size: reuse.size, mediaType: SNAPSHOT_LAYER, what: snap.digest, action: reuse.action });
       continue;
@@ -109,6 +115,8 @@ export async function pushSnapshot(store: SnapshotStore, snapshot: string, refer
       progress?.({ phase: "uploading", layer: snap.name, bytes: sent });
     });
     uploadedBytes += size;
+    // remembered at once: a push killed after this blob, rerun, uploads it no more
+    await memo.record(memoKey, { digest, size }, here);
     descriptors.push({ mediaType: SNAPSHOT_LAYER, digest, size, annotations });
     layers.push({ digest, size, mediaType: SNAPSHOT_LAYER, what: snap.digest, action: "uploaded" });
   }
@@ -129,7 +137,9 @@ export async function pushSnapshot(store: SnapshotStore, snapshot: string, refer
   }
 
   // the empty config, then the manifest: last, once every blob it names is there
-  await client.putSmallBlob(EMPTY_CONFIG_BYTES, EMPTY_CONFIG.digest);
+  if ((await blobAction(client, EMPTY_CONFIG.digest, [...(options.mountFrom ?? []), ...memo.repositories(ref.registry)])) === null) {
+    await client.putSmallBlob(EMPTY_CONFIG_BYTES, EMPTY_CONFIG.digest);
+  }
   const last = chain[chain.length - 1]!;
   const manifest = buildManifest(descriptors, {
     // the head's own creation time, not the push's: re-pushing an unchanged chain puts the very same manifest
@@ -210,13 +220,16 @@ async function knownLayers(client: RegistryClient, repository: string, tag: stri
 }
 
 /** A known layer blob confirmed in the target repository (HEAD), or mounted into it. */
-async function reuseKnown(client: RegistryClient, candidates: { desc: Descriptor; repository: string }[] | undefined, options: PushOptions): Promise<{ digest: string; size: number; action: "exists" | "mounted" } | null> {
-  for (const k of candidates ?? []) {
+async function reuseKnown(client: RegistryClient, candidates: { desc: Descriptor; repository: string; mount?: boolean }[], options: PushOptions): Promise<{ digest: string; size: number; action: "exists" | "mounted" } | null> {
+  const tried = new Set<string>();
+  for (const k of candidates) {
+    if (tried.has(k.desc.digest)) continue;
+    tried.add(k.desc.digest);
     const size = await client.blobSize(k.desc.digest);
     if (size !== null) return { digest: k.desc.digest, size: k.desc.size, action: "exists" };
   }
-  for (const k of candidates ?? []) {
-    if (k.repository === client.ref.repository || !(options.mountFrom ?? []).includes(k.repository)) continue;
+  for (const k of candidates) {
+    if (k.repository === client.ref.repository || !(k.mount === true || (options.mountFrom ?? []).includes(k.repository))) continue;
     if (await client.mountBlob(k.desc.digest, k.repository)) return { digest: k.desc.digest, size: k.desc.size, action: "mounted" };
   }
   return null;
@@ -251,4 +264,53 @@ async function hashFile(store: SnapshotStore, path: string, signal?: AbortSignal
     size += c.length;
   }
   return { digest: `sha256:${h.digestHex()}`, size };
+}
+
+/**
+ * What this home pushed before: for a snapshot digest and zstd level, the
+ * layer blob's digest and size and the repositories it went to
+ * (`<home>/snapshots/.snapbundle-oci-layers.json`, a cache: losing it only
+ * costs an upload). A push asks the registry (`HEAD`) before it trusts an
+ * entry, and mounts from a repository of the same registry that got the blob.
+ */
+class LayerMemo {
+  #entries: Record<string, { digest: string; size: number; repos: string[] }>;
+  private constructor(readonly store: SnapshotStore, readonly path: string, entries: Record<string, { digest: string; size: number; repos: string[] }>) {
+    this.#entries = entries;
+  }
+
+  static async open(store: SnapshotStore): Promise<LayerMemo> {
+    const path = join(store.layout.snapshotsDir, ".snapbundle-oci-layers.json");
+    let entries = {};
+    try {
+      if ((await lstatOrNull(store.fs, path)) !== null) {
+        const doc = JSON.parse(new TextDecoder().decode(await readSmallFile(store.fs, path, 4 << 20)));
+        if (doc !== null && typeof doc === "object" && !Array.isArray(doc)) entries = doc;
+      }
+    } catch {
+      entries = {}; // a cache: unreadable is empty
+    }
+    return new LayerMemo(store, path, entries);
+  }
+
+  candidates(key: string, registry: string): { desc: Descriptor; repository: string; mount: boolean }[] {
+    const e = this.#entries[key];
+    if (e === undefined || typeof e.digest !== "string" || typeof e.size !== "number" || !Array.isArray(e.repos)) return [];
+    return e.repos
+      .filter((r) => typeof r === "string" && r.startsWith(`${registry}/`))
+      .map((r) => ({ desc: { mediaType: SNAPSHOT_LAYER, digest: e.digest, size: e.size }, repository: r.slice(registry.length + 1), mount: true }));
+  }
+
+  /** Repositories of `registry` this home pushed layers to. */
+  repositories(registry: string): string[] {
+    const all = Object.values(this.#entries).flatMap((e) => (Array.isArray(e?.repos) ? e.repos : []));
+    return [...new Set(all.filter((r) => typeof r === "string" && r.startsWith(`${registry}/`)).map((r) => r.slice(registry.length + 1)))].slice(0, 8);
+  }
+
+  async record(key: string, blob: { digest: string; size: number }, repo: string): Promise<void> {
+    const old = this.#entries[key];
+    const repos = old?.digest === blob.digest && Array.isArray(old.repos) ? old.repos.filter((r) => r !== repo) : [];
+    this.#entries[key] = { digest: blob.digest, size: blob.size, repos: [repo, ...repos].slice(0, 16) };
+    await writeFileAtomic(this.store.fs, this.path, new TextEncoder().encode(JSON.stringify(this.#entries))).catch(() => {});
+  }
 }
