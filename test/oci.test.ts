@@ -196,7 +196,7 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
   test("attack: a registry serving wrong bytes for a layer is refused naming the digest; the home stays as it was", T, async () => {
     const r = await pushSnapshot(a.store, "child", `${proxy.host}/snaps:chain`, { ...plain, withParents: true });
     const bad = r.layers[1]!.digest;
-    proxy.rule = (q) => (q.method === "GET" && q.path.endsWith(`/blobs/${bad}`) ? { kind: "corrupt" } : null);
+    await proxy.rules([{ method: "GET", pathEndsWith: `/blobs/${bad}`, fault: { kind: "corrupt" } }]);
     const home = fresh("corrupt-home");
     try {
       await assert.rejects(pullSnapshot(homeStore(home), `${proxy.host}/snaps:chain`, plain), (e: unknown) => {
@@ -205,7 +205,7 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
         return true;
       });
     } finally {
-      proxy.rule = () => null;
+      await proxy.rules([]);
     }
     assert.deepEqual(await tree(fs, home), []);
   });
@@ -214,16 +214,15 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
     const r = await pushSnapshot(a.store, "child", `${proxy.host}/snaps:chain`, { ...plain, withParents: true });
     const layer = r.layers[0]!;
     assert.ok(layer.size > 100_000);
-    let cuts = 0;
-    proxy.seen.length = 0;
-    proxy.rule = (q) => (q.method === "GET" && q.path.endsWith(`/blobs/${layer.digest}`) && cuts++ === 0 ? { kind: "cut", after: 70_000 } : null);
+    await proxy.clearSeen();
+    await proxy.rules([{ method: "GET", pathEndsWith: `/blobs/${layer.digest}`, nth: 1, fault: { kind: "cut", after: 70_000 } }]);
     try {
       const p = await pullSnapshot(homeStore(fresh("resume-home")), `${proxy.host}/snaps:chain`, plain);
       assert.equal(p.head.digest, a.child);
     } finally {
-      proxy.rule = () => null;
+      await proxy.rules([]);
     }
-    const ranged = proxy.seen.filter((s) => s.path.endsWith(layer.digest) && s.range !== null);
+    const ranged = (await proxy.seen()).filter((s) => s.path.endsWith(layer.digest) && s.range !== null);
     assert.equal(ranged.length, 1);
     assert.match(ranged[0]!.range!, /^bytes=\d+-$/);
     assert.ok(Number(/=(\d+)-/.exec(ranged[0]!.range!)![1]) > 0);
@@ -241,8 +240,8 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
     ];
     try {
       for (const [status, reason, message] of cases) {
-        proxy.seen.length = 0;
-        proxy.rule = (q) => (q.path.includes("/manifests/") ? { kind: "status", status, headers: status === 429 ? { "retry-after": "0" } : ({} as Record<string, string>), body: '{"errors":[{"code":"UNKNOWN","message":"boom"}]}' } : null);
+        await proxy.clearSeen();
+        await proxy.rules([{ pathIncludes: "/manifests/", fault: { kind: "status", status, headers: status === 429 ? { "retry-after": "0" } : {}, body: '{"errors":[{"code":"UNKNOWN","message":"boom"}]}' } }]);
         await assert.rejects(pullSnapshot(homeStore(fresh("status")), ref, plain), (e: unknown) => {
           assert.ok(e instanceof RegistryError, String(e));
           assert.equal(e.reason, reason);
@@ -251,27 +250,27 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
           assert.match(e.message, message);
           return true;
         });
-        const tries = proxy.seen.filter((s) => s.path.includes("/manifests/")).length;
+        const tries = (await proxy.seen()).filter((s) => s.path.includes("/manifests/")).length;
         assert.equal(tries, status === 429 || status === 500 ? 2 : 1, `HTTP ${status}: ${tries} requests`);
       }
       // a push whose manifest PUT fails leaves no tag
-      proxy.rule = (q) => (q.method === "PUT" && q.path.includes("/manifests/") ? { kind: "status", status: 500 } : null);
+      await proxy.rules([{ method: "PUT", pathIncludes: "/manifests/", fault: { kind: "status", status: 500 } }]);
       await assert.rejects(pushSnapshot(a.store, "child", `${proxy.host}/notag:x`, { ...plain, withParents: true }), /registry failure: PUT manifest x/);
     } finally {
-      proxy.rule = () => null;
+      await proxy.rules([]);
     }
     await assert.rejects(pullSnapshot(homeStore(fresh("notag")), `${reg.host}/notag:x`, plain), /not found/);
   });
 
   test("fault: the registry killed mid-push leaves no tag; the rerun uploads only the missing layer", T, async () => {
     const d = await chainHome(31);
-    let posts = 0;
-    proxy.rule = (q) => (q.method === "POST" && q.path.includes("/killed/blobs/uploads/") && ++posts === 2 ? { kind: "hook", run: () => reg.kill() } : null);
+    await proxy.rules([{ method: "POST", pathIncludes: "/killed/blobs/uploads/", nth: 2, fault: { kind: "kill", pid: reg.pid } }]);
     try {
       await assert.rejects(pushSnapshot(d.store, "child", `${proxy.host}/killed:x`, { ...plain, withParents: true }), (e: unknown) => e instanceof RegistryError && e.reason === "network");
     } finally {
-      proxy.rule = () => null;
+      await proxy.rules([]);
     }
+    await reg.kill(); // reaped (the proxy killed it)
     await reg.start();
     await assert.rejects(pullSnapshot(homeStore(fresh("killed")), `${reg.host}/killed:x`, plain), /not found/, "no tag at missing blobs");
     const mark = reg.log.length;
@@ -284,14 +283,15 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
   test("fault: the registry killed mid-pull leaves the home as it was; the rerun installs the chain", T, async () => {
     const r = await pushSnapshot(a.store, "child", `${reg.host}/snaps:chain`, { ...plain, withParents: true });
     const second = r.layers[1]!.digest;
-    proxy.rule = (q) => (q.method === "GET" && q.path.endsWith(`/blobs/${second}`) ? { kind: "hook", run: () => reg.kill() } : null);
+    await proxy.rules([{ method: "GET", pathEndsWith: `/blobs/${second}`, nth: 1, fault: { kind: "kill", pid: reg.pid } }]);
     const home = fresh("killed-pull");
     try {
       await assert.rejects(pullSnapshot(homeStore(home), `${proxy.host}/snaps:chain`, plain), (e: unknown) => e instanceof RegistryError && e.reason === "network");
     } finally {
-      proxy.rule = () => null;
+      await proxy.rules([]);
     }
     assert.deepEqual(await tree(fs, home), []);
+    await reg.kill(); // reaped (the proxy killed it)
     await reg.start();
     const p = await pullSnapshot(homeStore(home), `${proxy.host}/snaps:chain`, plain);
     assert.deepEqual(p.fetched, [a.base, a.child]);

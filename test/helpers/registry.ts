@@ -8,7 +8,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createSign, createHash, X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import { createServer, type Server } from "node:http";
 import { connect, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -146,15 +146,20 @@ export class Registry {
     return out;
   }
 
+  /** The registry process's pid (for a proxy rule that kills it). */
+  get pid(): number {
+    return this.#child!.pid!;
+  }
+
   /** SIGKILL, and wait for the exit. */
   async kill(): Promise<void> {
     const c = this.#child;
-    if (c === null || c.exitCode !== null) return;
+    this.#child = null;
+    if (c === null || c.exitCode !== null || c.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       c.on("exit", () => resolve());
       c.kill("SIGKILL");
     });
-    this.#child = null;
   }
 
   async stop(): Promise<void> {
@@ -227,22 +232,30 @@ export class TokenServer {
   }
 }
 
-/** What a {@link FaultProxy} does to one request: pass it on, answer it itself, or damage the response. */
+/** What a {@link FaultProxy} does to one request: answer it itself, damage the response, cut it, or SIGKILL a process first. */
 export type Fault =
   | { kind: "status"; status: number; headers?: Record<string, string>; body?: string }
   | { kind: "corrupt" }
   | { kind: "cut"; after: number }
-  | { kind: "hook"; run: () => Promise<void> };
+  | { kind: "kill"; pid: number };
+
+/** Which requests a fault applies to: all matching, or only the `nth` (1-based) matching one. */
+export interface FaultRule {
+  readonly method?: string;
+  readonly pathIncludes?: string;
+  readonly pathEndsWith?: string;
+  readonly nth?: number;
+  readonly fault: Fault;
+}
 
 /**
- * An HTTP proxy in front of a plain-HTTP registry. `rule` picks a fault for
- * a request (method, path, headers), or null to pass it unchanged. Records
- * every request line and its Range header.
+ * An HTTP proxy in front of a plain-HTTP registry, run by Node in its own
+ * process (./fault-proxy-server.ts) whatever runtime the suite runs on, so
+ * that a cut connection is cut the same way for every client. Rules and the
+ * requests seen (method, path, Range) go through its control endpoint.
  */
 export class FaultProxy {
-  readonly seen: { method: string; path: string; range: string | null }[] = [];
-  rule: (req: { method: string; path: string }) => Fault | null = () => null;
-  #server: Server | null = null;
+  #child: ChildProcess | null = null;
   port = 0;
   constructor(readonly target: number) {}
 
@@ -251,51 +264,45 @@ export class FaultProxy {
   }
 
   async start(): Promise<void> {
-    this.#server = createServer((req, res) => void this.#handle(req, res));
-    await new Promise<void>((resolve) => this.#server!.listen(0, "127.0.0.1", () => resolve()));
-    this.port = (this.#server!.address() as { port: number }).port;
+    const script = new URL("./fault-proxy-server.js", import.meta.url).pathname;
+    const child = spawn("node", [script, String(this.target)], { stdio: ["ignore", "pipe", "inherit"] });
+    this.#child = child;
+    this.port = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (c: Uint8Array) => {
+        out += new TextDecoder().decode(c);
+        const m = /^port (\d+)\n/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on("exit", (code) => reject(new Error(`the fault proxy exited (${code}) before listening`)));
+    });
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const method = req.method ?? "GET";
-    const path = req.url ?? "/";
-    this.seen.push({ method, path, range: (req.headers.range as string | undefined) ?? null });
-    const fault = this.rule({ method, path });
-    if (fault?.kind === "status") {
-      req.resume();
-      res.writeHead(fault.status, { "content-type": "application/json", ...fault.headers }).end(fault.body ?? "");
-      return;
-    }
-    if (fault?.kind === "hook") await fault.run();
-    const up = request({ host: "127.0.0.1", port: this.target, method, path, headers: { ...req.headers, host: `127.0.0.1:${this.target}` } }, (ur) => {
-      const headers = { ...ur.headers };
-      // Location headers point at the registry itself: send the client back through the proxy
-      if (typeof headers.location === "string") headers.location = headers.location.replace(`127.0.0.1:${this.target}`, this.host);
-      res.writeHead(ur.statusCode ?? 502, headers);
-      let sent = 0;
-      ur.on("data", (c: Buffer) => {
-        if (fault?.kind === "corrupt") {
-          const bad = Buffer.from(c);
-          bad[0] = bad[0]! ^ 0xff;
-          res.write(bad);
-        } else if (fault?.kind === "cut" && sent + c.length > fault.after) {
-          res.write(c.subarray(0, fault.after - sent));
-          res.destroy(); // the connection breaks mid-body
-          ur.destroy();
-        } else {
-          res.write(c);
-        }
-        sent += c.length;
-      });
-      ur.on("end", () => res.end());
-      ur.on("error", () => res.destroy());
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+  async #control(method: string, body?: unknown): Promise<unknown> {
+    const r = await fetch(`http://${this.host}/__proxy`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+    return r.json();
+  }
+
+  /** Replace the rules (an empty list passes everything). */
+  async rules(rules: readonly FaultRule[]): Promise<void> {
+    await this.#control("PUT", rules);
+  }
+
+  /** The requests seen since the last {@link clearSeen}. */
+  async seen(): Promise<{ method: string; path: string; range: string | null }[]> {
+    return (await this.#control("GET")) as { method: string; path: string; range: string | null }[];
+  }
+
+  async clearSeen(): Promise<void> {
+    await this.#control("DELETE");
   }
 
   async stop(): Promise<void> {
-    this.#server?.closeAllConnections?.();
-    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+    const c = this.#child;
+    if (c === null || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.on("exit", () => resolve());
+      c.kill("SIGKILL");
+    });
   }
 }
