@@ -17,7 +17,9 @@ import { RegistryError } from "../src/errors.js";
 import { nodeFs } from "../src/fs/node.js";
 import { inspectRemote, pullSnapshot } from "../src/oci/pull.js";
 import { pushSnapshot } from "../src/oci/push.js";
-import { SNAPSHOT_ARTIFACT_TYPE, SNAPSHOT_LAYER } from "../src/oci/format.js";
+import { dockerConfigCredentials, IMAGE_CACHE_LAYER, parseSnapshotManifest, SNAPSHOT_ARTIFACT_TYPE, SNAPSHOT_LAYER } from "../src/oci/format.js";
+import { OperationAborted } from "../src/errors.js";
+import { buildImage } from "./helpers/image.js";
 import { looksLikeRegistryReference, parseRegistryReference } from "../src/oci/reference.js";
 import { SnapshotStore } from "../src/store.js";
 import { runCli } from "./helpers/cli-run.js";
@@ -295,6 +297,71 @@ describe("oci: push and pull against a plain-HTTP distribution registry", () => 
     await reg.start();
     const p = await pullSnapshot(homeStore(home), `${proxy.host}/snaps:chain`, plain);
     assert.deepEqual(p.fetched, [a.base, a.child]);
+  });
+
+  test("rule: --with-image pushes each image cache file as a layer of its own, shared by the snapshots of that image; a pull installs them", T, async () => {
+    const home = fresh("img-home");
+    const store = homeStore(home);
+    const img = await buildImage(fs, home, "python:3.12", 2);
+    const upper = join(home, "..", "img-upper.ext4");
+    writeFileSync(upper, noise(64 << 10, 61));
+    const image = { ref: img.ref, manifest_digest: img.manifest_digest };
+    await store.create("one", { upper, image, integrity: true });
+    writeFileSync(upper, noise(64 << 10, 62));
+    await store.create("two", { upper, image, integrity: true });
+    const one = await pushSnapshot(store, "one", `${reg.host}/img:one`, { ...plain, withImage: true });
+    const cache = one.layers.filter((l) => l.mediaType === IMAGE_CACHE_LAYER);
+    assert.equal(cache.length, img.files.length, "one layer per cache file");
+    assert.ok(cache.every((l) => l.action === "uploaded"));
+    const mark = reg.log.length;
+    const two = await pushSnapshot(store, "two", `${reg.host}/img:two`, { ...plain, withImage: true });
+    assert.deepEqual(two.layers.map((l) => l.action), ["uploaded", ...cache.map(() => "exists")], "the image's files are stored once");
+    assert.equal(reg.requests("POST", mark, "/blobs/uploads/").length, 1);
+    const dst = fresh("img-pull");
+    const p = await pullSnapshot(homeStore(dst), `${reg.host}/img:two`, plain);
+    assert.equal(p.head.image_manifest_digest, img.manifest_digest);
+    for (const f of img.files) {
+      const rel = f.slice(home.length);
+      assert.ok(readFileSync(join(dst, rel)).equals(readFileSync(f)), `${rel} installed unchanged`);
+    }
+  });
+
+  test("rule: a pull stopped by its AbortSignal leaves the home as it was; progress counts the layer bytes", T, async () => {
+    await pushSnapshot(a.store, "child", `${reg.host}/snaps:chain`, { ...plain, withParents: true });
+    const home = fresh("abort-home");
+    const ac = new AbortController();
+    const seen: number[] = [];
+    await assert.rejects(
+      pullSnapshot(homeStore(home), `${reg.host}/snaps:chain`, { ...plain, signal: ac.signal, onProgress: (p) => {
+        if (p.phase === "downloading") seen.push(p.bytes);
+        if (p.bytes > 50_000) ac.abort("test");
+      } }),
+      (e: unknown) => e instanceof OperationAborted,
+    );
+    assert.ok(seen.length > 0 && seen.every((b, i) => i === 0 || b >= seen[i - 1]!), "progress rises");
+    assert.deepEqual(await tree(fs, home), []);
+  });
+
+  test("attack: a manifest whose layers are not a chain oldest first, or of another type, is refused before any layer is read", () => {
+    const layer = (digest: string, parent?: string) => ({ mediaType: SNAPSHOT_LAYER, digest: `sha256:${"c".repeat(64)}`, size: 1, annotations: { "io.snapbundle.snapshot.digest": digest, ...(parent ? { "io.snapbundle.snapshot.parent": parent } : {}) } });
+    const doc = (layers: unknown[], extra: object = {}) => new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", artifactType: SNAPSHOT_ARTIFACT_TYPE, config: {}, layers, ...extra }));
+    const A = `sha256:${"a".repeat(64)}`;
+    const B = `sha256:${"b".repeat(64)}`;
+    assert.equal(parseSnapshotManifest(doc([layer(A), layer(B, A)]), "r").snapshots.length, 2);
+    assert.throws(() => parseSnapshotManifest(doc([layer(B, A), layer(A)]), "r"), /snapshot layer 1's parent is not the layer before it/);
+    assert.throws(() => parseSnapshotManifest(doc([layer(A)], { artifactType: "application/vnd.oci.image.config.v1+json" }), "r"), /its artifactType is/);
+    assert.throws(() => parseSnapshotManifest(doc([{ ...layer(A), mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" }]), "r"), /layer 0 has media type/);
+    assert.throws(() => parseSnapshotManifest(doc([layer(A), { mediaType: IMAGE_CACHE_LAYER, digest: `sha256:${"d".repeat(64)}`, size: 1, annotations: { "org.opencontainers.image.title": "cache/../../etc/passwd" } }]), "r"), /bad org\.opencontainers\.image\.title/);
+    assert.throws(() => parseSnapshotManifest(doc([]), "r"), /no snapshot layer/);
+  });
+
+  test("rule: Docker config auths give credentials by registry host (auth, or username and password)", () => {
+    const auth = Buffer.from("u:p:w").toString("base64");
+    const cfg = JSON.stringify({ auths: { "https://index.docker.io/v1/": { auth }, "localhost:5000": { username: "x", password: "y" } } });
+    assert.deepEqual(dockerConfigCredentials(cfg, "docker.io"), { username: "u", password: "p:w" });
+    assert.deepEqual(dockerConfigCredentials(cfg, "localhost:5000"), { username: "x", password: "y" });
+    assert.equal(dockerConfigCredentials(cfg, "ghcr.io"), null);
+    assert.equal(dockerConfigCredentials("not json", "ghcr.io"), null);
   });
 
   test("rule: --json push and pull through the CLI; a REF that is an existing path is a path", T, async () => {
