@@ -6,10 +6,14 @@
  * @module
  */
 
-import type { OptionSpec } from "./args.js";
+/** The shape of an option of `./args.ts` (`OptionSpec`), written out: args.ts imports this file. */
+interface RegistryOptionSpec {
+  readonly type: "string" | "boolean";
+  readonly check?: (value: string) => string | null;
+}
 
 /** The options every registry command takes. */
-export const REGISTRY_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+export const REGISTRY_OPTIONS: Readonly<Record<string, RegistryOptionSpec>> = {
   "plain-http": { type: "boolean" },
   insecure: { type: "boolean" },
   "ca-file": { type: "string" },

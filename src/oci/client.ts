@@ -25,42 +25,10 @@
 import { createSha256 } from "../../wasm/mod.js";
 import { abortError, throwIfAborted } from "../abort.js";
 import { OperationAborted, RegistryError } from "../errors.js";
+import { backoffMs, base64, CREDENTIAL_HINT, type Descriptor, fixedChunks, parseChallenge, readBounded, type RegistryCredentials, type RegistryOptions, sleep, statusError } from "./http.js";
 import { type RegistryReference } from "./reference.js";
 
-/** A username and password (or token as password) for one registry. */
-export interface RegistryCredentials {
-  readonly username: string;
-  readonly password: string;
-}
-
-/** Options of {@link RegistryClient} (and of push and pull). */
-export interface RegistryOptions {
-  /** The `fetch` to use (default `globalThis.fetch`): the place for a custom CA or TLS settings. */
-  readonly fetch?: typeof fetch;
-  /** Talk `http://` instead of `https://` (test and loopback registries). */
-  readonly plainHttp?: boolean;
-  /** Credentials for the registry, or a function giving them per registry host (`null`: anonymous). */
-  readonly credentials?: RegistryCredentials | null | ((registry: string) => RegistryCredentials | null | Promise<RegistryCredentials | null>);
-  /** Retries of a request after 429, 5xx or a network failure (default 4). */
-  readonly retries?: number;
-  /** First backoff in ms, doubled each retry (default 250); `Retry-After` wins when given. */
-  readonly retryDelayMs?: number;
-  /** Longest wait between retries in ms (default 30 s), `Retry-After` included. */
-  readonly maxRetryDelayMs?: number;
-  /** Bytes per upload `PATCH` (default 8 MiB); one chunk is held in memory at a time. */
-  readonly chunkBytes?: number;
-  /** Stop (rejecting with `OperationAborted`) once this fires. */
-  readonly signal?: AbortSignal;
-}
-
-/** An OCI descriptor. */
-export interface Descriptor {
-  readonly mediaType: string;
-  readonly digest: string;
-  readonly size: number;
-  readonly annotations?: Readonly<Record<string, string>>;
-  readonly artifactType?: string;
-}
+export { type Descriptor, iterate, parseChallenge, type RegistryCredentials, type RegistryOptions } from "./http.js";
 
 type Scope = "pull" | "pull,push";
 
@@ -150,45 +118,23 @@ export class RegistryClient {
       await start.body?.cancel().catch(() => {});
       let location = this.#location(start, "blob upload");
       const hash = await createSha256();
-      const chunkBytes = this.#options.chunkBytes ?? DEFAULT_CHUNK;
-      const chunk = new Uint8Array(chunkBytes);
       let offset = 0;
-      let pending: Uint8Array | null = null;
-      for (;;) {
-        // fill one chunk
-        let fill = 0;
-        let done = false;
-        while (fill < chunkBytes) {
-          const piece: Uint8Array | null = pending ?? (await this.#read(reader));
-          pending = null;
-          if (piece === null) {
-            done = true;
-            break;
-          }
-          const take = Math.min(piece.length, chunkBytes - fill);
-          chunk.set(piece.subarray(0, take), fill);
-          fill += take;
-          if (take < piece.length) pending = piece.subarray(take);
-        }
-        if (fill > 0) {
-          const body = chunk.subarray(0, fill);
-          hash.update(body);
-          const r = await this.request({
-            method: "PATCH",
-            url: location,
-            headers: { "content-type": "application/octet-stream", "content-range": `${offset}-${offset + fill - 1}`, "content-length": String(fill) },
-            body,
-            ok: [202],
-            scope: "pull,push",
-            retry: false,
-            what: "blob upload",
-          });
-          await r.body?.cancel().catch(() => {});
-          location = this.#location(r, "blob upload");
-          offset += fill;
-          options.onBytes?.(fill);
-        }
-        if (done) break;
+      for await (const body of fixedChunks(reader, this.#options.chunkBytes ?? DEFAULT_CHUNK)) {
+        hash.update(body);
+        const r = await this.request({
+          method: "PATCH",
+          url: location,
+          headers: { "content-type": "application/octet-stream", "content-range": `${offset}-${offset + body.length - 1}`, "content-length": String(body.length) },
+          body,
+          ok: [202],
+          scope: "pull,push",
+          retry: false,
+          what: "blob upload",
+        });
+        await r.body?.cancel().catch(() => {});
+        location = this.#location(r, "blob upload");
+        offset += body.length;
+        options.onBytes?.(body.length);
       }
       const digest = `sha256:${hash.digestHex()}`;
       if (options.expect !== undefined && options.expect !== digest) {
@@ -204,11 +150,6 @@ export class RegistryClient {
     } finally {
       reader.releaseLock();
     }
-  }
-
-  async #read(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array | null> {
-    const r = await reader.read();
-    return r.done ? null : r.value;
   }
 
   /**
@@ -255,7 +196,7 @@ export class RegistryClient {
         } catch (e) {
           if (e instanceof OperationAborted || resumes >= (this.#options.retries ?? 4)) throw this.#network(what, e);
           resumes++;
-          await this.#sleep(this.#backoff(resumes - 1, null));
+          await sleep(backoffMs(this.#options, resumes - 1, null), this.#options.signal);
           reader = await open();
           continue;
         }
@@ -297,18 +238,6 @@ export class RegistryClient {
         await reader.cancel().catch(() => {});
       },
     };
-  }
-
-  /** A small blob (a config), whole, checked. */
-  async blobBytes(desc: Pick<Descriptor, "digest" | "size">, max = 4 << 20): Promise<Uint8Array> {
-    if (desc.size > max) throw this.#protocol(`blob ${desc.digest} is ${desc.size} bytes, more than the ${max} read whole`);
-    const out = new Uint8Array(desc.size);
-    let at = 0;
-    for await (const c of iterate(await this.blobStream(desc))) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
   }
 
   /** Upload a small blob held in memory (a config). */
@@ -375,42 +304,46 @@ export class RegistryClient {
   /** One request with its auth dance and retries. Resolves a response whose status is in `ok` or `pass`. */
   async request(spec: RequestSpec): Promise<Response> {
     const retries = spec.retry === false ? 0 : (this.#options.retries ?? 4);
-    let authTried = false;
-    for (let attempt = 0; ; attempt++) {
-      throwIfAborted(this.#options.signal);
+    for (let authTried = false; ;) {
       const url = spec.url.startsWith("/") ? this.#base + spec.url : spec.url;
       const headers: Record<string, string> = { ...spec.headers };
       const auth = this.#authFor(spec);
       if (auth !== null) headers.authorization = auth;
-      let r: Response;
-      try {
-        r = await this.#fetch(url, { method: spec.method, headers, body: spec.body as BodyInit | undefined, signal: this.#options.signal, redirect: "follow" });
-      } catch (e) {
-        if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
-        if (attempt < retries) {
-          await this.#sleep(this.#backoff(attempt, null));
-          continue;
-        }
-        throw this.#network(`${spec.method} ${spec.what}`, e);
-      }
+      const { r, attempts } = await this.#send(url, { method: spec.method, headers, body: spec.body as BodyInit | undefined, redirect: "follow" }, retries, `${spec.method} ${spec.what}`);
       if (spec.ok.includes(r.status) || spec.pass?.includes(r.status)) return r;
       if (r.status === 401 && !authTried) {
         authTried = true;
         const challenge = r.headers.get("www-authenticate");
         await r.body?.cancel().catch(() => {});
-        if (challenge !== null && (await this.#authorize(challenge, spec))) {
-          attempt--; // the auth round is not a retry
+        if (challenge !== null && (await this.#authorize(challenge, spec))) continue; // the auth round is not a retry
+        throw await statusError(this.ref, spec.method, spec.what, r, "");
+      }
+      throw await statusError(this.ref, spec.method, spec.what, r, attempts > 1 ? ` after ${attempts} attempts` : "");
+    }
+  }
+
+  /** `fetch`, repeated after a network failure, 429 or 5xx while `retries` allow, with backoff. */
+  async #send(url: string, init: RequestInit, retries: number, what: string): Promise<{ r: Response; attempts: number }> {
+    for (let attempt = 0; ; attempt++) {
+      throwIfAborted(this.#options.signal);
+      let r: Response;
+      try {
+        r = await this.#fetch(url, { ...init, signal: this.#options.signal });
+      } catch (e) {
+        if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
+        if (attempt < retries) {
+          await sleep(backoffMs(this.#options, attempt, null), this.#options.signal);
           continue;
         }
-        throw await this.#statusError(spec, r, "");
+        throw this.#network(what, e);
       }
       if ((r.status === 429 || r.status >= 500) && attempt < retries) {
-        const wait = this.#backoff(attempt, r.headers.get("retry-after"));
+        const wait = backoffMs(this.#options, attempt, r.headers.get("retry-after"));
         await r.body?.cancel().catch(() => {});
-        await this.#sleep(wait);
+        await sleep(wait, this.#options.signal);
         continue;
       }
-      throw await this.#statusError(spec, r, attempt > 0 ? ` after ${attempt + 1} attempts` : "");
+      return { r, attempts: attempt + 1 };
     }
   }
 
@@ -446,25 +379,7 @@ export class RegistryClient {
     for (const s of this.#scopeKey(spec).split(" ")) q.searchParams.append("scope", s);
     const headers: Record<string, string> = {};
     if (creds !== null) headers.authorization = `Basic ${base64(`${creds.username}:${creds.password}`)}`;
-    let r: Response;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        r = await this.#fetch(q.toString(), { headers, signal: this.#options.signal });
-      } catch (e) {
-        if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
-        if (attempt < (this.#options.retries ?? 4)) {
-          await this.#sleep(this.#backoff(attempt, null));
-          continue;
-        }
-        throw this.#network(`token request to ${q.origin}${q.pathname}`, e);
-      }
-      if ((r.status === 429 || r.status >= 500) && attempt < (this.#options.retries ?? 4)) {
-        await r.body?.cancel().catch(() => {});
-        await this.#sleep(this.#backoff(attempt, r.headers.get("retry-after")));
-        continue;
-      }
-      break;
-    }
+    const { r } = await this.#send(q.toString(), { headers }, this.#options.retries ?? 4, `token request to ${q.origin}${q.pathname}`);
     if (r.status !== 200) {
       await r.body?.cancel().catch(() => {});
       const reason = r.status === 401 ? "unauthorized" : r.status === 403 ? "denied" : r.status === 429 ? "rate-limited" : r.status >= 500 ? "server" : "protocol";
@@ -488,35 +403,6 @@ export class RegistryClient {
     return true;
   }
 
-  #backoff(attempt: number, retryAfter: string | null): number {
-    const max = this.#options.maxRetryDelayMs ?? 30_000;
-    if (retryAfter !== null) {
-      const secs = Number(retryAfter);
-      if (Number.isFinite(secs) && secs >= 0) return Math.min(secs * 1000, max);
-      const at = Date.parse(retryAfter);
-      if (Number.isFinite(at)) return Math.min(Math.max(0, at - Date.now()), max);
-    }
-    const base = (this.#options.retryDelayMs ?? 250) * 2 ** attempt;
-    return Math.min(base * (0.75 + Math.random() * 0.5), max);
-  }
-
-  async #sleep(ms: number): Promise<void> {
-    const signal = this.#options.signal;
-    throwIfAborted(signal);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }
-      function onAbort() {
-        clearTimeout(t);
-        reject(abortError(signal!));
-      }
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
   #location(r: Response, what: string): string {
     const loc = r.headers.get("location");
     if (loc === null) throw this.#protocol(`${what}: the registry answered HTTP ${r.status} without a Location`);
@@ -534,82 +420,5 @@ export class RegistryClient {
     return new RegistryError(`${this.ref.text}: ${what} failed: cannot reach ${this.#base} (${detail})${this.#options.plainHttp ? "" : "; for a registry that speaks plain HTTP use --plain-http, for a private CA --ca-file"}`, this.ref.text, "network", 0, { cause: e });
   }
 
-  async #statusError(spec: RequestSpec, r: Response, retried: string): Promise<RegistryError> {
-    let detail = "";
-    try {
-      const text = new TextDecoder().decode(await readBounded(r, 64 << 10, () => new Error("long")));
-      const doc = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
-      detail = (doc.errors ?? []).map((x) => [x.code, x.message].filter(Boolean).join(": ")).join("; ");
-    } catch {
-      detail = "";
-    }
-    detail = detail.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 300);
-    const said = detail ? ` (the registry says: ${detail})` : "";
-    const where = `${spec.method} ${spec.what}`;
-    const s = r.status;
-    if (s === 401) return new RegistryError(`${this.ref.text}: unauthorized: ${where} needs credentials the registry accepts (HTTP 401)${said}; ${CREDENTIAL_HINT}`, this.ref.text, "unauthorized", s);
-    if (s === 403) return new RegistryError(`${this.ref.text}: access denied: ${where} is not allowed for these credentials on ${this.ref.repository} (HTTP 403)${said}`, this.ref.text, "denied", s);
-    if (s === 404) return new RegistryError(`${this.ref.text}: not found: ${spec.what} is not in ${this.ref.registry}/${this.ref.repository} (HTTP 404)${said}`, this.ref.text, "not-found", s);
-    if (s === 429) return new RegistryError(`${this.ref.text}: rate limited: ${where} answered HTTP 429 Too Many Requests${retried}${said}; try again later`, this.ref.text, "rate-limited", s);
-    if (s >= 500) return new RegistryError(`${this.ref.text}: registry failure: ${where} answered HTTP ${s}${retried}${said}`, this.ref.text, "server", s);
-    return new RegistryError(`${this.ref.text}: ${where} answered HTTP ${s}${said}`, this.ref.text, "protocol", s);
-  }
-}
 
-const CREDENTIAL_HINT = "log in (docker login, or ~/.docker/config.json auths), or give --creds USER:PASSWORD or SNAPBUNDLE_REGISTRY_USER and SNAPBUNDLE_REGISTRY_PASSWORD";
-
-/** `Basic realm="…"` or `Bearer realm="…",service="…",scope="…"`, or null. */
-export function parseChallenge(header: string): { scheme: "basic" | "bearer"; params: Record<string, string> } | null {
-  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
-  if (m === null) return null;
-  const scheme = m[1]!.toLowerCase();
-  if (scheme !== "basic" && scheme !== "bearer") return null;
-  const params: Record<string, string> = {};
-  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/g;
-  for (let p = re.exec(m[2]!); p !== null; p = re.exec(m[2]!)) params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3]!;
-  return { scheme, params };
-}
-
-function base64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
-
-async function readBounded(r: Response, max: number, tooLarge: () => Error): Promise<Uint8Array> {
-  if (r.body === null) return new Uint8Array();
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of iterate(r.body)) {
-    n += c.length;
-    if (n > max) throw tooLarge();
-    parts.push(c);
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** Iterate a stream's chunks (releasing/cancelling it when the loop is left). */
-export async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
-  let finished = false;
-  try {
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) {
-        finished = true;
-        return;
-      }
-      yield r.value;
-    }
-  } finally {
-    if (!finished) await reader.cancel().catch(() => {});
-    reader.releaseLock();
-  }
 }
