@@ -22,21 +22,9 @@ import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
 import { inspectReference, isRegistryArgument, pull, push } from "./oci.js";
 
-/** What a command needs from its surroundings. */
-export interface CommandContext {
-  readonly store: SnapshotStore;
-  readonly json: boolean;
-  /** Draw progress bars (stderr is a terminal; no `--json`, `--quiet` or `--no-progress`). */
-  readonly progress: boolean;
-  /** `--quiet`: no summary sentences (tables and JSON still print). */
-  readonly quiet?: boolean;
-  /** Write to stdout. */
-  out(text: string): void;
-  /** Write to stderr. */
-  err(text: string): void;
-  /** Aborted when the process is interrupted (SIGINT, SIGTERM, SIGHUP). */
-  readonly signal?: AbortSignal;
-}
+import type { CommandContext } from "./context.js";
+
+export type { CommandContext };
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 

@@ -25,24 +25,14 @@ import { dockerConfigCredentials } from "../oci/format.js";
 import { inspectRemote, pullSnapshot, type RemoteReport } from "../oci/pull.js";
 import { pushSnapshot } from "../oci/push.js";
 import { looksLikeRegistryReference } from "../oci/reference.js";
-import type { SnapshotStore } from "../store.js";
 import { UsageError } from "./args.js";
+import type { CommandContext } from "./context.js";
 import { humanBytes, jsonDocument, keyValues, printable } from "./format.js";
 import { startProgress } from "./progress.js";
 import { levelOption } from "./zstd-options.js";
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
-/** What these commands need of `./commands.ts`'s context (which imports this file). */
-interface CommandContext {
-  readonly store: SnapshotStore;
-  readonly json: boolean;
-  readonly progress: boolean;
-  readonly quiet?: boolean;
-  out(text: string): void;
-  err(text: string): void;
-  readonly signal?: AbortSignal;
-}
 
 /**
  * True when `arg` is a registry reference, not a path or a name: see the
