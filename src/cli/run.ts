@@ -24,6 +24,7 @@ import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
 import { runCommand } from "./commands.js";
 import { jsonDocument } from "./format.js";
+import { indexRoots, syncMsbIndex } from "./msb-index.js";
 import { packageVersion } from "./version.js";
 
 /** Where the process's text output goes (stdout, stderr) and what it runs in. */
@@ -120,6 +121,8 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
       parsed.positionals,
       parsed.values,
     );
+    // A home msb also uses: bring msb's own index (db/msb.db) in step with what we wrote.
+    if (["create", "load", "rm", "reindex"].includes(parsed.command.name)) syncMsbIndex({ home, roots: indexRoots(home), env: env.env, err: env.err });
     return 0;
   } catch (e) {
     // Interrupted: whatever the command failed with on its way out (e.g. stdin
