@@ -256,3 +256,33 @@ describe("one index for both tools in an msb home (db/msb.db)", () => {
     }
   });
 });
+
+describe("msb witness: differences docs/msb-differences.md states", () => {
+  test("difference: msb snapshot save overwrites an existing output; our save refuses it without --force", NODE_OR_HEAVY, async () => {
+    await withMsbHome("msb-overwrite-", async (root, home) => {
+      await create(home, "s", upperIn(root), ["--layout", "snapshot"]);
+      const out = join(root, "exists.tar.zst");
+      writeFileSync(out, "precious");
+      const ours = await runCli(["--home", home, "save", "s", out], NO_MSB);
+      assert.equal(ours.code, 1);
+      assert.match(ours.stderr, /already exists; use --force/);
+      assert.equal(readFileSync(out, "utf8"), "precious", "we left it alone");
+      msbOk(home, ["snapshot", "save", "s", out]);
+      assert.notEqual(readFileSync(out, "utf8"), "precious", "msb replaced it without asking");
+    });
+  });
+
+  test("difference: any msb command rewrites a manifest.json artifact of its home into snapshot.json, in place", NODE_OR_HEAVY, async () => {
+    await withMsbHome("msb-migrate-", async (root, home) => {
+      // created without msb, so nothing runs msb behind our back
+      const info = await create(home, "old", upperIn(root), ["--layout", "manifest", "--integrity"], NO_MSB);
+      assert.ok(existsSync(join(info.path, "manifest.json")));
+      msbOk(home, ["snapshot", "list"]);
+      assert.equal(existsSync(join(info.path, "manifest.json")), false, "msb removed manifest.json");
+      assert.ok(existsSync(join(info.path, "snapshot.json")), "and wrote snapshot.json in its place");
+      const now = (await new SnapshotStore(nodeFs(), home).list()).snapshots.find((s) => s.name === "old")!;
+      assert.notEqual(now.digest, info.digest, "a new identity");
+      assert.equal(now.form, "snapshot");
+    });
+  });
+});
