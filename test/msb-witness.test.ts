@@ -11,14 +11,14 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { expectRun, IMAGE_DIGEST, IMAGE_REF, stdoutJson } from "./helpers/cli-assert.js";
 import { noiseBytes, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 import { nodeFs } from "../src/fs/node.js";
 import { SnapshotStore } from "../src/store.js";
 import { HEAVY } from "./helpers/heavy.js";
-import { MSB_BIN, MSB_SKIP, msbHome, msbList, msbOk, runMsb } from "./helpers/msb.js";
+import { buildMsbImage, MKFS_EROFS_SKIP, MSB_BIN, MSB_SKIP, msbHome, msbList, msbOk, runMsb } from "./helpers/msb.js";
 
 const T = { timeout: 60_000 };
 const SKIP = { ...T, skip: MSB_SKIP };
@@ -283,6 +283,43 @@ describe("msb witness: differences docs/msb-differences.md states", () => {
       const now = (await new SnapshotStore(nodeFs(), home).list()).snapshots.find((s) => s.name === "old")!;
       assert.notEqual(now.digest, info.digest, "a new identity");
       assert.equal(now.form, "snapshot");
+    });
+  });
+});
+
+describe("msb witness: --with-image both ways (real EROFS images from mkfs.erofs)", () => {
+  const skip = MSB_SKIP || MKFS_EROFS_SKIP;
+  /** Every image cache file under `home/cache`, relative path → sha256. */
+  const cacheFiles = (home: string, files: readonly string[]) => Object.fromEntries(files.map((f) => [f.slice(home.length), sha(readFileSync(f))]));
+
+  test("rule: msb's --with-image bundle loads with us, cache files byte for byte; ours loads with msb the same way", { ...T, skip }, async () => {
+    await withMsbHome("msb-image-", async (root, home) => {
+      const ref = "docker.io/library/python:3.12";
+      const image = await buildMsbImage(home, ref, "witness");
+      const upper = upperIn(root, 17);
+      await sb(home, ["create", "s", "--upper", upper, "--image", ref, "--image-digest", image.manifestDigest, "--layout", "snapshot", "--integrity"]);
+      const want = cacheFiles(home, image.files);
+      // msb → us
+      const theirs = join(root, "msb-image.tar.zst");
+      msbOk(home, ["snapshot", "save", "s", theirs, "--with-image"]);
+      const report = await sb(join(root, "nowhere"), ["inspect", theirs], NO_MSB);
+      assert.equal(report.cache_files.length, image.files.length, "we see every cache file msb shipped");
+      const ours = join(root, "ours-target");
+      await sb(ours, ["load", theirs], NO_MSB);
+      assert.deepEqual(cacheFiles(ours, image.files.map((f) => ours + f.slice(home.length))), want, "our load installed msb's cache files intact");
+      // us → msb
+      const mine = join(root, "ours-image.tar.zst");
+      await sb(home, ["save", "s", mine, "--with-image"], NO_MSB);
+      const { home: target } = msbHome("msb-image-target-");
+      try {
+        msbOk(target, ["snapshot", "load", mine]);
+        assert.deepEqual(cacheFiles(target, image.files.map((f) => target + f.slice(home.length))), want, "msb's load installed our cache files intact");
+        const [row] = msbList(target);
+        assert.ok(row, "msb lists the snapshot");
+        assert.match(runMsb(target, ["snapshot", "verify", row.artifact_path]).stdout, /Verification:\s+verified/);
+      } finally {
+        rmSync(dirname(target), { recursive: true, force: true });
+      }
     });
   });
 });

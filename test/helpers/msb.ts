@@ -12,7 +12,8 @@
  * ```
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, realpathSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { accessSync, constants, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -91,4 +92,52 @@ export function msbHome(prefix: string): { root: string; home: string } {
   mkdirSync(join(home, "snapshots"), { recursive: true });
   msbOk(home, ["snapshot", "list"]);
   return { root, home };
+}
+
+/** Where `mkfs.erofs` (Debian erofs-utils) runs: false, else why a real image cannot be built. */
+export const MKFS_EROFS_SKIP: false | string = (() => {
+  const r = spawnSync("mkfs.erofs", ["--help"], { encoding: "utf8" });
+  return r.error ? "mkfs.erofs (Debian erofs-utils) is not installed" : false;
+})();
+
+/**
+ * An image cache msb itself accepts for `save --with-image`: metadata that
+ * parses as msb's `CachedImageMetadata` (a full `config` object), raw
+ * manifest/config JSON hashing to their digests, real EROFS images for the
+ * fsmeta and every layer (made by `mkfs.erofs`), and a VMDK descriptor.
+ * Resolves the image's manifest digest and its cache files.
+ */
+export async function buildMsbImage(home: string, ref: string, salt = ""): Promise<{ manifestDigest: string; files: string[] }> {
+  const { HomeLayout } = await import("../../src/layout.js");
+  const layout = new HomeLayout(home);
+  const sha = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
+  for (const d of ["manifests", "layers", "fsmeta", "vmdk"]) mkdirSync(join(home, "cache", d), { recursive: true });
+  const scratch = mkdtempSync(join(tmpdir(), "msb-erofs-"));
+  const erofs = (out: string, name: string, text: string) => {
+    const src = mkdtempSync(join(scratch, "src-"));
+    writeFileSync(join(src, name), text);
+    const r = spawnSync("mkfs.erofs", ["--quiet", "-T0", "--all-root", out, src], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`mkfs.erofs ${out}: ${r.stderr}`);
+  };
+  try {
+    const layers = [0, 1].map((i) => ({ digest: sha(`blob-${i}-${salt}`), media_type: "application/vnd.oci.image.layer.v1.tar+gzip", size_bytes: 100 + i, diff_id: sha(`diff-${i}-${salt}`) }));
+    const rawConfig = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => l.diff_id) }, config: {} });
+    const rawManifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(rawConfig), size: rawConfig.length },
+      layers: layers.map((l) => ({ mediaType: l.media_type, digest: l.digest, size: l.size_bytes })),
+    });
+    const manifestDigest = sha(rawManifest);
+    const config = { env: [], cmd: null, entrypoint: null, working_dir: null, user: null, exposed_ports: [], volumes: [], labels: {}, stop_signal: null };
+    const metadataPath = await layout.metadataPath(ref);
+    writeFileSync(metadataPath, JSON.stringify({ manifest_digest: manifestDigest, config_digest: sha(rawConfig), raw_manifest_json: rawManifest, raw_config_json: rawConfig, config, layers }));
+    const files = [metadataPath, layout.fsmetaPath(manifestDigest), layout.vmdkPath(manifestDigest), ...layers.map((l) => layout.layerPath(l.diff_id))];
+    erofs(files[1]!, "fsmeta", `fsmeta ${salt}`);
+    writeFileSync(files[2]!, `# Disk DescriptorFile\nversion=1\n# ${salt}\n`);
+    layers.forEach((l, i) => erofs(layout.layerPath(l.diff_id), `f${i}`, `layer ${i} ${salt}`));
+    return { manifestDigest, files };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
