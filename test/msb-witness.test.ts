@@ -207,6 +207,21 @@ describe("one index for both tools in an msb home (db/msb.db)", () => {
     });
   });
 
+  test("rule: in a home msb 0.6.7+ would migrate, create writes snapshot.json by default, so the digest it prints is the one msb lists", NODE_OR_HEAVY, async () => {
+    await withMsbHome("msb-default-", async (root, home) => {
+      const info = await create(home, "s", upperIn(root, 15));
+      assert.equal(info.form, "snapshot");
+      assert.deepEqual(msbList(home).map((r) => r.digest), [info.digest], "msb lists the very digest create printed");
+      // without msb to run, nothing would migrate it: the home's own form (manifest, as it has no snapshot.json yet) stays the default
+      const { home: other } = msbHome("msb-default-none-");
+      try {
+        assert.equal((await create(other, "s", upperIn(root, 15), [], NO_MSB)).form, "manifest");
+      } finally {
+        rmSync(dirname(other), { recursive: true, force: true });
+      }
+    });
+  });
+
   test("rule: without msb, our write leaves db/msb.db untouched and one line names the msb command to run", NODE_OR_HEAVY, async () => {
     await withMsbHome("msb-hint-", async (root, home) => {
     const db = join(home, "db", "msb.db");

@@ -68,6 +68,23 @@ function executable(path: string): boolean {
   }
 }
 
+/**
+ * True when the msb we would run after a write migrates `manifest.json`
+ * artifacts (0.6.7 and later do, on any command) and the home is an msb home:
+ * a `manifest.json` snapshot created there would get a new identity at once,
+ * so `create` writes `snapshot.json` unless `--layout` says otherwise.
+ */
+export function msbWouldMigrate(home: string, env: Readonly<Record<string, string | undefined>>): boolean {
+  if (!existsSync(join(home, "db", "msb.db"))) return false;
+  const msb = findMsb(env);
+  if (msb === null) return false;
+  const r = spawnSync(msb, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 });
+  const v = /\b(\d+)\.(\d+)\.(\d+)\b/.exec(r.stdout ?? "");
+  if (r.status !== 0 || v === null) return false;
+  const [major, minor, patch] = [Number(v[1]), Number(v[2]), Number(v[3])];
+  return major > 0 || minor > 6 || (minor === 6 && patch >= 7);
+}
+
 /** The roots our own index file records (`<home>/snapshots/.snapbundle-index.json`), plus `<home>/snapshots`. */
 export function indexRoots(home: string): string[] {
   const snapshots = join(home, "snapshots");

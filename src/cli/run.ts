@@ -24,7 +24,7 @@ import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
 import { runCommand } from "./commands.js";
 import { jsonDocument } from "./format.js";
-import { indexRoots, syncMsbIndex } from "./msb-index.js";
+import { indexRoots, msbWouldMigrate, syncMsbIndex } from "./msb-index.js";
 import { packageVersion } from "./version.js";
 
 /** Where the process's text output goes (stdout, stderr) and what it runs in. */
@@ -115,11 +115,13 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     const quiet = parsed.values.quiet === true;
     const home = resolveHome(parsed.values.home as string | undefined, env);
     const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });
+    // in an msb 0.6.7+ home a manifest.json artifact would be migrated (new identity) by the index update below
+    const values = parsed.command.name === "create" && parsed.values.layout === undefined && msbWouldMigrate(home, env.env) ? { ...parsed.values, layout: "snapshot" } : parsed.values;
     await runCommand(
       { store, json, quiet, progress: env.stderrIsTTY && !json && !quiet && parsed.values["no-progress"] !== true, out: env.out, err: env.err, signal: env.signal },
       parsed.command,
       parsed.positionals,
-      parsed.values,
+      values,
     );
     // A home msb also uses: bring msb's own index (db/msb.db) in step with what we wrote.
     if (["create", "load", "rm", "reindex"].includes(parsed.command.name)) syncMsbIndex({ home, roots: indexRoots(home), env: env.env, err: env.err });
