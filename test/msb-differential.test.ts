@@ -18,7 +18,7 @@ import { fileEntry, snapEntries, snapFixture, tarOf, zstdCli } from "./helpers/a
 import { noise } from "./helpers/homes.js";
 import { MSB_SKIP, runMsb } from "./helpers/msb.js";
 import { craftBundle06, crafted06, referenceMemberHash } from "./helpers/msb06-reference.js";
-import { concatBytes, craftHeader } from "./helpers/tar-craft.js";
+import { concatBytes, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
 import { skippableFrame } from "./helpers/wasm-util.js";
 
 const T = { timeout: 120_000 };
@@ -184,6 +184,26 @@ const manifestCases: Case[] = [
     msb: "refuse",
   },
   {
+    name: "manifest layout: a PAX path record renaming the upper to ../evil",
+    bytes: async () => zstdCli(tarOf(fileEntry(mManifest, m.manifest), craftPax(paxRecord("path", "../evil")), fileEntry(mUpper, m.upper))),
+    ours: "refuse",
+    msb: "refuse",
+  },
+  {
+    name: "manifest layout: a hard link beside the upper",
+    bytes: async () => zstdCli(tarOf(...snapEntries(m), craftHeader({ name: `${m.prefix}/link`, typeflag: "1", linkname: mUpper, mtime: 1 }))),
+    ours: "refuse",
+    msb: "refuse",
+  },
+  {
+    name: "manifest layout: a character device entry",
+    bytes: async () => zstdCli(tarOf(...snapEntries(m), craftHeader({ name: `${m.prefix}/null`, typeflag: "3", mtime: 1 }))),
+    ours: "refuse",
+    msb: "refuse",
+  },
+  { name: "an empty archive (only the end-of-archive blocks)", bytes: async () => zstdCli(END), ours: "refuse", msb: "refuse" },
+  { name: "not an archive at all (noise)", bytes: async () => noise(4096, 31), ours: "refuse", msb: "refuse" },
+  {
     name: "manifest layout: an unexpected extra file beside the manifest",
     bytes: async () => zstdCli(tarOf(...snapEntries(m), fileEntry(`${m.prefix}/notes.txt`, "x"))),
     ours: "refuse",
@@ -198,6 +218,9 @@ const crafted = () => crafted06(payload, "msb-file-merkle-blake3-v1");
 const bundle06 = async (mutate?: Mutate, memberHashes = true): Promise<Member[]> => (await craftBundle06([await crafted()], { memberHashes, mutate })).members;
 const payloadOf = (ms: Member[]) => ms.find((x) => x.path.startsWith("files/"))!;
 const zTar = async (ms: Promise<Member[]> | Member[]) => zstdCli(tarMembers(await ms));
+
+/** The manifest-layout fixture's entries as members. */
+const snapEntriesAsMembers = (): Member[] => [{ path: mManifest, data: m.manifest }, { path: mUpper, data: m.upper }];
 
 /** Recompute the member hash of the payload entry after its bytes changed. */
 async function rehash(ms: Member[]): Promise<Member[]> {
@@ -295,6 +318,10 @@ const snapshotCases: Case[] = [
     const p = ms.find((x) => x.path === e.path)!;
     p.path = e.path = `files/../../${e.path}`;
   })), ours: "refuse", msb: "refuse" },
+  { name: "snapshot layout: archive.json suggested_name climbing out (../../evil)", bytes: () => zTar(bundle06((inv) => (inv.suggested_name = "../../evil"))), ours: "refuse", msb: "refuse" },
+  { name: "snapshot layout: archive.json completeness unknown", bytes: () => zTar(bundle06((inv) => (inv.completeness = "partial"))), ours: "refuse", msb: "refuse" },
+  { name: "snapshot layout: archive.json descriptor path not the snapshot's", bytes: () => zTar(bundle06((inv) => (inv.snapshots[0].descriptor = `snapshots/${"0".repeat(64)}/snapshot.json`))), ours: "refuse", msb: "refuse" },
+  { name: "snapshot layout: a manifest-layout snapshot mixed in", bytes: async () => zTar([...snapEntriesAsMembers(), ...(await bundle06())]), ours: "refuse", msb: "refuse" },
   { name: "snapshot layout: archive.json not JSON", bytes: () => zTar(bundle06((_inv, ms) => ms.push({ path: "archive.json", data: enc("{") }))), ours: "refuse", msb: "refuse" },
   { name: "snapshot layout: an unlisted extra member", bytes: async () => zTar([...(await bundle06()), { path: "files/extra.bin", data: enc("x") }]), ours: "refuse", msb: "refuse" },
   {
