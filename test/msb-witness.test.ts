@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { expectRun, IMAGE_DIGEST, IMAGE_REF, stdoutJson } from "./helpers/cli-assert.js";
 import { noiseBytes, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import "./helpers/node-host.js"; // the suite drives the core (SnapshotStore) directly
 import { nodeFs } from "../src/fs/node.js";
 import { SnapshotStore } from "../src/store.js";
 import { HEAVY } from "./helpers/heavy.js";
