@@ -10,7 +10,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { expectRun, IMAGE_DIGEST, IMAGE_REF, stdoutJson } from "./helpers/cli-assert.js";
@@ -205,6 +205,20 @@ describe("one index for both tools in an msb home (db/msb.db)", () => {
     await sb(home, ["rm", join(extra, "ext")]);
     await assertSameIndex(home, "rm of a snapshot in an extra root");
     assert.equal(msbList(home).length, 2, "base and the loaded one remain");
+    });
+  });
+
+  test("rule: a home reached through a symlink is kept in step too, whichever spelling of the home msb recorded", NODE_OR_HEAVY, async () => {
+    await withMsbHome("msb-symlink-", async (root, home) => {
+      const link = join(root, "link");
+      symlinkSync(home, link);
+      await create(link, "s", upperIn(root, 16), ["--layout", "snapshot"]);
+      assert.deepEqual(msbList(link).map((r) => r.artifact_path), [join(link, "snapshots", "s")], "msb records the home as MSB_HOME spells it");
+      // msb run on the real path re-records the row under it; our rm through the link must still find it stale
+      msbOk(home, ["snapshot", "reindex"]);
+      assert.deepEqual(msbList(home).map((r) => r.artifact_path), [join(home, "snapshots", "s")]);
+      await sb(link, ["rm", "s"]);
+      assert.deepEqual(msbList(home), [], "the removed snapshot's row is gone");
     });
   });
 

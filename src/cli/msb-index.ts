@@ -28,7 +28,7 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync, lstatSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readFileSync, realpathSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 
 /** What the sync needs from the command that ran. */
@@ -121,7 +121,8 @@ function runMsb(msb: string, home: string, args: readonly string[], env: Readonl
 export function syncMsbIndex(input: MsbSyncInput): MsbSyncResult {
   const { home } = input;
   if (!existsSync(join(home, "db", "msb.db"))) return { status: "not-msb-home" };
-  const roots = [...new Set(input.roots.map((r) => resolve(r)))];
+  // msb records paths as its MSB_HOME spelled them when it wrote each row: compare real paths
+  const roots = [...new Set(input.roots.map((r) => canonical(resolve(r))))];
   const command = `MSB_HOME=${shellWord(home)} msb snapshot reindex`;
   const hint = (why: string): MsbSyncResult => {
     const line = `note: microsandbox's index ${join(home, "db", "msb.db")} is not updated (${why}); run: ${command}, and msb snapshot rm --force DIGEST for each removed snapshot msb still lists`;
@@ -143,17 +144,26 @@ export function syncMsbIndex(input: MsbSyncInput): MsbSyncResult {
   }
   for (const row of rows) {
     // Only rows inside our roots whose artifact is gone: msb's `rm` then deletes the row alone.
-    if (!roots.includes(resolve(dirname(row.artifact_path))) || existsSync(row.artifact_path)) continue;
+    if (!roots.includes(canonical(resolve(dirname(row.artifact_path)))) || existsSync(row.artifact_path)) continue;
     const removed = runMsb(msb, home, ["snapshot", "rm", "--force", "--quiet", row.digest], input.env);
     if (!removed.ok) return hint(`msb snapshot rm ${row.digest} failed: ${removed.message}`);
   }
   for (const root of roots) {
     if (!existsSync(root)) continue;
-    const args = root === resolve(home, "snapshots") ? ["snapshot", "reindex"] : ["snapshot", "reindex", root];
+    const args = root === canonical(resolve(home, "snapshots")) ? ["snapshot", "reindex"] : ["snapshot", "reindex", root];
     const done = runMsb(msb, home, args, input.env);
     if (!done.ok) return hint(`msb snapshot reindex failed: ${done.message}`);
   }
   return { status: "synced" };
+}
+
+/** The real path of `p` when it exists, else `p`. */
+function canonical(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 /** `s` quoted for a POSIX shell when it needs it. */
