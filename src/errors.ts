@@ -191,3 +191,21 @@ export class OutputRefused extends SnapbundleError {
     super("output-refused", message, options);
   }
 }
+
+/**
+ * Add context to an error: `label` goes before its message (`"label: message"`),
+ * or, with `"after"`, after it (`"message label"`); the error keeps its class,
+ * code and cause. The one place snapbundle rewrites a message, as node-tar's
+ * `warn` adds its context to an error in one place. A value that is not an
+ * Error passes through unchanged.
+ *
+ * @example
+ * ```ts
+ * throw labelled('"backup.tar.zst"', e);                             // "backup.tar.zst": truncated …
+ * throw labelled("(and could not undo: /home/x: EBUSY)", e, "after"); // … (and could not undo: …)
+ * ```
+ */
+export function labelled<E>(label: string, error: E, where: "before" | "after" = "before"): E {
+  if (error instanceof Error) error.message = where === "before" ? `${label}: ${error.message}` : `${error.message} ${label}`;
+  return error;
+}
