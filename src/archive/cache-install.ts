@@ -18,7 +18,7 @@ import type { HomeLayout } from "../layout.js";
 import type { Manifest } from "../manifest.js";
 import { dirname, join } from "../path.js";
 import { scanFile } from "../sparse.js";
-import { checkCarriedCache, MAX_METADATA_BYTES } from "./image-cache.js";
+import { checkCarriedCache, erofsFileProblem, MAX_METADATA_BYTES } from "./image-cache.js";
 import type { Move } from "./promote.js";
 import { removeDirIfEmpty, type UndoLog } from "./undo.js";
 
@@ -34,7 +34,12 @@ import { removeDirIfEmpty, type UndoLog } from "./undo.js";
  * ```
  */
 export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cacheStage: string, manifest: Manifest, label: string, undo: UndoLog): Promise<void> {
-  const carried = { root: cacheStage, files: await collectFiles(fs, cacheStage), readMetadata: (p: string) => readSmallFile(fs, p, MAX_METADATA_BYTES) };
+  const carried = {
+    root: cacheStage,
+    files: await collectFiles(fs, cacheStage),
+    readMetadata: (p: string) => readSmallFile(fs, p, MAX_METADATA_BYTES),
+    imageProblem: (p: string, info: FileInfo) => erofsFileProblem(fs, p, info.size),
+  };
   const expected = await checkCarriedCache(layout, manifest, carried, label);
   if (expected.length === 0) return;
   const metaPath = expected.find((f) => f.kind === "manifests")!.path;

@@ -16,12 +16,13 @@
 import { sha256Hex } from "../../wasm/mod.js";
 import { ImageCacheError, InvalidArgument } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallFile } from "../io.js";
+import { lstatOrNull, readSmallFile, withFile } from "../io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "../json.js";
 import type { FileInfo } from "../fs/types.js";
 import { EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
 import { isDigestForm, type Manifest } from "../manifest.js";
 import { dirname } from "../path.js";
+import { EROFS_RULE, ErofsCheck } from "./erofs.js";
 
 /** The largest image metadata file snapbundle reads (64 MiB). */
 export const MAX_METADATA_BYTES = 64 << 20;
@@ -168,6 +169,45 @@ export function cacheFileProblem(f: CacheFile, info: FileInfo | null): string | 
 }
 
 /**
+ * The EROFS rule (`./erofs.ts`) over the file at `path` of `size` bytes, by
+ * positioned reads of the few ranges it needs (bounded memory whatever the
+ * image's size). Resolves what is wrong, or `null` for a valid image.
+ *
+ * @example
+ * ```ts
+ * await erofsFileProblem(fs, "/h/cache/layers/sha256_ab.erofs", 4096); // null when valid
+ * ```
+ */
+export async function erofsFileProblem(fs: FileSystem, path: string, size: number): Promise<string | null> {
+  const check = new ErofsCheck(size);
+  if (check.need === null) return check.problem;
+  return withFile(fs, path, "r", async (h) => {
+    for (let r = check.need; r !== null; r = check.need) {
+      const buf = new Uint8Array(r.length);
+      for (let got = 0; got < r.length; ) {
+        const n = await h.read(buf.subarray(got), r.offset + got);
+        if (n === 0) return `the image ended at byte ${r.offset + got}, before the ${size} bytes it had`;
+        got += n;
+      }
+      check.supply(buf);
+    }
+    return check.problem;
+  });
+}
+
+/**
+ * {@link cacheFileProblem}, then for an EROFS file (layers, fsmeta) the
+ * EROFS rule, by `imageProblem` (what the EROFS check found, or `null`).
+ * Resolves the message part naming the rule, or `null` when the file is fine.
+ */
+export async function cacheFileVerdict(f: CacheFile, info: FileInfo | null, imageProblem: (path: string, info: FileInfo) => Promise<string | null>): Promise<string | null> {
+  const state = cacheFileProblem(f, info);
+  if (state !== null || (f.kind !== "layers" && f.kind !== "fsmeta")) return state;
+  const problem = await imageProblem(f.path, info!);
+  return problem === null ? null : `not a valid EROFS image: ${problem} (${EROFS_RULE})`;
+}
+
+/**
  * The image cache files one pass over an archive found: each file's path
  * below `root` with its state, and how to read the metadata. A load's
  * staging directory is one (`root` is the staging directory); the records of
@@ -181,6 +221,8 @@ export interface CarriedCache {
   readonly files: ReadonlyMap<string, FileInfo>;
   /** The bytes of the carried metadata at `path` (one of `files`; called only when it is the one metadata file carried). */
   readMetadata(path: string): Promise<Uint8Array>;
+  /** The EROFS rule's verdict on the carried layer or fsmeta file at `path` (one of `files`): `null` when valid. */
+  imageProblem(path: string, info: FileInfo): Promise<string | null>;
 }
 
 /**
@@ -188,7 +230,8 @@ export interface CarriedCache {
  * when it carries any cache file, it carries the metadata of the head
  * snapshot's image and no other metadata, that metadata is consistent with
  * the snapshot ({@link validateCachedMetadata}), every file the image needs
- * is there ({@link cacheFileProblem}), and nothing else is. Names are
+ * is there and every EROFS file is a valid image ({@link cacheFileVerdict}),
+ * and nothing else is. Names are
  * checked before the metadata is read, so a pass need keep only one
  * metadata document. Resolves the expected files, metadata first (none when
  * nothing was carried); throws {@link ImageCacheError} naming the archive
@@ -220,7 +263,7 @@ export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, 
   await validateCachedMetadata(meta, manifest, `${label}: cache/${rel(metaPath)}`);
   const expected = await expectedCacheFiles(layout, manifest, meta, root);
   for (const f of expected) {
-    const problem = cacheFileProblem(f, files.get(f.path) ?? null);
+    const problem = await cacheFileVerdict(f, files.get(f.path) ?? null, carried.imageProblem);
     if (problem !== null) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${problem === "missing" ? "missing from the archive" : problem}`);
   }
   const wanted = new Set(expected.map((f) => f.path));
@@ -230,7 +273,8 @@ export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, 
 
 /**
  * Save's pre-check: the head image's metadata exists in the home's cache and
- * matches the snapshot, and every required file is a regular file. Throws
+ * matches the snapshot, every required file is a regular file, and every
+ * EROFS file a valid image (the rule load applies, {@link cacheFileVerdict}). Throws
  * {@link ImageCacheError} naming what is missing.
  */
 export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, manifest: Manifest): Promise<CacheFile[]> {
@@ -243,7 +287,7 @@ export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, man
   await validateCachedMetadata(meta, manifest, `cached image metadata ${metaPath}`);
   const files = await expectedCacheFiles(layout, manifest, meta, layout.cacheDir);
   for (const f of files) {
-    const problem = cacheFileProblem(f, await lstatOrNull(fs, f.path));
+    const problem = await cacheFileVerdict(f, await lstatOrNull(fs, f.path), (p, info) => erofsFileProblem(fs, p, info.size));
     if (problem !== null) throw new ImageCacheError(`required image cache artifact ${f.path} is ${problem}`);
   }
   return files;
