@@ -141,7 +141,8 @@ export class ErofsCheck {
 /**
  * The same check over bytes that stream past once, in order (an archive
  * member): feed every chunk, then {@link finish}. Keeps the first
- * {@link EROFS_SUPER_OFFSET} + 128 bytes and the range being collected, no more.
+ * {@link EROFS_SUPER_OFFSET} + 128 bytes, the range being collected and the
+ * one before it, no more.
  *
  * @example
  * ```ts
@@ -156,6 +157,8 @@ export class ErofsStreamCheck {
   #pos = 0;
   #buf: Uint8Array | null = null;
   #filled = 0;
+  /** The range supplied last: the next may start inside it (the root inode is read as 64 bytes; a compact one's xattrs start at 32). */
+  #prev: { offset: number; bytes: Uint8Array } | null = null;
 
   constructor(size: number) {
     this.#check = new ErofsCheck(size);
@@ -185,10 +188,12 @@ export class ErofsStreamCheck {
         this.#filled = 0;
       }
       this.#take(this.#head, 0, Math.min(this.#pos, this.#head.length), need);
+      if (this.#prev !== null) this.#take(this.#prev.bytes, this.#prev.offset, this.#prev.bytes.length, need);
       this.#take(src, start, length, need);
       if (this.#filled < need.length) return; // the rest comes with later bytes
       const bytes = this.#buf;
       this.#buf = null;
+      this.#prev = { offset: need.offset, bytes };
       this.#check.supply(bytes);
     }
   }
