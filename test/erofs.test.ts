@@ -20,10 +20,9 @@ import { ImageCacheError } from "../src/errors.js";
 import { nodeFs } from "../src/fs/node.js";
 import { SnapshotStore } from "../src/store.js";
 import { fingerprint } from "./helpers/archive-fs.js";
-import { type CacheEntry, cacheEntries, fileEntry, imageFixture, type ImageFixture, sha256Hex, snapEntries, snapFixture, tarOf } from "./helpers/archive-bundle.js";
-import { minimalErofs } from "./helpers/erofs.js";
+import { imageFixture, snapEntries, snapFixture, tarOf } from "./helpers/archive-bundle.js";
+import { imageBundle, minimalErofs } from "./helpers/erofs.js";
 import { noise } from "./helpers/homes.js";
-import { craftBundle06, crafted06, descriptorText, fileState, integrityText, referenceMemberHash } from "./helpers/msb06-reference.js";
 
 const T = { timeout: 60_000 };
 const fs = nodeFs();
@@ -193,34 +192,6 @@ describe("the EROFS check", () => {
   });
 });
 
-/** A `--with-image` bundle of one layout carrying `files`, every hash recomputed. */
-async function bundleOf(layout: "manifest" | "snapshot", image: ImageFixture, files: readonly CacheEntry[]): Promise<Uint8Array> {
-  const imageRef = { ref: image.ref, manifest_digest: image.manifest_digest };
-  if (layout === "manifest") return tarOf(...snapEntries(snapFixture({ image: imageRef })), ...cacheEntries(files));
-  const payload = noise(4096, 5);
-  const integrity = await integrityText("sha256", payload);
-  const t = descriptorText({ state: fileState(payload.length, integrity), image: imageRef });
-  const snap = { ...(await crafted06(payload, "sha256")), text: t, digest: `sha256:${sha256Hex(t)}` };
-  const images = files.map((f) => ({ path: `images/${f.archivePath.slice("cache/".length)}`, data: f.bytes }));
-  const entries = await Promise.all(
-    images.map(async (m) => {
-      const kind = m.path.startsWith("images/manifests/") ? "image-metadata" : "image-object";
-      const member = await referenceMemberHash({ kind, path: m.path, encodedSize: m.data.length, apparentSize: m.data.length, ranges: [], stored: m.data });
-      return { path: m.path, owner_snapshot: null, kind, included: true, encoded_size: m.data.length, apparent_size: m.data.length, integrity: { algorithm: "sha256", digest: `sha256:${sha256Hex(m.data)}` }, transport_integrity: { algorithm: "msb-archive-member-blake3-v1", digest: member } };
-    }),
-  );
-  const { members } = await craftBundle06([snap], {
-    memberHashes: true,
-    mutate: (inv, ms) => {
-      inv.with_image = true;
-      inv.entries.push(...entries);
-      inv.entries.sort((a: { path: string }, b: { path: string }) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-      ms.push(...images);
-    },
-  });
-  return tarOf(...members.map((m) => fileEntry(m.path, m.data)));
-}
-
 describe("EROFS files in --with-image bundles", () => {
   const CASES: readonly [string, (size: number) => Uint8Array][] = [
     ["4096 random bytes", () => noise(4096, 77)],
@@ -241,7 +212,7 @@ describe("EROFS files in --with-image bundles", () => {
         // controls: the fixture's own images, and a real mkfs.erofs image as the fsmeta: both load
         const withReal = image.files.map((f, i) => (i === 1 ? { ...f, bytes: real } : f));
         for (const [what, files] of [["minimal images", image.files], ["a real fsmeta", withReal]] as const) {
-          const bundle = save(`ok-${what}.tar`, await bundleOf(layout, image, files));
+          const bundle = save(`ok-${what}.tar`, await imageBundle(layout, image, files));
           await verifyBundle(fs, bundle);
           await new SnapshotStore(fs, join(dir, `home-ok-${what}`)).load(bundle);
         }
@@ -250,7 +221,7 @@ describe("EROFS files in --with-image bundles", () => {
           assert.ok(image.files[target]!.archivePath.startsWith(`cache/${kind}/`));
           for (const [what, make] of CASES) {
             const files = image.files.map((f, i) => (i === target ? { ...f, bytes: make(f.bytes.length) } : f));
-            const bundle = save(`bad-${kind}-${what}.tar`, await bundleOf(layout, image, files));
+            const bundle = save(`bad-${kind}-${what}.tar`, await imageBundle(layout, image, files));
             const home = join(dir, `home-${kind}-${what}`);
             const store = new SnapshotStore(fs, home);
             await store.load(save("other.tar", tarOf(...snapEntries(snapFixture())))); // a home with something in it

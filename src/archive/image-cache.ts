@@ -19,7 +19,7 @@ import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull, readSmallFile, withFile } from "../io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "../json.js";
 import type { FileInfo } from "../fs/types.js";
-import { EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
+import { CACHE_KINDS, EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
 import { isDigestForm, type Manifest } from "../manifest.js";
 import { dirname } from "../path.js";
 import { EROFS_RULE, ErofsCheck } from "./erofs.js";
@@ -123,6 +123,11 @@ export async function validateCachedMetadata(meta: CachedImageMetadata, manifest
   if (meta.manifest_digest !== manifest.image.manifest_digest) {
     throw new ImageCacheError(`${where}: image metadata is for ${meta.manifest_digest}, but the snapshot's image is ${manifest.image.manifest_digest}`);
   }
+  await checkMetadataItself(meta, where);
+}
+
+/** The part of {@link validateCachedMetadata} that needs no snapshot: the metadata hashes to the digests it records, and its layer digests have the digest form. */
+async function checkMetadataItself(meta: CachedImageMetadata, where: string): Promise<void> {
   await checkSha256(meta.raw_manifest_json, meta.manifest_digest, "raw manifest", where);
   await checkSha256(meta.raw_config_json, meta.config_digest, "image config", where);
   meta.layers.forEach((l, i) => {
@@ -291,4 +296,67 @@ export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, man
     if (problem !== null) throw new ImageCacheError(`required image cache artifact ${f.path} is ${problem}`);
   }
   return files;
+}
+
+/**
+ * Whether a file already in the home's cache is corrupt: an EROFS file
+ * (layers, fsmeta) that is not a valid image ({@link cacheFileVerdict}), or
+ * image metadata that does not parse or does not hash to the digests it
+ * records. No carried file is content-addressed (fsmeta and VMDK are named
+ * by the image's manifest digest, a layer by the digest of its uncompressed
+ * tar, metadata by the hash of the image reference), so these are the
+ * checks a name allows; a VMDK descriptor has no rule. Resolves what is
+ * wrong, or `null` when the file passes (or no rule can tell).
+ *
+ * @example
+ * ```ts
+ * await cacheTargetProblem(fs, { path, archivePath, kind: "layers" }, await fs.lstat(path)); // null when valid
+ * ```
+ */
+export async function cacheTargetProblem(fs: FileSystem, f: CacheFile, info: FileInfo): Promise<string | null> {
+  if (f.kind === "layers" || f.kind === "fsmeta") return cacheFileVerdict(f, info, (p, i) => erofsFileProblem(fs, p, i.size));
+  if (f.kind !== "manifests") return null;
+  try {
+    await checkMetadataItself(await readImageMetadataFile(fs, f.path), `image metadata ${f.path}`);
+    return null;
+  } catch (e) {
+    if (e instanceof ImageCacheError) return e.message;
+    throw e;
+  }
+}
+
+/** A corrupt file {@link scanCache} found. */
+export interface CorruptCacheFile {
+  readonly path: string;
+  readonly kind: CacheFile["kind"];
+  readonly problem: string;
+}
+
+/**
+ * `verify --cache`: every file of the home's image cache (`cache/<kind>/`,
+ * by its extension; msb's `.lock` files and `cache/tmp` are not cache
+ * files) checked by {@link cacheTargetProblem}, in name order. Changes
+ * nothing. Resolves how many were checked and the corrupt ones.
+ *
+ * @example
+ * ```ts
+ * const { checked, corrupt } = await scanCache(fs, new HomeLayout("/root/.microsandbox"));
+ * ```
+ */
+export async function scanCache(fs: FileSystem, layout: HomeLayout): Promise<{ checked: number; corrupt: CorruptCacheFile[] }> {
+  let checked = 0;
+  const corrupt: CorruptCacheFile[] = [];
+  for (const [kind, ext] of Object.entries(CACHE_KINDS) as [CacheFile["kind"], string][]) {
+    const dir = `${layout.cacheDir}/${kind}`;
+    const names = (await lstatOrNull(fs, dir))?.kind === "directory" ? await fs.readdir(dir) : [];
+    for (const name of names.filter((n) => n.endsWith(ext)).sort()) {
+      const path = `${dir}/${name}`;
+      const info = await fs.lstat(path);
+      checked++;
+      const f = { path, archivePath: `cache/${kind}/${name}`, kind };
+      const problem = info.kind === "file" ? await cacheTargetProblem(fs, f, info) : `a ${info.kind}, not a regular file`;
+      if (problem !== null) corrupt.push({ path, kind, problem });
+    }
+  }
+  return { checked, corrupt };
 }

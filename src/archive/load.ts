@@ -79,6 +79,11 @@ export interface LoadOptions {
   readonly signal?: AbortSignal;
   /** Called when the install lock is held by another load, with who holds it. */
   readonly onLockWait?: (holder: string) => void;
+  /**
+   * Told, once the load has succeeded, what the user should know of it (one
+   * call per notice): a corrupt image cache file it replaced.
+   */
+  readonly onNotice?: (notice: LoadNotice) => void;
   /** Bound on waiting for the install lock (default 10 minutes). */
   readonly lockTimeoutMs?: number;
   /**
@@ -87,6 +92,16 @@ export interface LoadOptions {
    * holds up to one window of memory; a frame needing more is an {@link ArchiveError}.
    */
   readonly maxWindowBytes?: number;
+}
+
+/**
+ * Something a successful load tells the user: `cache-healed` names a corrupt
+ * image cache file (`path`) the load replaced, and what was wrong with it.
+ */
+export interface LoadNotice {
+  readonly code: "cache-healed";
+  readonly path: string;
+  readonly message: string;
 }
 
 /** Staging directories of one load (where the unpack step's {@link stagingSink} writes). */
@@ -104,6 +119,7 @@ export async function loadArchive(
   if (options.maxWindowBytes !== undefined) checkMaxWindow(options.maxWindowBytes);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
   const undo = new UndoLog();
+  const notices: LoadNotice[] = [];
   const policy = options.sweep ?? defaultSweepPolicy();
   await sweepStaleStaging(fs, layout, snapshotsDir, policy);
   if (snapshotsDir !== layout.snapshotsDir) await sweepStaleStaging(fs, layout, layout.snapshotsDir, policy);
@@ -133,7 +149,9 @@ export async function loadArchive(
         // again under the lock: a load racing this one may have installed the head meanwhile
         await ensureNotInstalled(head, options.name, options.findInstalled, label);
         await ensurePromoteTargetsAvailable(fs, moves);
-        await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo);
+        for (const h of await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo)) {
+          notices.push({ code: "cache-healed", path: h.path, message: `replaced the corrupt image cache file ${h.path} (${h.problem})` });
+        }
         await writePromoteJournal(fs, layout, moves);
         await promoteStage(fs, moves, snapshotsDir, installUndo);
         // open before committing: once committed, nothing may fail any more
@@ -150,6 +168,7 @@ export async function loadArchive(
       }
     }, { signal: options.signal, onWait: options.onLockWait, timeoutMs: options.lockTimeoutMs });
     undo.commit();
+    for (const n of notices) options.onNotice?.(n);
     return installed;
   } catch (e) {
     const stuck = await undo.rollback();

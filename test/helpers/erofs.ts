@@ -4,9 +4,12 @@
  * inline data) holding `.` and `..`, and `seed` noise in the unused bytes
  * (the boot area and every block after the first), so two images differ.
  * `fsck.erofs` accepts them (test/erofs.test.ts checks it); real images made
- * by `mkfs.erofs` are there too.
+ * by `mkfs.erofs` are there too. And {@link imageBundle}: a `--with-image`
+ * bundle of either layout built by hand, every hash computed over the bytes given.
  */
+import { type CacheEntry, cacheEntries, fileEntry, type ImageFixture, sha256Hex, snapEntries, snapFixture, tarOf } from "./archive-bundle.js";
 import { noise } from "./homes.js";
+import { craftBundle06, crafted06, descriptorText, fileState, integrityText, referenceMemberHash } from "./msb06-reference.js";
 
 export function minimalErofs(size = 4096, seed = 1): Uint8Array {
   if (size <= 0 || size % 4096 !== 0) throw new Error(`minimalErofs: ${size} is not a multiple of 4096`);
@@ -40,3 +43,32 @@ export function minimalErofs(size = 4096, seed = 1): Uint8Array {
   });
   return img;
 }
+
+/** A `--with-image` bundle of one layout carrying `files`, every hash recomputed. */
+export async function imageBundle(layout: "manifest" | "snapshot", image: ImageFixture, files: readonly CacheEntry[]): Promise<Uint8Array> {
+  const imageRef = { ref: image.ref, manifest_digest: image.manifest_digest };
+  if (layout === "manifest") return tarOf(...snapEntries(snapFixture({ image: imageRef })), ...cacheEntries(files));
+  const payload = noise(4096, 5);
+  const integrity = await integrityText("sha256", payload);
+  const t = descriptorText({ state: fileState(payload.length, integrity), image: imageRef });
+  const snap = { ...(await crafted06(payload, "sha256")), text: t, digest: `sha256:${sha256Hex(t)}` };
+  const images = files.map((f) => ({ path: `images/${f.archivePath.slice("cache/".length)}`, data: f.bytes }));
+  const entries = await Promise.all(
+    images.map(async (m) => {
+      const kind = m.path.startsWith("images/manifests/") ? "image-metadata" : "image-object";
+      const member = await referenceMemberHash({ kind, path: m.path, encodedSize: m.data.length, apparentSize: m.data.length, ranges: [], stored: m.data });
+      return { path: m.path, owner_snapshot: null, kind, included: true, encoded_size: m.data.length, apparent_size: m.data.length, integrity: { algorithm: "sha256", digest: `sha256:${sha256Hex(m.data)}` }, transport_integrity: { algorithm: "msb-archive-member-blake3-v1", digest: member } };
+    }),
+  );
+  const { members } = await craftBundle06([snap], {
+    memberHashes: true,
+    mutate: (inv, ms) => {
+      inv.with_image = true;
+      inv.entries.push(...entries);
+      inv.entries.sort((a: { path: string }, b: { path: string }) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+      ms.push(...images);
+    },
+  });
+  return tarOf(...members.map((m) => fileEntry(m.path, m.data)));
+}
+
