@@ -14,7 +14,7 @@
 import { fstatSync, statSync } from "node:fs";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { scanCache } from "../archive/image-cache.js";
-import type { LoadNotice } from "../archive/load.js";
+import { type LoadNotice, parentMissingNotice } from "../archive/load.js";
 import { ImageCacheError, SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
@@ -399,10 +399,14 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
       bar.stop();
     }
     if (stdin) await stdin.drain();
+    // verify: a snapshot whose parent the bundle lacks loads, without its parent (as msb 0.6 loads it): say so
+    const digests = new Set(report.snapshots.map((s) => s.digest));
+    const orphans = mode === "inspect" ? [] : report.snapshots.filter((s) => s.parent !== null && !digests.has(s.parent)).map((s) => parentMissingNotice(s.name, s.digest, s.parent!, "bundle"));
     if (ctx.json) {
-      ctx.out(jsonDocument(report));
+      ctx.out(jsonDocument(orphans.length === 0 ? report : { ...report, notices: orphans }));
       return;
     }
+    for (const o of orphans) ctx.err(`warning: ${printable(o.message)}\n`);
     if (mode === "verify") {
       const n = report.snapshots.length;
       say(ctx, `verified ${fromStdin ? "stdin" : printable(path!)}: ${n} snapshot${n === 1 ? "" : "s"}, head ${report.head}; a load into an empty home would succeed\n`);
