@@ -491,6 +491,7 @@ describe("save reads", () => {
       const faulty = new FaultyFs(h.fs);
       const store = new SnapshotStore(faulty, h.home, { cwd: h.root, userHome: h.root });
       let verified = 0;
+      await store.list(); // the index exists: the save's leftover sweep reads it (a failed open, ENOENT, would open nothing to close)
       faulty.reset();
       await store.save("frag", `${h.root}/o.tar`, { plainTar: true, sparse: true, onProgress: (p) => void (p.phase === "verify" && (verified = faulty.ops.length)) });
       const writeReads = faulty.ops.slice(verified).filter((op) => op.kind === "read" && op.path.endsWith("/frag/upper.ext4"));
