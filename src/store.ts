@@ -21,7 +21,7 @@
 
 import { pendingPromotionTargets } from "./archive/journal.js";
 import { loadArchive, type LoadOptions } from "./archive/load.js";
-import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
+import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, REMOVING_PREFIX, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
 import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
 import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
@@ -374,7 +374,7 @@ export class SnapshotStore {
         `snapshot ${snap.path} is the parent of ${kids.map((k) => k.path).join(", ")}; remove them first or force the removal`,
       );
     }
-    const trash = join(dirname(snap.path), stagingName(".msb-removing-"));
+    const trash = join(dirname(snap.path), stagingName(REMOVING_PREFIX));
     await this.fs.rename(snap.path, trash);
     try {
       await this.fs.syncDir(dirname(snap.path));

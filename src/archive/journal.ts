@@ -32,7 +32,7 @@ import { plainJson } from "../json.js";
 import type { HomeLayout } from "../layout.js";
 import { dirname, join, normalize } from "../path.js";
 import { openSnapshot } from "../snapshot.js";
-import { stagingName } from "../staging.js";
+import { REMOVING_PREFIX, stagingName } from "../staging.js";
 
 /** Name of the journal in `<home>/cache/tmp`. */
 export const PROMOTE_JOURNAL = "promote.json";
@@ -133,7 +133,7 @@ export async function recoverInterruptedPromotion(fs: FileSystem, layout: HomeLa
     if (info === null || info.kind !== "directory") continue; // never promoted
     const digest = await openSnapshot(fs, t.to).then((s) => s.digest, () => null);
     if (digest !== t.digest) continue; // not what the dead load put there: not ours to remove
-    const trash = join(dirname(t.to), stagingName(".msb-removing-"));
+    const trash = join(dirname(t.to), stagingName(REMOVING_PREFIX));
     await fs.rename(t.to, trash);
     await fs.syncDir(dirname(t.to));
     await fs.remove(trash, { recursive: true, force: true }).catch(() => {}); // a dot-name: swept later if left

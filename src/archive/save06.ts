@@ -33,8 +33,9 @@ import { type Extent, scanFile } from "../sparse.js";
 import { type Snapshot, verifySnapshot } from "../snapshot.js";
 import { blockAlignMap } from "../tar/sparse.js";
 import { requiredCacheFiles } from "./image-cache.js";
-import { type ArchiveInventory, INVENTORY_PATH, type InventoryEntry, serializeInventory } from "./inventory.js";
-import { hashedChunks, MEMBER_BLAKE3, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
+import { type ArchiveInventory, type InventoryEntry, serializeInventory } from "./inventory.js";
+import { hashedChunks, MEMBER_BLAKE3, MemberHasher, sparseDescriptors } from "./member-hash.js";
+import { descriptorPath, imagePath, INVENTORY_PATH, type MemberKind, memberKindOf, payloadPath } from "./msb06-paths.js";
 import { checkOutput, isDense, readRanges, type SaveOptions, type SaveResult, withTarSink, writeAtomically } from "./save.js";
 import { abortableWritable, abortingProgress, throwIfAborted } from "../abort.js";
 
@@ -127,8 +128,7 @@ export async function saveArchive06(
   const write = async (sink: WritableStream<Uint8Array>): Promise<number> => {
     return withTarSink(sink, options, async (tar) => {
       const entries: InventoryEntry[] = [];
-      const add = async (path: string, apparent: number, map: Extent[] | null, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, mtime: number, owner: string | null, integrity: InventoryEntry["integrity"], sha: boolean) => {
-        const kind = memberKind(path)!;
+      const add = async (kind: MemberKind, path: string, apparent: number, map: Extent[] | null, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, mtime: number, owner: string | null, integrity: InventoryEntry["integrity"], sha: boolean) => {
         const encoded = map === null ? apparent : map.reduce((n, e) => n + e.length, 0);
         const member = await MemberHasher.create({ kind, path, encodedSize: encoded, apparentSize: apparent, ranges: map === null ? [] : sparseDescriptors(map, apparent) });
         const sha256 = sha ? await createSha256() : null;
@@ -151,25 +151,24 @@ export async function saveArchive06(
         const snap = chain[i]!;
         const hex = snap.digest.slice(7);
         const dInfo = await fs.lstat(join(snap.path, snap.form === "manifest" ? MANIFEST_FILENAME : DESCRIPTOR_FILENAME));
-        await add(`snapshots/${hex}/${DESCRIPTOR_FILENAME}`, descriptors[i]!.length, null, [descriptors[i]!], Math.floor(dInfo.mtimeMs / 1000), snap.digest, null, true);
+        await add("snapshot-descriptor", descriptorPath(hex), descriptors[i]!.length, null, [descriptors[i]!], Math.floor(dInfo.mtimeMs / 1000), snap.digest, null, true);
         if (snap.upperPath === null) continue;
         const size = snap.manifest.upper.size_bytes;
         const ext = extents[i]!;
         const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);
-        const path = `files/${hex}/${snap.manifest.upper.file}`;
+        const path = payloadPath(hex, snap.manifest.upper.file);
         const integrity = snap.descriptor!.state.kind === "file" ? snap.descriptor!.state.upper.integrity : null;
         if (isDense(ext, size) || size === 0) {
-          await add(path, size, null, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), mtime, snap.digest, integrity, false);
+          await add("file-payload", path, size, null, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), mtime, snap.digest, integrity, false);
         } else {
           // the map as written (widened to 512, merged): its data is exactly the stored bytes
           const map = blockAlignMap(ext, size);
-          await add(path, size, map, readRanges(fs, snap.upperPath, map, progress), mtime, snap.digest, integrity, false);
+          await add("file-payload", path, size, map, readRanges(fs, snap.upperPath, map, progress), mtime, snap.digest, integrity, false);
         }
       }
       for (const f of cache) {
         const info = await fs.lstat(f.path);
-        const path = f.archivePath.replace(/^cache\//, "images/");
-        await add(path, info.size, null, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), Math.floor(info.mtimeMs / 1000), null, null, true);
+        await add(memberKindOf({ role: "image", kind: f.kind })!, imagePath(f.kind, basename(f.archivePath)), info.size, null, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), Math.floor(info.mtimeMs / 1000), null, null, true);
       }
       const suggested = basename(head().path);
       inventory = {
@@ -180,7 +179,7 @@ export async function saveArchive06(
         completeness: "boot-complete",
         with_parents: chain.length > 1,
         with_image: options.withImage === true,
-        snapshots: chain.map((c) => ({ snapshot_id: c.digest, descriptor: `snapshots/${c.digest.slice(7)}/${DESCRIPTOR_FILENAME}` })).sort((a, b) => (a.snapshot_id < b.snapshot_id ? -1 : 1)),
+        snapshots: chain.map((c) => ({ snapshot_id: c.digest, descriptor: descriptorPath(c.digest.slice(7)) })).sort((a, b) => (a.snapshot_id < b.snapshot_id ? -1 : 1)),
         entries: entries.sort((a, b) => compareUtf8(a.path, b.path)),
         protection_requirements: [],
         extensions: {},
