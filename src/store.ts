@@ -26,7 +26,7 @@ import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from 
 import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
-import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { lstatOrNull, readSmallFile, writeAtomically } from "./io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "./json.js";
 import { HomeLayout } from "./layout.js";
 import { DESCRIPTOR_FILENAME } from "./descriptor.js";
@@ -494,7 +494,7 @@ export class SnapshotStore {
     if (!options.readOnly && JSON.stringify(prior) !== JSON.stringify(next)) {
       const write = async () => {
         if (options.mustWrite) await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true });
-        await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));
+        await writeAtomically(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));
       };
       if (options.mustWrite) await write();
       // A cache refresh: only into a snapshots directory that exists (a read-only

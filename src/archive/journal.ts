@@ -27,7 +27,7 @@
 
 import { FsError, isFsError, SnapbundleError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallJson, writeFileAtomic } from "../io.js";
+import { lstatOrNull, readSmallJson, writeAtomically } from "../io.js";
 import { plainJson } from "../json.js";
 import type { HomeLayout } from "../layout.js";
 import { dirname, join, normalize } from "../path.js";
@@ -60,7 +60,7 @@ function journalPath(layout: HomeLayout): string {
  */
 export async function writePromoteJournal(fs: FileSystem, layout: HomeLayout, targets: readonly PromoteTarget[]): Promise<void> {
   const body = { version: 1, targets: targets.map((t) => ({ to: normalize(t.to), digest: t.digest })) };
-  await writeFileAtomic(fs, journalPath(layout), new TextEncoder().encode(JSON.stringify(body)));
+  await writeAtomically(fs, journalPath(layout), new TextEncoder().encode(JSON.stringify(body)));
 }
 
 /**
