@@ -28,7 +28,9 @@
 
 import { checkMaxWindow } from "../../wasm/mod.js";
 import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
-import { ArchiveError } from "../errors.js";
+import { descriptorDigest, parseDescriptor } from "../descriptor.js";
+import { ArchiveError, SnapshotAlreadyInstalled } from "../errors.js";
+import { MANIFEST_FILENAME, manifestDigest, parseManifest } from "../manifest.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
@@ -44,7 +46,7 @@ import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
+import { stagingSink, type StagingDirs, type UnpackSink, unpackArchive } from "./unpack.js";
 
 export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 
@@ -108,9 +110,12 @@ export async function loadArchive(
   await sweepStaleStaging(fs, layout, snapshotsDir, policy);
   if (snapshotsDir !== layout.snapshotsDir) await sweepStaleStaging(fs, layout, layout.snapshotsDir, policy);
   const lease = new Lease(fs, policy.probe);
+  // `--name EXISTING` needs no byte of the archive: the head's target is known (checked again under the lock)
+  if (options.name !== undefined) await ensurePromoteTargetsAvailable(fs, [{ from: "", to: join(snapshotsDir, options.name) }]);
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
-    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
+    const sink = earlyInstalledCheck(fs, stagingSink(fs, stage), snapshotsDir, options, label);
+    const contents = await unpackArchive(openArchive(fs, source, options), sink, { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
     let imported: Snapshot[];
     let head: Snapshot;
     if (contents.msb06 !== null) {
@@ -159,6 +164,44 @@ export async function loadArchive(
     await removeStaging(fs, stage);
     await lease.release();
   }
+}
+
+/**
+ * The early "already installed" decision, made on the bundle's first snapshot
+ * document (its `manifest.json`, or a 0.6 `snapshot.json`), before its
+ * payload is read: when no `name` is given, that snapshot's digest is
+ * installed already, and its own target in `snapshotsDir` exists, this load
+ * cannot install anything — either that snapshot is the head (nothing to
+ * do) or a later one is and step 4 would refuse the existing target — so it
+ * stops at once with {@link SnapshotAlreadyInstalled}. A load that could
+ * install something (the snapshot is installed elsewhere, its target is free)
+ * is never stopped here; the late check (and its re-check under the install
+ * lock) still decides it.
+ */
+function earlyInstalledCheck(fs: FileSystem, sink: UnpackSink, snapshotsDir: string, options: LoadOptions, label: string): UnpackSink {
+  if (options.name !== undefined || options.findInstalled === undefined) return sink;
+  const findInstalled = options.findInstalled;
+  let first = true;
+  return {
+    directory: (place) => sink.directory(place),
+    file: async (place, data) => {
+      const document = data instanceof Uint8Array &&
+        ((place.area === "snapshot" && place.file === MANIFEST_FILENAME) || (place.area === "msb06" && place.role === "descriptor"));
+      if (first && document) {
+        first = false;
+        const dirName = place.area === "snapshot" ? place.prefix : (place as { hex: string }).hex;
+        const digest = place.area === "snapshot" ? await manifestDigest(parseManifest(data)) : await descriptorDigest(parseDescriptor(data));
+        const existing = await findInstalled(digest);
+        if (existing !== null && (await lstatOrNull(fs, join(snapshotsDir, dirName))) !== null) {
+          throw new SnapshotAlreadyInstalled(
+            `${label}: snapshot ${digest}, the bundle's first, is already installed at ${existing}; nothing was loaded (give a name to install a second copy)`,
+            existing,
+          );
+        }
+      }
+      return sink.file(place, data);
+    },
+  };
 }
 
 function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: LoadOptions): ReadableStream<Uint8Array> {

@@ -38,6 +38,10 @@ export interface CommandSpec {
   readonly args: readonly string[];
   /** How many trailing positionals are optional. */
   readonly optionalArgs?: number;
+  /** The last positional may repeat (`rm A B C`, as `msb snapshot remove` takes). */
+  readonly variadic?: boolean;
+  /** Other names the command answers to (msb's: `list` for `ls`, `remove` for `rm`). */
+  readonly aliases?: readonly string[];
   readonly options: Readonly<Record<string, OptionSpec>>;
   /** The synopsis after `snapbundle `, e.g. `save <name|path> <out|-> [--with-parents]`. */
   readonly usage: string;
@@ -53,6 +57,7 @@ export interface CommandSpec {
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   home: { type: "string", check: nonEmpty },
   json: { type: "boolean" },
+  format: { type: "string", check: (v) => (v === "json" ? null : 'is not a format: the only one is "json" (as msb\'s --format)') },
   quiet: { type: "boolean", short: "q" },
   "no-progress": { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -63,6 +68,7 @@ const GLOBAL_HELP = `Global options (before or after the command):
   --home DIR       the microsandbox home (default: $MSB_HOME, else ~/.microsandbox)
   --json           print exactly one JSON document on stdout (on failure too:
                    {"error": {"code", "message", "path"}}, same exit status)
+  --format json    the same as --json (msb's spelling)
   -q, --quiet      no progress bars and no summary lines (errors still print)
   --no-progress    no progress bars
   -h, --help       show help
@@ -129,12 +135,14 @@ With --json, prints the new snapshot.`,
   },
   {
     name: "ls",
+    aliases: ["list"],
     args: [],
     options: {},
-    usage: "ls",
+    usage: "ls [-q]",
     summary: "list the snapshots of the home",
     help: `List every snapshot in the indexed roots: NAME, FORM (manifest.json or
 snapshot.json), DIGEST, SIZE, CREATED, PARENT, LABELS.
+With -q (--quiet), only the full digests, one a line (as 'msb snapshot list -q').
 Artifacts that do not open are reported on stderr as "warning: …" lines; they
 do not change the exit status.
 
@@ -184,17 +192,22 @@ With --json, prints the snapshot plus "integrity": {status, algorithm, digest}.`
   },
   {
     name: "rm",
-    args: ["<name|digest|path>"],
-    options: { force: { type: "boolean" } },
-    usage: "rm <name|digest|path> [--force]",
-    summary: "remove a snapshot",
-    help: `Remove a snapshot. Refused while other indexed snapshots name it as their
-parent, unless --force.
+    aliases: ["remove"],
+    args: ["<name|digest|path>…"],
+    variadic: true,
+    options: { force: { type: "boolean", short: "f" } },
+    usage: "rm <name|digest|path>… [-f|--force]",
+    summary: "remove one or more snapshots",
+    help: `Remove snapshots, in the order given. Each is refused while other indexed
+snapshots name it as their parent, unless --force. A snapshot that cannot be
+removed does not stop the others (as 'msb snapshot remove'): each failure is
+reported, and the exit status is 1 if any failed.
 
 Options:
-  --force   remove it even if it is a parent
+  -f, --force   remove it even if it is a parent
 
-With --json, prints the removed snapshot.`,
+With --json, prints the removed snapshot (an array of them when several are
+named; on any failure, the error document of the last failure).`,
   },
   {
     name: "reindex",
@@ -269,18 +282,22 @@ a terminal).`,
   },
   {
     name: "load",
-    args: ["<archive|->"],
+    args: ["<archive|->", "[DEST]"],
+    optionalArgs: 1,
     options: {
       dest: { type: "string", check: nonEmpty },
       name: { type: "string", check: snapshotNameProblem },
       "max-apparent-size": { type: "string" },
       "max-window": { type: "string" },
     },
-    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-apparent-size SIZE] [--max-window SIZE]",
+    usage: "load <archive|-> [DEST] [--dest DIR] [--name NAME] [--max-apparent-size SIZE] [--max-window SIZE]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
 from <archive>, or from stdin when it is "-". All or nothing: on any failure
 nothing new is left in the home.
+
+DEST, as in 'msb snapshot load ARCHIVE DEST', is the same as --dest DEST
+(give one of them).
 
 Options:
   --dest DIR    install into DIR instead of <home>/snapshots (DIR becomes an indexed root)
@@ -368,7 +385,7 @@ export class UsageError extends Error {
  * ```
  */
 export function findCommand(name: string): CommandSpec | null {
-  return COMMANDS.find((c) => c.name === name) ?? null;
+  return COMMANDS.find((c) => c.name === name || (c.aliases ?? []).includes(name)) ?? null;
 }
 
 /**
@@ -404,18 +421,26 @@ export function tryHelpLine(command: CommandSpec | null): string {
  * ```
  */
 export function globalHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const title = (c: CommandSpec) => [c.name, ...(c.aliases ?? [])].join(", ");
+  const width = Math.max(...COMMANDS.map((c) => title(c).length));
   return `snapbundle — create, inspect, verify, save and load microsandbox disk snapshots
 
 ${usageLine(null)}
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+${COMMANDS.map((c) => `  ${title(c).padEnd(width)}  ${c.summary}`).join("\n")}
 
 ${GLOBAL_HELP}
 
 Run 'snapbundle <command> --help' for a command's options.
-Exit status: 0 success, 1 failure (one "error: …" line on stderr), 2 bad usage.
+Exit status: 0 success, 1 failure (one "error: …" line on stderr), 2 bad usage,
+130, 143, 129 interrupted by SIGINT (Ctrl-C), SIGTERM, SIGHUP (128 + the signal's
+number; what the command had begun is undone, as after a failure).
+
+Environment:
+  MSB_HOME           the home when --home is not given
+  SNAPBUNDLE_DEBUG   1: after an "error: …" line, print the error's stack trace
+  NO_COLOR, TERM     TERM=dumb: progress as plain lines, no escape codes
 `;
 }
 
@@ -476,7 +501,7 @@ function checkValues(command: CommandSpec, positionals: readonly string[], value
   }
   positionals.forEach((value, i) => {
     const problem = command.checkArg?.(value, i) ?? null;
-    if (problem !== null) throw new UsageError(`${command.args[i]} ${JSON.stringify(value)} ${problem}`, command);
+    if (problem !== null) throw new UsageError(`${command.args[Math.min(i, command.args.length - 1)]} ${JSON.stringify(value)} ${problem}`, command);
   });
 }
 
@@ -548,7 +573,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const positionals = parsed.positionals;
   const required = command.args.length - (command.optionalArgs ?? 0);
   if (positionals.length < required) throw new UsageError(`missing argument ${command.args[positionals.length]}`, command);
-  if (positionals.length > command.args.length) throw new UsageError(`unexpected argument '${positionals[command.args.length]}'`, command);
+  if (positionals.length > command.args.length && !command.variadic) throw new UsageError(`unexpected argument '${positionals[command.args.length]}'`, command);
   checkValues(command, positionals, values);
   if (command.name === "help") return { kind: "help", command: positionals[0] === undefined ? null : findCommand(positionals[0]) };
   parseLabels(values.label as string[] | undefined, command); // its rules are usage rules too

@@ -62,13 +62,13 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
-      return rm(ctx, positionals[0]!, values.force === true);
+      return rm(ctx, positionals, values.force === true);
     case "reindex":
       return reindex(ctx, positionals[0]);
     case "save":
       return save(ctx, positionals[0]!, positionals[1]!, values);
     case "load":
-      return load(ctx, positionals[0]!, values);
+      return load(ctx, positionals[0]!, loadDest(command, positionals, values));
     case "gc":
       return gc(ctx, positionals, values["dry-run"] === true);
     default:
@@ -179,6 +179,7 @@ async function ls(ctx: CommandContext): Promise<void> {
     ctx.err(`warning: ${reclaimable.length} leftover${reclaimable.length === 1 ? "" : "s"} of interrupted operations hold ${humanBytes(bytes)}; run 'snapbundle gc' to reclaim ${reclaimable.length === 1 ? "it" : "them"}\n`);
   }
   if (ctx.json) ctx.out(jsonDocument(snapshots));
+  else if (ctx.quiet) ctx.out(snapshots.map((s) => `${s.digest}\n`).join("")); // `msb snapshot list -q`: digests only
   else if (snapshots.length === 0) ctx.out(`no snapshots in ${printable(ctx.store.layout.snapshotsDir)}\n`);
   else ctx.out(snapshotTable(snapshots));
 }
@@ -250,10 +251,30 @@ async function verify(ctx: CommandContext, ref: string): Promise<void> {
   else ctx.out(`${printable(v.name)} ${v.digest}: no integrity recorded; nothing to verify\n`);
 }
 
-async function rm(ctx: CommandContext, ref: string, force: boolean): Promise<void> {
-  const info = await ctx.store.remove(ref, { force });
-  if (ctx.json) ctx.out(jsonDocument(info));
-  else say(ctx, `removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
+/** `rm A B …`: each in turn; a failure does not stop the others (as `msb snapshot remove`); the last is thrown at the end, the others reported before it. */
+async function rm(ctx: CommandContext, refs: readonly string[], force: boolean): Promise<void> {
+  const removed: SnapshotInfo[] = [];
+  const failures: SnapbundleError[] = [];
+  for (const ref of refs) {
+    try {
+      const info = await ctx.store.remove(ref, { force });
+      removed.push(info);
+      if (!ctx.json) say(ctx, `removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
+    } catch (e) {
+      if (!(e instanceof SnapbundleError) || ctx.signal?.aborted) throw e;
+      failures.push(e);
+    }
+  }
+  for (const e of failures.slice(0, -1)) ctx.err(`error: ${printable(e.message)}\n`);
+  if (failures.length > 0) throw failures[failures.length - 1];
+  if (ctx.json) ctx.out(jsonDocument(refs.length === 1 ? removed[0] : removed));
+}
+
+/** `load ARCHIVE DEST` (msb's positional) or `--dest DEST`; not both. */
+function loadDest(command: CommandSpec, positionals: readonly string[], values: Values): Values {
+  if (positionals[1] === undefined) return values;
+  if (values.dest !== undefined) throw new UsageError(`give the destination once: as DEST or as --dest, not both`, command);
+  return { ...values, dest: positionals[1] };
 }
 
 async function reindex(ctx: CommandContext, dir: string | undefined): Promise<void> {
