@@ -75,7 +75,7 @@ describe("CLI gaps (issue 24)", () => {
     }
   });
 
-  test("rule: every alias msb's 'snapshot --help' lists is a name of the same snapshbundle command", T, async () => {
+  test("rule: every alias msb's 'snapshot --help' lists is a name of the same snapbundle command", T, async () => {
     const help = await msb("/nonexistent", ["snapshot", "--help"]);
     assert.equal(help.code, 0, help.stderr);
     const aliases = [...help.stdout.matchAll(/^\s+(\w+)\s.*\[alias: (\w+)\]/gm)].map((m) => [m[1]!, m[2]!] as const);
@@ -146,6 +146,37 @@ describe("CLI gaps (issue 24)", () => {
       const ours = stdoutJson(expectRun(await runCli(["--home", join(s.root, "home2"), "--json", "load", bundle, join(s.root, "dest")]), "load A DEST", 0), "load");
       assert.equal(ours.path, join(s.root, "dest", readdirSync(join(s.root, "msb-dest")).filter((n) => !n.startsWith("."))[0]!));
       assert.match(errorLine(await runCli(["--home", join(s.root, "home2"), "load", bundle, join(s.root, "d2"), "--dest", join(s.root, "d3")]), "DEST and --dest", 2), /not both/);
+    } finally {
+      s.cleanup();
+    }
+  });
+
+  test("rule: save follows the output's name as tar -a does: .tar plain, .tar.zst/.tzst zstd, a compression we cannot write refused before any work", T, async () => {
+    const s = scratchDir("snapbundle-gaps-save-name-");
+    try {
+      await createSnapshot(s.home, "v", s.upper);
+      const magic = (p: string) => {
+        const b = readFileSync(p);
+        if (b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return "zstd";
+        return new TextDecoder().decode(b.subarray(257, 262)) === "ustar" ? "tar" : "other";
+      };
+      for (const [name, want] of [["v.tar", "tar"], ["v.tar.zst", "zstd"], ["v.tzst", "zstd"], ["v.bundle", "zstd"]] as const) {
+        expectRun(await runCli(["--home", s.home, "save", "v", join(s.root, name)]), `save ${name}`, 0);
+        assert.equal(magic(join(s.root, name)), want, name);
+      }
+      // GNU tar reads the .tar without any decompressor, and the load takes it back
+      const listed = await new Promise<string>((resolve, reject) =>
+        execFile("tar", ["--no-auto-compress", "-tf", join(s.root, "v.tar")], (e, out) => (e ? reject(e) : resolve(String(out))))
+      );
+      assert.match(listed, /manifest\.json/);
+      for (const name of ["v.tar.gz", "v.tgz", "v.tar.xz", "v.tar.bz2", "v.zip"]) {
+        const line = errorLine(await runCli(["--home", s.home, "save", "v", join(s.root, name)]), `save ${name}`, 2);
+        assert.match(line, /does not write: name it \.tar\.zst .* or \.tar/, name);
+        assert.deepEqual(readdirSync(s.root).filter((n) => n.startsWith(name) || n.includes(".partial")), [], `${name}: nothing written`);
+      }
+      assert.match(errorLine(await runCli(["--home", s.home, "save", "v", join(s.root, "w.tar.zst"), "--plain-tar"]), "--plain-tar .tar.zst", 2), /--plain-tar writes a plain tar/);
+      const piped = expectRun(await runCli(["--home", s.home, "save", "v", "-"]), "save -", 0);
+      assert.deepEqual([...piped.stdoutBytes.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], "stdout stays zstd");
     } finally {
       s.cleanup();
     }

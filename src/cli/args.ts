@@ -245,7 +245,8 @@ place when complete.
 Options:
   --with-parents   include every ancestor, oldest first
   --with-image     include the image cache files the snapshot's image needs
-  --plain-tar      write a plain .tar instead of zstd
+  --plain-tar      write a plain .tar instead of zstd (an <out> named .tar
+                   is always a plain tar)
   --sparse         store only the data of uppers with holes, as old-GNU sparse
                    (S) entries: smaller and faster, but microsandbox before
                    0.6.7 (and the npm tar package) cannot load them. The
@@ -270,6 +271,12 @@ Options:
                    or not (no), or only when microsandbox 0.6.7-0.6.8 could
                    not load the bundle anyway (auto, the default)
   --force          replace an existing <out> (otherwise refused)
+
+The name of <out> picks the format, as 'tar -a' does: .tar is a plain tar,
+.tar.zst, .tzst or .zst zstd; a compression snapbundle does not write
+(.tar.gz, .tgz, .tar.bz2, .tar.xz, .zip, …) is refused before any work,
+saying why. Any other name, "-", a FIFO or a device gets zstd (what msb
+writes whatever the name) unless --plain-tar.
 
 <out> must be a new file in an existing directory, an existing file with
 --force, or an existing FIFO or device (written into as a stream).
@@ -421,14 +428,15 @@ export function tryHelpLine(command: CommandSpec | null): string {
  * ```
  */
 export function globalHelp(): string {
-  const title = (c: CommandSpec) => [c.name, ...(c.aliases ?? [])].join(", ");
-  const width = Math.max(...COMMANDS.map((c) => title(c).length));
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  // msb's way of showing an alias: "list  List indexed snapshots [alias: ls]"
+  const aliases = (c: CommandSpec) => (c.aliases ?? []).map((a) => ` [alias: ${a}]`).join("");
   return `snapbundle — create, inspect, verify, save and load microsandbox disk snapshots
 
 ${usageLine(null)}
 
 Commands:
-${COMMANDS.map((c) => `  ${title(c).padEnd(width)}  ${c.summary}`).join("\n")}
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}${aliases(c)}`).join("\n")}
 
 ${GLOBAL_HELP}
 

@@ -287,8 +287,45 @@ async function reindex(ctx: CommandContext, dir: string | undefined): Promise<vo
   }
 }
 
+/** Compressions an output name may ask for that snapbundle does not write, by suffix (as `tar -a` reads them). */
+const UNWRITABLE_SUFFIXES: readonly (readonly [RegExp, string])[] = [
+  [/\.(tar\.gz|tgz|taz|gz)$/i, "gzip"],
+  [/\.(tar\.bz2|tbz2?|tz2|tb2|bz2)$/i, "bzip2"],
+  [/\.(tar\.xz|txz|xz)$/i, "xz"],
+  [/\.(tar\.lzma|tlz|lzma|tar\.lz|lz)$/i, "lzma/lzip"],
+  [/\.(tar\.lzo|tzo|lzo)$/i, "lzop"],
+  [/\.(tar\.lz4|lz4)$/i, "lz4"],
+  [/\.(tar\.z|taz)$/i, "compress"],
+  [/\.(zip|7z|rar|jar)$/i, "a non-tar archive format"],
+];
+
+/**
+ * Plain tar or zstd for `save`'s `<out>`, from its name as `tar -a` decides:
+ * `.tar` is a plain tar, `.tar.zst`/`.tzst`/`.zst` zstd, a compression we do
+ * not write is refused before any work. Any other name (and `-`, a FIFO, a
+ * device) is zstd, as msb writes, unless `--plain-tar`.
+ */
+function plainTarFor(out: string, values: Values, command: CommandSpec): boolean {
+  const asked = values["plain-tar"] === true;
+  const name = out.slice(out.lastIndexOf("/") + 1);
+  for (const [suffix, what] of UNWRITABLE_SUFFIXES) {
+    if (suffix.test(name)) {
+      throw new UsageError(
+        `<out> ${JSON.stringify(out)} asks by its name for ${what}, which snapbundle does not write: name it .tar.zst (zstd, the default) or .tar (--plain-tar); microsandbox loads only those`,
+        command,
+      );
+    }
+  }
+  if (/\.(tar\.zst|tzst|zst)$/i.test(name)) {
+    if (asked) throw new UsageError(`--plain-tar writes a plain tar, but <out> ${JSON.stringify(out)} is named as zstd: name it .tar, or drop --plain-tar`, command);
+    return false;
+  }
+  return asked || /\.tar$/i.test(name);
+}
+
 async function save(ctx: CommandContext, ref: string, out: string, values: Values): Promise<void> {
   const toStdout = out === "-";
+  const plainTar = toStdout ? values["plain-tar"] === true : plainTarFor(out, values, findSaveCommand());
   // An existing FIFO or device (e.g. /dev/stdout) is written into as a stream, never renamed over.
   const special = !toStdout && isSpecialFile(ctx.store.absolutePath(out));
   const sink = toStdout ? stdoutWritable() : special ? await fileStreamWritable(ctx.store.absolutePath(out)) : out;
@@ -300,7 +337,7 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
     result = await ctx.store.save(ref, sink, {
       withParents: values["with-parents"] === true,
       withImage: values["with-image"] === true,
-      plainTar: values["plain-tar"] === true,
+      plainTar,
       sparse: values.sparse === true,
       verify,
       layout: artifactLayout(values, findSaveCommand()),
