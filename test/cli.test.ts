@@ -122,7 +122,7 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
       );
       assert.match(created.stdout, new RegExp(`^created base sha256:[0-9a-f]{64} at ${home}/snapshots/base\\n$`));
       const base = json(await runCli(["--home", home, "--json", "inspect", "base"]), "inspect --json");
-      assert.deepEqual(Object.keys(base).sort(), INFO_KEYS);
+      assert.deepEqual(Object.keys(base).sort(), [...INFO_KEYS, "disk_bytes"].sort()); // inspect adds the disk use (issue 24 gap 6)
       assert.equal(base.name, "base");
       assert.equal(base.path, join(home, "snapshots", "base"));
       assert.equal(base.size_bytes, UPPER_SIZE);
@@ -140,7 +140,7 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
 
       const table = ok(await runCli(["--home", home, "ls"]), "ls").stdout.trimEnd().split("\n");
       assert.equal(table.length, 3);
-      assert.match(table[0]!, /^NAME\s+FORM\s+DIGEST\s+SIZE\s+CREATED\s+PARENT\s+LABELS$/);
+      assert.match(table[0]!, /^NAME\s+FORM\s+DIGEST\s+SIZE\s+DISK\s+CREATED\s+PARENT\s+LABELS$/);
       assert.match(table[1]!, new RegExp(`^base\\s+manifest\\s+${base.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+${base.created_at}\\s+-\\s+note=a=b, owner=alice$`));
       assert.match(table[2]!, new RegExp(`^child\\s+manifest\\s+${child.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+\\S+\\s+${base.digest.slice(7, 19)}\\s+-$`));
 
@@ -256,7 +256,7 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
       // a relative DIR resolves against the working directory
       const indexed = json(await runCli(["--home", homeB, "--json", "reindex", "a/snapshots"], { cwd: root }), "reindex DIR --json");
       assert.deepEqual(indexed, [snap]);
-      assert.deepEqual(json(await runCli(["--home", homeB, "--json", "ls"]), "ls after reindex"), [snap]);
+      assert.deepEqual(json(await runCli(["--home", homeB, "--json", "ls"]), "ls after reindex").map(({ disk_bytes: _, ...rest }: { disk_bytes: unknown }) => rest), [snap]);
       assert.match(ok(await runCli(["--home", homeB, "reindex"]), "reindex").stdout, /^indexed 1 snapshot\n/);
       assert.deepEqual(json(await runCli(["--home", homeB, "--json", "inspect", snap.digest]), "resolve by digest in the new root"), snap);
 

@@ -35,9 +35,9 @@ import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import { join } from "../path.js";
-import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } from "../snapshot.js";
+import { openSnapshot, type Snapshot, validateSnapshotName } from "../snapshot.js";
 import { installStagedCache } from "./cache-install.js";
-import { importMsb06 } from "./load06.js";
+import { importMsb06, verifyStaged } from "./load06.js";
 import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { ensureNotInstalled, ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
@@ -58,6 +58,15 @@ export interface LoadOptions {
   readonly sweep?: SweepPolicy;
   /** Install the head under this name instead of its archive directory name. */
   readonly name?: string;
+  /**
+   * A microsandbox 0.6 bundle's `suggested_name` (archive.json: the head's
+   * directory name where it was saved) becomes the head's name when no `name`
+   * is given, it is a valid snapshot name and nothing lies at that name in the
+   * destination; otherwise the head keeps its 64-hex name, as msb 0.6.18
+   * always does. Unlike `name`, it never asks for a second copy: a head
+   * installed already is still "already installed". Default false (msb's way).
+   */
+  readonly useSuggestedName?: boolean;
   /** Called with the number of archive bytes read so far. */
   readonly onProgress?: (bytes: number) => void;
   /** Used in messages for a stream source (a path source names itself). */
@@ -118,14 +127,15 @@ export async function loadArchive(
     const contents = await unpackArchive(openArchive(fs, source, options), sink, { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
     let imported: Snapshot[];
     let head: Snapshot;
+    let suggested: string | null = null;
     if (contents.msb06 !== null) {
-      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label, options.signal));
+      ({ imported, head, suggestedName: suggested } = await importMsb06(fs, stage, contents.msb06, label, options.signal, options.onStep));
     } else {
       imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
       head = imported[selectHeadSnapshot(imported, label)]!;
     }
     await ensureNotInstalled(head, options.name, options.findInstalled, label);
-    const moves = promotionPlan(imported, head, snapshotsDir, options.name);
+    const moves = promotionPlan(imported, head, snapshotsDir, options.name ?? (await usableSuggestedName(fs, snapshotsDir, options.useSuggestedName === true ? suggested : null)));
     options.onStep?.({ phase: "installing", bytes: 0, total: 0 });
     throwIfAborted(options.signal);
     // Steps 4–6 under the home's install lock: two loads never interleave their
@@ -190,8 +200,9 @@ function earlyInstalledCheck(fs: FileSystem, sink: UnpackSink, snapshotsDir: str
       if (first && document) {
         first = false;
         const dirName = place.area === "snapshot" ? place.prefix : (place as { hex: string }).hex;
-        const digest = place.area === "snapshot" ? await manifestDigest(parseManifest(data)) : await descriptorDigest(parseDescriptor(data));
-        const existing = await findInstalled(digest);
+        // a document that does not parse decides nothing here: the load's own step reports it, naming its member
+        const digest = await (place.area === "snapshot" ? manifestDigest(parseManifest(data)) : descriptorDigest(parseDescriptor(data))).catch(() => null);
+        const existing = digest === null ? null : await findInstalled(digest);
         if (existing !== null && (await lstatOrNull(fs, join(snapshotsDir, dirName))) !== null) {
           throw new SnapshotAlreadyInstalled(
             `${label}: snapshot ${digest}, the bundle's first, is already installed at ${existing}; nothing was loaded (give a name to install a second copy)`,
@@ -202,6 +213,17 @@ function earlyInstalledCheck(fs: FileSystem, sink: UnpackSink, snapshotsDir: str
       return sink.file(place, data);
     },
   };
+}
+
+/** `name` when it is a valid snapshot name with nothing at `<snapshotsDir>/<name>` (a link counts), else undefined. */
+async function usableSuggestedName(fs: FileSystem, snapshotsDir: string, name: string | null): Promise<string | undefined> {
+  if (name === null) return undefined;
+  try {
+    validateSnapshotName(name);
+  } catch {
+    return undefined;
+  }
+  return (await lstatOrNull(fs, join(snapshotsDir, name))) === null ? name : undefined;
 }
 
 function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: LoadOptions): ReadableStream<Uint8Array> {
@@ -268,13 +290,7 @@ export async function verifyImportedSnapshots(
 ): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
   for (const { prefix } of contents.snapshots) snapshots.push(await openSnapshot(fs, join(stage.snapshots, prefix)));
-  const total = snapshots.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
-  let done = 0;
-  onStep?.({ phase: "verifying", bytes: 0, total });
-  for (const snap of snapshots) {
-    await verifySnapshot(fs, snap, { signal, onProgress: onStep && ((b) => onStep({ phase: "verifying", bytes: done + b, total })) });
-    done += snap.manifest.upper.size_bytes;
-  }
+  await verifyStaged(fs, snapshots, signal, onStep);
   return snapshots;
 }
 

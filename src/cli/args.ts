@@ -29,6 +29,10 @@ export interface OptionSpec {
   readonly required?: boolean;
   /** Why a value is refused (a usage error: `--flag "value" <reason>`), or null. Runs on each value. */
   readonly check?: (value: string) => string | null;
+  /** The values it allows, for shell completion (the check still decides). */
+  readonly choices?: readonly string[];
+  /** Its value is a directory (shell completion offers directories). */
+  readonly directory?: boolean;
 }
 
 /** A command: how it is called and what it accepts. */
@@ -55,9 +59,9 @@ export interface CommandSpec {
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  home: { type: "string", check: nonEmpty },
+  home: { type: "string", check: nonEmpty, directory: true },
   json: { type: "boolean" },
-  format: { type: "string", check: (v) => (v === "json" ? null : 'is not a format: the only one is "json" (as msb\'s --format)') },
+  format: { type: "string", choices: ["json"], check: (v) => (v === "json" ? null : 'is not a format: the only one is "json" (as msb\'s --format)') },
   quiet: { type: "boolean", short: "q" },
   "no-progress": { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -102,9 +106,9 @@ export const COMMANDS: readonly CommandSpec[] = [
       label: { type: "string", multiple: true },
       integrity: { type: "boolean" },
       "source-sandbox": { type: "string" },
-      "dest-dir": { type: "string" },
+      "dest-dir": { type: "string", directory: true },
       force: { type: "boolean" },
-      layout: { type: "string" },
+      layout: { type: "string", choices: ["manifest", "snapshot"] },
     },
     usage:
       "create <name> --upper FILE --image REF --image-digest DIGEST [--parent SNAPSHOT] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force] [--layout manifest|snapshot]",
@@ -159,13 +163,18 @@ least 12 hex digits.
 
 A regular file (or "-" for stdin) is a bundle, of either layout (manifest, or
 snapshot: microsandbox 0.6.7+ with archive.json): it is streamed through the
-load's own checks, writing nothing, and its layout, snapshots (digest, parent,
-image, size, integrity checked as the data streams past, labels), head, image
-cache files, compression and tar formats are shown. No home is needed.
+load's reader and grammar, writing nothing, and its layout, snapshots (digest,
+parent, image, size, recorded integrity, labels), head, image cache files,
+compression and tar formats are shown. No home is needed. This is a quick
+listing, as 'tar -tv': the data is decoded and skipped, nothing is hashed
+("not checked"); --verify hashes it and makes every check a load makes. When
+the bundle is corrupt, the members read before the corruption are listed,
+then the error (exit status 1).
 
 Options:
   --verify   also read the whole upper and check its recorded integrity
-             (exit status 1 on a mismatch)
+             (exit status 1 on a mismatch); for a bundle, every check of
+             'snapbundle verify BUNDLE', then the listing
 
 With --json, prints the snapshot (with --verify, plus "integrity").`,
   },
@@ -231,8 +240,8 @@ With --json, prints the array of indexed snapshots.`,
       sparse: { type: "boolean" },
       dense: { type: "boolean" },
       "no-verify": { type: "boolean" },
-      layout: { type: "string" },
-      "member-hashes": { type: "string" },
+      layout: { type: "string", choices: ["manifest", "snapshot"] },
+      "member-hashes": { type: "string", choices: ["auto", "yes", "no"] },
       force: { type: "boolean" },
       level: { type: "string" },
     },
@@ -292,7 +301,7 @@ a terminal).`,
     args: ["<archive|->", "[DEST]"],
     optionalArgs: 1,
     options: {
-      dest: { type: "string", check: nonEmpty },
+      dest: { type: "string", check: nonEmpty, directory: true },
       name: { type: "string", check: snapshotNameProblem },
       "max-apparent-size": { type: "string" },
       "max-window": { type: "string" },
@@ -354,6 +363,31 @@ Options:
   --dry-run   only list what would be removed
 
 With --json, prints {dry_run, removed, kept, failed, freed_bytes}.`,
+  },
+  {
+    name: "completions",
+    args: ["<bash|zsh|fish>"],
+    options: {},
+    usage: "completions <bash|zsh|fish>",
+    summary: "print a shell completion script",
+    help: `Print the completion script for bash, zsh or fish, generated from the same
+table as the parser and --help (so it knows every command, alias and option).
+
+  bash   eval "$(snapbundle completions bash)", or save it as
+         ~/.local/share/bash-completion/completions/snapbundle
+  zsh    snapbundle completions zsh > "\${fpath[1]}/_snapbundle"
+  fish   snapbundle completions fish > ~/.config/fish/completions/snapbundle.fish`,
+    checkArg: (shell) => (["bash", "zsh", "fish"].includes(shell) ? null : 'is not a shell: give "bash", "zsh" or "fish"'),
+  },
+  {
+    name: "man",
+    args: [],
+    options: {},
+    usage: "man",
+    summary: "print the snapbundle(1) man page (roff)",
+    help: `Print the manual page, generated from the same table as --help:
+  snapbundle man | man -l -
+  snapbundle man > ~/.local/share/man/man1/snapbundle.1`,
   },
 ];
 

@@ -11,13 +11,15 @@
  * @module
  */
 
-import { fstatSync, statSync } from "node:fs";
+import { fstatSync, lstatSync, readdirSync, statSync } from "node:fs";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
+import { completionScript, manPage, type Shell } from "./completions.js";
 import { startProgress } from "./progress.js";
+import { packageVersion } from "./version.js";
 import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
 
@@ -56,7 +58,7 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
-      if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
+      if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "inspect --verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
       if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
@@ -71,6 +73,10 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       return load(ctx, positionals[0]!, loadDest(command, positionals, values));
     case "gc":
       return gc(ctx, positionals, values["dry-run"] === true);
+    case "completions":
+      return ctx.out(completionScript(positionals[0] as Shell));
+    case "man":
+      return ctx.out(manPage(packageVersion()));
     default:
       throw new UsageError(`unknown command '${command.name}'`);
   }
@@ -178,10 +184,32 @@ async function ls(ctx: CommandContext): Promise<void> {
     const bytes = reclaimable.reduce((n, l) => n + l.bytes, 0);
     ctx.err(`warning: ${reclaimable.length} leftover${reclaimable.length === 1 ? "" : "s"} of interrupted operations hold ${humanBytes(bytes)}; run 'snapbundle gc' to reclaim ${reclaimable.length === 1 ? "it" : "them"}\n`);
   }
-  if (ctx.json) ctx.out(jsonDocument(snapshots));
+  if (ctx.json) ctx.out(jsonDocument(snapshots.map(withDiskUse)));
   else if (ctx.quiet) ctx.out(snapshots.map((s) => `${s.digest}\n`).join("")); // `msb snapshot list -q`: digests only
   else if (snapshots.length === 0) ctx.out(`no snapshots in ${printable(ctx.store.layout.snapshotsDir)}\n`);
-  else ctx.out(snapshotTable(snapshots));
+  else ctx.out(snapshotTable(snapshots, snapshots.map((s) => diskBytes(s.path))));
+}
+
+/**
+ * The disk space a snapshot's artifact takes (`du`'s figure): the allocated
+ * bytes of the files in its directory, holes not counted; null when it cannot
+ * be read. Beside the apparent `size_bytes`, it shows what a sparse upper costs.
+ */
+function diskBytes(dir: string): number | null {
+  try {
+    let total = 0;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isFile()) total += lstatSync(`${dir}/${e.name}`).blocks * 512;
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
+/** A snapshot as `ls --json` and `inspect --json` print it: with `disk_bytes` ({@link diskBytes}). */
+function withDiskUse(s: SnapshotInfo): SnapshotInfo & { disk_bytes: number | null } {
+  return { ...s, disk_bytes: diskBytes(s.path) };
 }
 
 /** Resolve, then verify with a progress bar sized to the upper. */
@@ -227,7 +255,7 @@ async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promi
     return;
   }
   const snap = await ctx.store.resolve(ref);
-  const info = snapshotInfo(snap);
+  const info = withDiskUse(snapshotInfo(snap));
   if (ctx.json) {
     ctx.out(jsonDocument(info));
     return;
@@ -236,6 +264,7 @@ async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promi
   const children = await ctx.store.children(snap.digest);
   ctx.out(
     describeSnapshot(info, [
+      ["disk use", info.disk_bytes === null ? "-" : `${humanBytes(info.disk_bytes)} (${info.disk_bytes} bytes allocated)`],
       ["integrity", recorded === null ? "not recorded" : `${recorded.algorithm} ${recorded.digest} (not checked; use --verify)`],
       ["source sandbox", snap.manifest.source_sandbox === null ? "-" : printable(snap.manifest.source_sandbox)],
       ["children", String(children.filter((c) => c.path !== snap.path).length)],
@@ -331,7 +360,7 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
   const sink = toStdout ? stdoutWritable() : special ? await fileStreamWritable(ctx.store.absolutePath(out)) : out;
   const verify = values["no-verify"] !== true;
   // In `save x - | snapbundle load -` only the reading end draws: two bars on one terminal line would overwrite each other.
-  const bar = startProgress(ctx.progress && !(toStdout && stdoutIsPipe()), verify ? "verifying" : "reading", null);
+  const bar = startProgress(ctx.progress && !(toStdout && stdoutIsPipe()), verify ? "verifying" : "reading", null, undefined, { steps: verify ? ["verifying", "writing"] : ["writing"] });
   let result;
   try {
     result = await ctx.store.save(ref, sink, {
@@ -383,17 +412,19 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
 async function loadFrom(ctx: CommandContext, source: string, values: Values): Promise<void> {
   const fromStdin = source === "-";
   const stdin = fromStdin ? stdinSource() : null;
-  const total = fromStdin || !ctx.progress ? null : sizeOf(ctx, source);
-  const bar = startProgress(ctx.progress, "unpacking", total);
+  const total = !ctx.progress ? null : fromStdin ? stdinFileSize() : sizeOf(ctx, source);
+  // From a pipe, nothing may come for a while (in `save - | load -` the save verifies first): say so rather than "unpacking 0 B".
+  const bar = startProgress(ctx.progress, fromStdin && total === null ? "waiting for input on stdin" : "unpacking", total, undefined, { steps: LOAD_STEPS });
   let head: SnapshotInfo;
   try {
     head = await ctx.store.load(stdin ? stdin.stream : source, {
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
+      useSuggestedName: true, // a 0.6 bundle's suggested_name, where free (msb 0.6.18 ignores it: 64-hex names)
       maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
       label: fromStdin ? "stdin" : undefined,
       maxWindowBytes: maxWindowOption(values),
-      onProgress: (bytes) => bar.update(bytes),
+      onProgress: (bytes) => bar.update(bytes, undefined, "unpacking"),
       onStep: (p) => bar.update(p.bytes, p.phase === "installing" ? null : p.total, p.phase),
       signal: ctx.signal,
       onLockWait: (holder) => ctx.err(`waiting: ${printable(holder)}\n`),
@@ -414,6 +445,19 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
   else say(ctx, `loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
 }
 
+/** The steps of a load, as its progress line counts them. */
+const LOAD_STEPS = ["unpacking", "verifying", "installing"];
+
+/** The size of stdin when it is a regular file (`load - < file`), else null. */
+function stdinFileSize(): number | null {
+  try {
+    const st = fstatSync(0);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The bundle's head is installed already: nothing was loaded, which is success. */
 async function alreadyInstalled(ctx: CommandContext, e: SnapshotAlreadyInstalled): Promise<void> {
   const existing = await ctx.store.resolve(e.existing);
@@ -432,19 +476,34 @@ function isBundle(ctx: CommandContext, ref: string): boolean {
   }
 }
 
-/** `inspect BUNDLE` / `verify BUNDLE`: stream the bundle through the load's checks, writing nothing. */
-async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "verify"): Promise<void> {
+/**
+ * `inspect BUNDLE` (a quick listing: data decoded and skipped, nothing
+ * hashed), `inspect --verify BUNDLE` (the listing after every check a load
+ * makes) and `verify BUNDLE` (those checks, one summary line): the bundle
+ * streams through the load's reader and grammar, writing nothing. When a
+ * listing fails part way, the members read before the failure are printed
+ * first (as `tar -tv` lists up to a corrupt member), then the error.
+ */
+async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "inspect --verify" | "verify"): Promise<void> {
   const fromStdin = source === "-";
   const path = fromStdin ? null : ctx.store.absolutePath(source);
   return about(path, async () => {
     const stdin = fromStdin ? stdinSource() : null;
-    const bar = startProgress(ctx.progress, "reading", path === null || !ctx.progress ? null : sizeOf(ctx, path));
+    const bar = startProgress(ctx.progress, "reading", !ctx.progress ? null : path === null ? stdinFileSize() : sizeOf(ctx, path));
     let report: BundleReport;
+    const members: string[] = [];
     try {
-      const run = mode === "verify" ? verifyBundle : inspectBundle;
-      report = await run(ctx.store.fs, stdin ? stdin.stream : path!, { label: fromStdin ? "stdin" : undefined, onProgress: (b) => bar.update(b) });
+      const run = mode === "inspect" ? inspectBundle : verifyBundle;
+      report = await run(ctx.store.fs, stdin ? stdin.stream : path!, {
+        label: fromStdin ? "stdin" : undefined,
+        onProgress: (b) => bar.update(b),
+        quick: mode === "inspect",
+        onMember: (m) => members.push(`${printable(m.path)} (${humanBytes(m.size)}${m.sparse ? ", sparse" : ""})`),
+      });
     } catch (e) {
       stdin?.close();
+      bar.stop();
+      if (mode !== "verify" && !ctx.json && members.length > 0) ctx.out(`read before the error (${members.length} member${members.length === 1 ? "" : "s"}):\n${members.map((m) => `  ${m}\n`).join("")}`);
       throw e;
     } finally {
       bar.stop();
@@ -466,6 +525,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
         ["compression", report.compression],
         ["tar formats", report.tar_formats.join(", ") || "-"],
         ["head", report.head ?? "-"],
+        ...(report.layout === "snapshot" ? [["suggested name", report.suggested_name === null ? "-" : printable(report.suggested_name)] as const] : []),
         ["cache files", report.cache_files.length === 0 ? "-" : report.cache_files.map(printable).join(", ")],
       ]),
     );
@@ -490,6 +550,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
 /** A bundle snapshot's integrity line of `inspect BUNDLE`. */
 function bundleIntegrityText(i: BundleReport["snapshots"][number]["integrity"]): string {
   if (i.status === "not-recorded") return "not recorded";
+  if (i.status === "not-checked") return `${i.algorithm} ${i.recorded} (not checked; use --verify)`;
   if (i.status === "unsupported") return "unsupported (checkpoint state has no payload to verify)";
   if (i.status === "missing") return `missing: the archive does not carry the payload${i.recorded === null ? "" : ` (recorded ${i.algorithm} ${i.recorded})`}`;
   return `${i.status} (${i.algorithm} ${i.recorded})`;
