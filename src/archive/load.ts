@@ -26,10 +26,10 @@
  * @module
  */
 
-import { checkMaxWindow } from "../../wasm/mod.js";
+import { checkMaxWindow } from "../zstd.js";
 import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
 import { descriptorDigest, parseDescriptor } from "../descriptor.js";
-import { ArchiveError, SnapshotAlreadyInstalled } from "../errors.js";
+import { ArchiveError, labelled, SnapshotAlreadyInstalled } from "../errors.js";
 import { MANIFEST_FILENAME, manifestDigest, parseManifest } from "../manifest.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
@@ -160,16 +160,14 @@ export async function loadArchive(
         const stuck = await installUndo.rollback();
         // Rolled back: the journal has nothing left to hide. If it stays, the next load clears it.
         if (stuck.length === 0) await clearPromoteJournal(fs, layout).catch(() => {});
-        if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
-        throw e;
+        throw stuck.length > 0 ? labelled(`(and could not undo: ${stuck.join("; ")})`, e, "after") : e;
       }
     }, { signal: options.signal, onWait: options.onLockWait, timeoutMs: options.lockTimeoutMs });
     undo.commit();
     return installed;
   } catch (e) {
     const stuck = await undo.rollback();
-    if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
-    throw e;
+    throw stuck.length > 0 ? labelled(`(and could not undo: ${stuck.join("; ")})`, e, "after") : e;
   } finally {
     await removeStaging(fs, stage);
     await lease.release();
