@@ -199,7 +199,7 @@ function earlyInstalledCheck(fs: FileSystem, sink: UnpackSink, snapshotsDir: str
         first = false;
         const dirName = place.area === "snapshot" ? place.prefix : (place as { hex: string }).hex;
         // a document that does not parse decides nothing here: the load's own step reports it, naming its member
-        const digest = await (place.area === "snapshot" ? manifestDigest(parseManifest(data)) : descriptorDigest(parseDescriptor(data))).catch(() => null);
+        const digest = await (async () => (place.area === "snapshot" ? manifestDigest(parseManifest(data)) : descriptorDigest(parseDescriptor(data))))().catch(() => null);
         const existing = digest === null ? null : await findInstalled(digest);
         if (existing !== null && (await lstatOrNull(fs, join(snapshotsDir, dirName))) !== null) {
           throw new SnapshotAlreadyInstalled(
