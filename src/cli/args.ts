@@ -330,6 +330,13 @@ Options:
 
 A bundle whose head snapshot is installed already (same digest) installs
 nothing and says so (exit status 0), unless --name asks for a second copy.
+When the bundle's first snapshot is installed and its directory here exists,
+this is decided from the first entry, before the payload is read; --name NAME
+where NAME exists is refused before anything is read.
+
+A microsandbox 0.6 bundle's suggested_name (shown by inspect) names the head
+when no --name is given and nothing lies at that name; otherwise the head
+keeps its 64-hex id, the name msb 0.6.18 always gives it.
 
 With --json, prints the head snapshot (plus "already_installed": true when
 nothing was installed).`,
