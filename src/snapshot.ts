@@ -23,7 +23,7 @@ import {
   SnapshotNotFound,
 } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
-import { isRenameCollision, lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { isRenameCollision, lstatOrNull, readSmallFile, writeAtomically } from "./io.js";
 import {
   canonicalManifest,
   isDigestForm,
@@ -194,10 +194,11 @@ export function checkIntegrityAlgorithm(where: string, algorithm: string): void 
  * checkIntegrityMatch("a.tar.zst: files/ab…/upper.ext4", "snapshot", { algorithm: "sha256", digest }, computed);
  * ```
  */
-export function checkIntegrityMatch(where: string, form: SnapshotForm, recorded: { readonly algorithm: string; readonly digest: string }, actual: string | null): void {
+export function checkIntegrityMatch(where: string, form: SnapshotForm, recorded: { readonly algorithm: string; readonly digest: string }, actual: string | null, path?: string): void {
   if (actual !== recorded.digest) {
     throw new SnapshotIntegrityError(
       `${where}: upper does not match its recorded integrity (${recorded.algorithm}): ${form === "snapshot" ? DESCRIPTOR_FILENAME : MANIFEST_FILENAME} records ${recorded.digest}, upper hashes to ${actual}`,
+      { path },
     );
   }
 }
@@ -237,7 +238,7 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
     onChunk: tree === null ? undefined : (chunk, runs) => tree.addChunk(chunk.data, runs),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
-  checkIntegrityMatch(upperPath, snap.form, integrity, tree === null ? r.digest : await tree.finish());
+  checkIntegrityMatch(upperPath, snap.form, integrity, tree === null ? r.digest : await tree.finish(), upperPath);
   return { status: "verified", algorithm: integrity.algorithm, digest: integrity.digest, extents: r.extents };
 }
 
@@ -363,7 +364,7 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
         requires: [],
       };
       const descriptor = validateDescriptor(draft, `snapshot.json for ${dir}`);
-      await writeFileAtomic(fs, join(stage, DESCRIPTOR_FILENAME), canonicalDescriptor(descriptor));
+      await writeAtomically(fs, join(stage, DESCRIPTOR_FILENAME), canonicalDescriptor(descriptor));
     } else {
       const draft: Manifest = {
         schema: 1,
@@ -373,7 +374,7 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
         upper: { file: upperFile, size_bytes: srcInfo.size, integrity: copied.digest ? { algorithm: SPARSE_SHA256, digest: copied.digest } : null },
       };
       const manifest = validateManifest(draft, `manifest for ${dir}`);
-      await writeFileAtomic(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
+      await writeAtomically(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
     }
     // Open it while it is still staged: once it is renamed into place, nothing may fail any more.
     staged = await openSnapshot(fs, stage);

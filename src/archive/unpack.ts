@@ -25,7 +25,8 @@ import { readTar, type TarEntry } from "../tar/mod.js";
 import { createSha256 } from "../../wasm/mod.js";
 import { type BundleContents, BundleGrammar, type DirectoryPlace, type FilePlace, type GrammarOptions, type Msb06DirPlace, type Msb06FilePlace } from "./grammar.js";
 import type { ObservedMember } from "./inventory.js";
-import { hashingEntry, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
+import { hashingEntry, MemberHasher, sparseDescriptors } from "./member-hash.js";
+import { memberKindOf } from "./msb06-paths.js";
 import { openBundleStream } from "./sniff.js";
 import { lendStream, type ZstdReadOptions } from "./streams.js";
 
@@ -118,7 +119,7 @@ function msb06StagingDir(stage: StagingDirs, place: Msb06DirPlace | Msb06FilePla
 export async function unpackArchive(
   source: ReadableStream<Uint8Array>,
   sink: UnpackSink,
-  options: GrammarOptions & ZstdReadOptions,
+  options: GrammarOptions & ZstdReadOptions & { readonly memberHashes?: boolean },
 ): Promise<BundleContents> {
   const grammar = new BundleGrammar(options);
   await unpackPart(source, sink, grammar, options);
@@ -147,10 +148,10 @@ export async function unpackArchiveParts(
   return grammar.end();
 }
 
-async function unpackPart(source: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, options: GrammarOptions & ZstdReadOptions): Promise<void> {
+async function unpackPart(source: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, options: GrammarOptions & ZstdReadOptions & { readonly memberHashes?: boolean }): Promise<void> {
   const lent = lendStream(await openBundleStream(source, options.label, options));
   try {
-    await unpackEntries(lent.stream, sink, grammar);
+    await unpackEntries(lent.stream, sink, grammar, options.memberHashes !== false);
     await lent.drain();
   } catch (e) {
     await lent.abort(e);
@@ -158,8 +159,12 @@ async function unpackPart(source: ReadableStream<Uint8Array>, sink: UnpackSink, 
   }
 }
 
-/** The entry loop: each entry through the grammar, then into the sink. */
-async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar): Promise<void> {
+/**
+ * The entry loop: each entry through the grammar, then into the sink.
+ * Without `memberHashes` (a quick listing, which checks no inventory) a 0.6
+ * payload or image goes to the sink unhashed and is not recorded as observed.
+ */
+async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, memberHashes: boolean): Promise<void> {
   for await (const entry of readTar(tar, { label: grammar.label })) {
     const act = grammar.admit(entry);
     if (act.do === "directory") {
@@ -173,7 +178,7 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
       grammar.document(act.place, bytes);
       if (act.place.role !== "inventory") grammar.observed(act.place, await observeMember(entry, act.place, [bytes], true));
       await sink.file(act.place, bytes);
-    } else if (act.place.area === "msb06") {
+    } else if (act.place.area === "msb06" && memberHashes) {
       // the member hash (and an image's sha256) is computed as the bytes stream to the sink
       const place = act.place;
       const hashers = await memberHashers(entry, place, place.role === "image");
@@ -190,7 +195,7 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
 /** The member hash (and optionally sha256) of one 0.6 member, ready for its stored bytes. */
 async function memberHashers(entry: TarEntry, place: Msb06FilePlace, sha: boolean) {
   const member = await MemberHasher.create({
-    kind: memberKind(place.path)!,
+    kind: memberKindOf(place)!,
     path: place.path,
     encodedSize: entry.storedSize,
     apparentSize: entry.size,

@@ -25,7 +25,7 @@
 
 import type { LoadOptions } from "../archive/load.js";
 import { type BundleReport, verifyBundle } from "../archive/inspect.js";
-import { withTarSink } from "../archive/save.js";
+import { writeTar } from "../archive/output.js";
 import { OperationAborted, RegistryError, SnapshotAlreadyInstalled } from "../errors.js";
 import type { SnapshotInfo, SnapshotStore } from "../store.js";
 import { iterate, RegistryClient, type RegistryOptions } from "./client.js";
@@ -171,9 +171,10 @@ async function loadOneByOne(store: SnapshotStore, client: RegistryClient, wanted
 /** A plain tar of the cache layers under their `cache/…` paths, written as it is read. */
 function cacheTar(client: RegistryClient, cache: readonly CacheLayer[], onBytes: (layer: string) => (n: number) => void): ReadableStream<Uint8Array> {
   const pipe = new TransformStream<Uint8Array, Uint8Array>();
-  void withTarSink(pipe.writable, { plainTar: true }, async (tar) => {
-    for (const c of cache) await tar.addFile(c.path, c.descriptor.size, iterate(await client.blobStream(c.descriptor, onBytes(c.path))), { mtime: 0 });
-  }).catch(() => {}); // a failure aborts the pipe: the reader sees it
+  const entries = async function* () {
+    for (const c of cache) yield { path: c.path, size: c.descriptor.size, data: iterate(await client.blobStream(c.descriptor, onBytes(c.path))), options: { mtime: 0 } };
+  };
+  void writeTar(pipe.writable, entries(), { plainTar: true }).catch(() => {}); // a failure aborts the pipe: the reader sees it
   return pipe.readable;
 }
 

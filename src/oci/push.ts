@@ -26,7 +26,7 @@ import { type CacheFile, requiredCacheFiles } from "../archive/image-cache.js";
 import { collectAncestry } from "../archive/save.js";
 import { fileReadable } from "../archive/streams.js";
 import { InvalidArgument, RegistryError, SnapshotNotFound } from "../errors.js";
-import { lstatOrNull, readSmallFile, writeFileAtomic } from "../io.js";
+import { lstatOrNull, readSmallFile, writeAtomically } from "../io.js";
 import { join } from "../path.js";
 import type { Snapshot } from "../snapshot.js";
 import type { SnapshotStore } from "../store.js";
@@ -311,6 +311,6 @@ class LayerMemo {
     const old = this.#entries[key];
     const repos = old?.digest === blob.digest && Array.isArray(old.repos) ? old.repos.filter((r) => r !== repo) : [];
     this.#entries[key] = { digest: blob.digest, size: blob.size, repos: [repo, ...repos].slice(0, 16) };
-    await writeFileAtomic(this.store.fs, this.path, new TextEncoder().encode(JSON.stringify(this.#entries))).catch(() => {});
+    await writeAtomically(this.store.fs, this.path, new TextEncoder().encode(JSON.stringify(this.#entries))).catch(() => {});
   }
 }
