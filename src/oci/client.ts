@@ -200,6 +200,13 @@ export class RegistryClient {
           reader = await open();
           continue;
         }
+        if (r.done && received < desc.size && resumes < (this.#options.retries ?? 4)) {
+          // a body that ends short is a broken connection too (some runtimes report it as a clean end)
+          resumes++;
+          await sleep(backoffMs(this.#options, resumes - 1, null), this.#options.signal);
+          reader = await open();
+          continue;
+        }
         if (r.done) {
           const got = `sha256:${hash.digestHex()}`;
           if (received !== desc.size) verdict = mismatch(`the registry sent ${received} bytes, the descriptor says ${desc.size}`);

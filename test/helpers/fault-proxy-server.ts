@@ -35,8 +35,9 @@ function control(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
-function pick(method: string, path: string): FaultRule | null {
+function pick(method: string, path: string, range: string | null): FaultRule | null {
   for (const r of rules) {
+    if (r.rangeless === true && range !== null) continue;
     if (r.method !== undefined && r.method !== method) continue;
     if (r.pathIncludes !== undefined && !path.includes(r.pathIncludes)) continue;
     if (r.pathEndsWith !== undefined && !path.split("?")[0]!.endsWith(r.pathEndsWith)) continue;
@@ -52,7 +53,7 @@ const server = createServer(async (req, res) => {
   const path = req.url ?? "/";
   if (path === "/__proxy") return control(req, res);
   seen.push({ method, path, range: (req.headers.range as string | undefined) ?? null });
-  const fault = pick(method, path)?.fault ?? null;
+  const fault = pick(method, path, (req.headers.range as string | undefined) ?? null)?.fault ?? null;
   if (fault?.kind === "status") {
     req.resume();
     res.writeHead(fault.status, { "content-type": "application/json", ...fault.headers }).end(fault.body ?? "");

@@ -245,6 +245,8 @@ export interface FaultRule {
   readonly pathIncludes?: string;
   readonly pathEndsWith?: string;
   readonly nth?: number;
+  /** Only requests without a Range header. */
+  readonly rangeless?: boolean;
   readonly fault: Fault;
 }
 
