@@ -34,7 +34,7 @@ import type { BundleContents, FilePlace, Msb06Contents } from "./grammar.js";
 import { ErofsStreamCheck } from "./erofs.js";
 import { type CarriedCache, checkCarriedCache } from "./image-cache.js";
 import { parseInventory } from "./inventory.js";
-import { headIndex } from "./load.js";
+import { headIndex, noHeadSnapshot } from "./load.js";
 import { checkMsb06Contents, readMsb06Snapshot } from "./load06.js";
 import { openBundle } from "./sniff.js";
 import { countingStream, fileReadable } from "./streams.js";
@@ -397,7 +397,7 @@ export async function verifyBundle(fs: FileSystem, source: string | ReadableStre
     checkIntegrityAlgorithm(s.where, recorded.algorithm);
     checkIntegrityMatch(s.where, s.form, recorded, s.report.integrity.computed);
   }
-  if (report.head === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  if (report.head === null) throw noHeadSnapshot(label);
   // the load's own cache rule, on what the pass kept: nothing is staged
   await checkCarriedCache(ARCHIVE_NAMES, byDigest.get(report.head)!.manifest, pass.cache, label);
   return report;

@@ -376,6 +376,19 @@ export function headIndex(snapshots: readonly { readonly digest: string; readonl
 /** Step 3. The head: the last snapshot, in archive order, that no other imported snapshot names as parent ({@link headIndex}). */
 export function selectHeadSnapshot(snapshots: readonly Snapshot[], label: string): number {
   const i = headIndex(snapshots.map((s) => ({ digest: s.digest, parent: s.manifest.parent })));
-  if (i === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  if (i === null) throw noHeadSnapshot(label);
   return i;
+}
+
+/**
+ * The refusal of an archive with no head ({@link headIndex} null), in the one
+ * wording load, inspect and verify share.
+ *
+ * @example
+ * ```ts
+ * if (headIndex(snapshots) === null) throw noHeadSnapshot("backup.tar.zst");
+ * ```
+ */
+export function noHeadSnapshot(label: string): ArchiveError {
+  return new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
 }

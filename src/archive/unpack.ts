@@ -25,7 +25,8 @@ import { readTar, type TarEntry } from "../tar/mod.js";
 import { createSha256 } from "../../wasm/mod.js";
 import { type BundleContents, BundleGrammar, type DirectoryPlace, type FilePlace, type GrammarOptions, type Msb06DirPlace, type Msb06FilePlace } from "./grammar.js";
 import type { ObservedMember } from "./inventory.js";
-import { hashingEntry, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
+import { hashingEntry, MemberHasher, sparseDescriptors } from "./member-hash.js";
+import { memberKindOf } from "./msb06-paths.js";
 import { openBundleStream } from "./sniff.js";
 import { lendStream, type ZstdReadOptions } from "./streams.js";
 
@@ -168,7 +169,7 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
 /** The member hash (and optionally sha256) of one 0.6 member, ready for its stored bytes. */
 async function memberHashers(entry: TarEntry, place: Msb06FilePlace, sha: boolean) {
   const member = await MemberHasher.create({
-    kind: memberKind(place.path)!,
+    kind: memberKindOf(place)!,
     path: place.path,
     encodedSize: entry.storedSize,
     apparentSize: entry.size,
