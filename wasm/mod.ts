@@ -38,3 +38,4 @@ export {
   type ZstdWorkerFactory,
 } from "./zstd.js";
 export { type Blake3, blake3Hex, createBlake3 } from "./blake3.js";
+export { ZeroScanner } from "./zeroscan.js";

@@ -4,7 +4,8 @@
  *
  * 1. {@link unpackArchive} (`./unpack.ts`) into fresh staging directories, every entry through the
  *    grammar (`./grammar.ts`): types, paths, duplicates, membership, sizes, the apparent-size cap;
- * 2. {@link verifyImportedSnapshots}: open and verify every staged snapshot;
+ * 2. {@link verifyImportedSnapshots}: open and verify every staged snapshot (on the
+ *    digests its upper hashed to as the unpack step wrote it, when its manifest came first);
  * 3. {@link selectHeadSnapshot}: the last snapshot no other imported one names as parent;
  * 4. {@link ensurePromoteTargetsAvailable} (`./promote.ts`): no target exists (lstat, links never followed);
  * 5. {@link installStagedCache} (`./cache-install.ts`): check the image cache and install it, metadata last;
@@ -44,7 +45,7 @@ import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
+import { type StagedHashes, stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
 
 export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 
@@ -110,13 +111,14 @@ export async function loadArchive(
   const lease = new Lease(fs, policy.probe);
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
-    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
+    const hashed: StagedHashes = new Map();
+    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage, hashed), { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
     let imported: Snapshot[];
     let head: Snapshot;
     if (contents.msb06 !== null) {
-      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label, options.signal));
+      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label, options.signal, hashed));
     } else {
-      imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
+      imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep, hashed);
       head = imported[selectHeadSnapshot(imported, label)]!;
     }
     await ensureNotInstalled(head, options.name, options.findInstalled, label);
@@ -222,6 +224,7 @@ export async function verifyImportedSnapshots(
   contents: BundleContents,
   signal?: AbortSignal,
   onStep?: LoadOptions["onStep"],
+  hashed?: StagedHashes,
 ): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
   for (const { prefix } of contents.snapshots) snapshots.push(await openSnapshot(fs, join(stage.snapshots, prefix)));
@@ -229,7 +232,8 @@ export async function verifyImportedSnapshots(
   let done = 0;
   onStep?.({ phase: "verifying", bytes: 0, total });
   for (const snap of snapshots) {
-    await verifySnapshot(fs, snap, { signal, onProgress: onStep && ((b) => onStep({ phase: "verifying", bytes: done + b, total })) });
+    const onProgress = onStep && ((b: number) => onStep({ phase: "verifying", bytes: done + b, total }));
+    await verifySnapshot(fs, snap, { signal, onProgress, hashed: snap.upperPath === null ? undefined : hashed?.get(snap.upperPath) });
     done += snap.manifest.upper.size_bytes;
   }
   return snapshots;

@@ -26,6 +26,7 @@ import { join } from "../path.js";
 import { openSnapshot, type Snapshot, verifySnapshot } from "../snapshot.js";
 import type { Msb06Contents } from "./grammar.js";
 import { type ArchiveInventory, checkInventoryBindings, checkInventoryMembers, parseInventory } from "./inventory.js";
+import type { StagedHashes } from "./unpack.js";
 
 /** One snapshot of a 0.6 bundle: its identity, 64-hex id and descriptor. */
 export interface Msb06Snapshot {
@@ -95,14 +96,21 @@ export async function checkMsb06Contents(contents: Msb06Contents, label: string)
 /**
  * {@link checkMsb06Contents}, then open the staged snapshots (staged as the
  * members came, so they are what was checked) and verify each one's recorded
- * integrity. Throws {@link ArchiveError} (or the integrity/manifest errors of
+ * integrity, on the digests its payload hashed to as it was staged where there are. Throws {@link ArchiveError} (or the integrity/manifest errors of
  * open and verify) naming the archive and the rule.
  */
-export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: string }, contents: Msb06Contents, label: string, signal?: AbortSignal): Promise<{ imported: Snapshot[]; head: Snapshot }> {
+export async function importMsb06(
+  fs: FileSystem,
+  stage: { readonly snapshots: string },
+  contents: Msb06Contents,
+  label: string,
+  signal?: AbortSignal,
+  hashed?: StagedHashes,
+): Promise<{ imported: Snapshot[]; head: Snapshot }> {
   const bundle = await checkMsb06Contents(contents, label);
   const imported: Snapshot[] = [];
   for (const { hex } of bundle.snapshots) imported.push(await openSnapshot(fs, join(stage.snapshots, hex)));
-  for (const snap of imported) await verifySnapshot(fs, snap, { signal });
+  for (const snap of imported) await verifySnapshot(fs, snap, { signal, hashed: snap.upperPath === null ? undefined : hashed?.get(snap.upperPath) });
   const head = imported.find((s) => s.digest === bundle.head)!;
   return { imported, head };
 }

@@ -43,7 +43,8 @@ import { setWasmReader, setZstdWorkerFactory, type ZstdWorker } from "../../wasm
 import { setProcessInfoSource } from "../lease.js";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
-import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
+import { dataRangesOfFd, libcLseek } from "./seek.js";
+import type { DataRange, FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
 
 // wasm/ reads snapbundle's .wasm files only through a registered reader: importing this adapter registers one.
 setWasmReader(async (url) => new Uint8Array(await fsp.readFile(url)));
@@ -265,6 +266,12 @@ class NodeFileHandle implements FileHandle {
     } catch (e) {
       throw toFsError(e, "read", this.#path);
     }
+  }
+
+  async dataRanges(from: number, to: number): Promise<DataRange[] | null> {
+    this.#check("dataRanges");
+    const lseek = await libcLseek();
+    return lseek === null ? null : dataRangesOfFd(lseek, this.#fh.fd, from, to);
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {
