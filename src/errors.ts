@@ -110,17 +110,18 @@ export class InvalidArgument extends SnapbundleError {
 
 /**
  * snapbundle's own WebAssembly (its zstd) cannot be loaded because no reader
- * of its `.wasm` files is registered: `snapbundle` registers one (its Node
- * adapter); code that uses only `snapbundle/core` calls `setWasmReader` first.
+ * of its `.wasm` files is installed: `snapbundle` installs the Node/Deno/Bun
+ * host, which reads them; code that uses only `snapbundle/core` installs a
+ * host with a `readWasm` first (`installHost`, `src/host.ts`).
  *
  * @example
  * ```ts
- * import { setWasmReader, WasmUnavailable } from "snapbundle/core";
+ * import { installHost, WasmUnavailable } from "snapbundle/core";
  * try {
  *   await store.save("base", out);
  * } catch (e) {
  *   if (!(e instanceof WasmUnavailable)) throw e;
- *   setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
+ *   installHost({ name: "deno", pid: Deno.pid, readWasm: (url) => Deno.readFile(url) });
  * }
  * ```
  */

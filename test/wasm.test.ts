@@ -27,7 +27,7 @@ import {
   type ZstdWorker,
   type ZstdWorkerFactory,
 } from "../wasm/mod.js";
-import { threadWorker } from "../src/fs/node.js"; // importing the Node adapter registers the reader of zstd.wasm (wasm/ reads no file by itself) and, on Node, its Worker factory
+import { nodeHost, threadWorker } from "../src/hosts/node.js";
 import {
   collectGarbage,
   concat,
@@ -557,8 +557,8 @@ describe("zstd bounded memory", () => {
 describe("zstd compress on a Worker", () => {
   type WebWorker = new (url: URL, options: { type: "module" }) => ZstdWorker;
   const Web = (globalThis as { Worker?: WebWorker }).Worker;
-  /** What the Node adapter registers: none where the runtime has a Web Worker (Deno, Bun). */
-  const runtimeDefault: ZstdWorkerFactory | undefined = typeof Web === "function" ? undefined : threadWorker;
+  /** What the Node/Deno/Bun host registers. */
+  const runtimeDefault: ZstdWorkerFactory | null = nodeHost().makeWorker ?? null;
   /** The runtime's compression Worker, counting how many the streams make and end. */
   function recorded(make?: ZstdWorkerFactory) {
     const log = { spawned: 0, terminated: 0 };

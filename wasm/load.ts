@@ -4,9 +4,9 @@
  *
  * A module is located with `new URL("./name.wasm", import.meta.url)` and
  * compiled once. Its bytes are read only by the reader an adapter registered
- * with {@link setWasmReader}: the Node adapter (`src/fs/node.ts`, part of
- * `snapbundle`) registers one; code that uses only `snapbundle/core`
- * registers its own. Nothing is read any other way (no `fetch`, no runtime
+ * with {@link setWasmReader}: the core's host seam (`src/host.ts`) registers
+ * its host's, and `snapbundle` installs the Node/Deno/Bun host; code that
+ * uses only `snapbundle/core` installs its own. Nothing is read any other way (no `fetch`, no runtime
  * `fs` module): this module, like the rest of the core, reaches no platform
  * API, and without a reader loading fails with {@link WasmUnavailable}
  * saying what to register.
@@ -29,10 +29,9 @@ let reader: WasmReader | undefined;
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
- * Register how `.wasm` files are read: the only way they are read. The
- * Node adapter calls this when it is imported; code that uses only
- * `snapbundle/core` calls it once before compressing or decompressing.
- * Modules compiled already are kept.
+ * Register how `.wasm` files are read: the only way they are read
+ * (`undefined`: none). The core's host seam (`src/host.ts`, `installHost`)
+ * calls this with its host's `readWasm`. Modules compiled already are kept.
  *
  * @example
  * ```ts
@@ -40,7 +39,7 @@ const compiled = new Map<string, Promise<WebAssembly.Module>>();
  * setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
  * ```
  */
-export function setWasmReader(read: WasmReader): void {
+export function setWasmReader(read: WasmReader | undefined): void {
   reader = read;
 }
 
@@ -85,7 +84,7 @@ async function read(url: URL): Promise<Uint8Array> {
   if (reader !== undefined) return reader(url);
   throw new WasmUnavailable(
     `cannot read ${url.href}: no reader of snapbundle's .wasm files is registered. ` +
-      `Import "snapbundle" (its Node adapter, which also serves Deno and Bun, registers one), ` +
-      `or, using only "snapbundle/core", call setWasmReader(async (url) => bytes of the file at url) once before compressing or decompressing`,
+      `Import "snapbundle" (it installs the Node/Deno/Bun host, which reads them), ` +
+      `or, using only "snapbundle/core", call installHost({ name, pid, readWasm: async (url) => bytes of the file at url }) once before compressing or decompressing`,
   );
 }

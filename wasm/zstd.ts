@@ -522,32 +522,29 @@ export interface ZstdWorker {
 /** Makes a {@link ZstdWorker} running the module script at `url` (`zstd-worker.js`). */
 export type ZstdWorkerFactory = (url: URL) => ZstdWorker;
 
-/** undefined: the runtime's own Worker (Deno, Bun), if it has one; null: none. */
-let workerFactory: ZstdWorkerFactory | null | undefined;
+/** null: no Worker can be made here, compression runs inline. */
+let workerFactory: ZstdWorkerFactory | null = null;
 
 /**
- * Register how compression Workers are made: the Node adapter registers
- * one over `node:worker_threads` where the runtime has no Web `Worker`
- * (Node); Deno's and Bun's own `Worker` is used by default. `null` makes
- * every compressor run inline; `undefined` restores the default.
+ * Register how compression Workers are made (the core's host seam,
+ * `src/host.ts`, registers its host's); `null`, the default, makes every
+ * compressor run inline.
  *
  * @example
  * ```ts
  * setZstdWorkerFactory(null); // compress on the caller's thread only
  * ```
  */
-export function setZstdWorkerFactory(factory: ZstdWorkerFactory | null | undefined): void {
+export function setZstdWorkerFactory(factory: ZstdWorkerFactory | null): void {
   workerFactory = factory;
 }
 
 /** How to make a compression Worker here, or null where none can be made. */
 function workerSpawner(): (() => ZstdWorker) | null {
-  const url = new URL("./zstd-worker.js", import.meta.url);
   const factory = workerFactory;
   if (factory === null) return null;
-  if (factory !== undefined) return () => factory(url);
-  const Web = (globalThis as { Worker?: new (url: URL, options: { type: "module" }) => ZstdWorker }).Worker;
-  return typeof Web === "function" ? () => new Web(url, { type: "module" }) : null;
+  const url = new URL("./zstd-worker.js", import.meta.url);
+  return () => factory(url);
 }
 
 /** What the main thread posts to a compression Worker. */

@@ -1,6 +1,6 @@
 /**
  * The CLI as a function: {@link runCli} parses `argv`, runs the command
- * against a {@link SnapshotStore} over `node:fs`, prints, and resolves the
+ * against a {@link SnapshotStore} over `node:fs` and the Node/Deno/Bun host, prints, and resolves the
  * exit status (0 success, 1 failure with one `error: …` line, 2 bad usage,
  * 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP).
  * `main.ts` calls it with the process's own streams.
@@ -20,6 +20,8 @@ import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { OperationAborted, SnapbundleError } from "../errors.js";
 import { nodeFs } from "../fs/node.js";
+import { installHost } from "../host.js";
+import { nodeHost } from "../hosts/node.js";
 import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
 import { runCommand } from "./commands.js";
@@ -96,6 +98,7 @@ function errorPath(e: SnapbundleError): string | null {
  * ```
  */
 export async function runCli(argv: readonly string[], env: CliEnvironment): Promise<number> {
+  installHost(nodeHost()); // the CLI runs on node:fs and the Node/Deno/Bun host
   let usageCommand: CommandSpec | null = null;
   // Until the arguments parse, `--json` is whatever the raw argv says.
   let json = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : argv.length).includes("--json");

@@ -22,6 +22,7 @@ import { FsError } from "../../src/errors.js";
 import { memFs } from "../../src/fs/memfs.js";
 import { nodeFs } from "../../src/fs/node.js";
 import type { FileSystem } from "../../src/fs/types.js";
+import "./node-host.js";
 
 /** One adapter under test. */
 export interface FsAdapter {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import "./node-host.js";
 
 /** A small xorshift32 generator: the same seed gives the same bytes on every runtime. */
 export class Rng {
