@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
+import "./helpers/node-host.js"; // the host gives the node:fs adapter its FFI (lseek) on Deno and Bun
 import { nodeFs } from "../src/fs/node.js";
 import type { FileHandle, FileSystem } from "../src/fs/types.js";
 import { merkleRootOfFile } from "../src/merkle.js";

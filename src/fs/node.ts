@@ -39,7 +39,8 @@ import * as fsp from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
-import { dataRangesOfFd, libcLseek } from "./seek.js";
+import { currentHost } from "../host.js";
+import { dataRangesOfFd } from "./seek.js";
 import type { DataRange, FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
 
 /**
@@ -216,8 +217,8 @@ class NodeFileHandle implements FileHandle {
 
   async dataRanges(from: number, to: number): Promise<DataRange[] | null> {
     this.#check("dataRanges");
-    const lseek = await libcLseek();
-    return lseek === null ? null : dataRangesOfFd(lseek, this.#fh.fd, from, to);
+    const lseek = currentHost().ffi?.lseek;
+    return lseek === undefined ? null : dataRangesOfFd(lseek, this.#fh.fd, from, to);
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {

@@ -69,7 +69,7 @@ export interface FileHandle {
    * Optional: where `[from, to)` may hold data (`SEEK_DATA`/`SEEK_HOLE`), in
    * order; every byte outside the ranges reads as zero. Resolves `null` where
    * the platform cannot tell, and the caller reads everything. The `node:fs`
-   * adapter answers on Deno and Bun (libc `lseek` through FFI, Linux), not on
+   * adapter answers on Deno and Bun (libc `lseek` through the host's FFI, `src/hosts/ffi.ts`, Linux), not on
    * Node (no FFI); memfs keeps no holes and does not answer.
    */
   dataRanges?(from: number, to: number): Promise<DataRange[] | null>;
