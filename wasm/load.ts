@@ -8,8 +8,8 @@
  * its host's, and `snapbundle` installs the Node/Deno/Bun host; code that
  * uses only `snapbundle/core` installs its own. Nothing is read any other way (no `fetch`, no runtime
  * `fs` module): this module, like the rest of the core, reaches no platform
- * API, and without a reader loading fails with {@link WasmUnavailable}
- * saying what to register.
+ * API, and without a reader loading fails with a {@link WasmError}
+ * (code `unavailable`) saying what to install.
  *
  * @example
  * ```ts
@@ -20,7 +20,7 @@
  * @module
  */
 
-import { WasmUnavailable } from "../src/errors.js";
+import { WasmError } from "./error.js";
 
 /** Reads the bytes of a `.wasm` file given its URL. */
 export type WasmReader = (url: URL) => Promise<Uint8Array>;
@@ -82,9 +82,8 @@ export function wasmBytes(name: string): Promise<Uint8Array> {
 
 async function read(url: URL): Promise<Uint8Array> {
   if (reader !== undefined) return reader(url);
-  throw new WasmUnavailable(
-    `cannot read ${url.href}: no reader of snapbundle's .wasm files is registered. ` +
-      `Import "snapbundle" (it installs the Node/Deno/Bun host, which reads them), ` +
-      `or, using only "snapbundle/core", call installHost({ name, pid, readWasm: async (url) => bytes of the file at url }) once before compressing or decompressing`,
+  throw new WasmError(
+    "unavailable",
+    `cannot read ${url.href}: no reader of snapbundle's .wasm files is registered (setWasmReader)`,
   );
 }

@@ -26,6 +26,8 @@ import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
 import { runCommand } from "./commands.js";
 import { jsonDocument } from "./format.js";
+import { indexRoots, msbWouldMigrate, syncMsbIndex } from "./msb-index.js";
+import { isBrokenPipe } from "./stdio.js";
 import { packageVersion } from "./version.js";
 
 /** Where the process's text output goes (stdout, stderr) and what it runs in. */
@@ -39,6 +41,9 @@ export interface CliEnvironment {
   /** Aborted, with the signal's name as reason, when the process is interrupted. */
   readonly signal?: AbortSignal;
 }
+
+/** Exit status when the reader of stdout went away (EPIPE): 128 + SIGPIPE, what a tool killed by SIGPIPE reports. */
+export const BROKEN_PIPE_EXIT_CODE = 141;
 
 /** Exit status of a command interrupted by each signal: 128 + its number. */
 export const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
@@ -61,9 +66,10 @@ export function resolveHome(option: string | undefined, env: CliEnvironment): st
   return resolvePath(env.cwd, chosen);
 }
 
-/** A message on one line: newlines inside it become "; ", other control characters are escaped. */
+/** A message on one line: newlines inside it become "; ", other control characters are escaped; the library's option names are dropped. */
 function oneLine(message: string): string {
   return message
+    .replace(/ \(library: [^)]*\)/g, "")
     .trim()
     .replace(/\s*\n\s*/g, "; ")
     // deno-lint-ignore no-control-regex
@@ -117,20 +123,29 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     const quiet = parsed.values.quiet === true;
     const home = resolveHome(parsed.values.home as string | undefined, env);
     const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });
+    // in an msb 0.6.7+ home a manifest.json artifact would be migrated (new identity) by the index update below
+    const values = parsed.command.name === "create" && parsed.values.layout === undefined && msbWouldMigrate(home, env.env) ? { ...parsed.values, layout: "snapshot" } : parsed.values;
     await runCommand(
       { store, json, quiet, progress: env.stderrIsTTY && !json && !quiet && parsed.values["no-progress"] !== true, out: env.out, err: env.err, signal: env.signal },
       parsed.command,
       parsed.positionals,
-      parsed.values,
+      values,
     );
+    // A home msb also uses: bring msb's own index (db/msb.db) in step with what we wrote.
+    if (["create", "load", "rm", "reindex"].includes(parsed.command.name)) syncMsbIndex({ home, roots: indexRoots(home), env: env.env, err: env.err });
     return 0;
   } catch (e) {
     // Interrupted: whatever the command failed with on its way out (e.g. stdin
     // cut short by the same Ctrl-C in a pipeline), it stopped because of the signal.
     if (env.signal?.aborted || e instanceof OperationAborted) {
+      const reason = env.signal?.aborted ? env.signal.reason : (e as OperationAborted).reason;
       env.err("error: interrupted\n");
-      return interruptedExitCode(env.signal?.aborted ? env.signal.reason : (e as OperationAborted).reason);
+      if (json) env.out(jsonError("aborted", typeof reason === "string" ? `interrupted (${reason})` : "interrupted", null));
+      return interruptedExitCode(reason);
     }
+    // The reader of stdout went away (`… | head`): normal in a pipeline. Quiet, and
+    // 141 (128 + SIGPIPE) as tar, cat or ls report it, so `set -o pipefail` still sees it.
+    if (isBrokenPipe(e)) return BROKEN_PIPE_EXIT_CODE;
     if (e instanceof UsageError) {
       const command = e.command ?? usageCommand;
       env.err(`error: ${oneLine(e.message)}\n${usageLine(command)}\n${tryHelpLine(command)}\n`);
