@@ -94,9 +94,32 @@ export async function checkMsb06Contents(contents: Msb06Contents, label: string)
 }
 
 /**
+ * Verify each staged snapshot's recorded integrity, in order, reporting the
+ * bytes verified of all of them (a load's "verifying" step, either layout):
+ * on the digests its upper hashed to as the unpack step wrote it (`hashed`,
+ * by staged path), else by reading the staged upper.
+ */
+export async function verifyStaged(
+  fs: FileSystem,
+  snapshots: readonly Snapshot[],
+  signal?: AbortSignal,
+  onStep?: (p: { phase: "verifying"; bytes: number; total: number }) => void,
+  hashed?: StagedHashes,
+): Promise<void> {
+  const total = snapshots.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
+  let done = 0;
+  onStep?.({ phase: "verifying", bytes: 0, total });
+  for (const snap of snapshots) {
+    const onProgress = onStep && ((b: number) => onStep({ phase: "verifying", bytes: done + b, total }));
+    await verifySnapshot(fs, snap, { signal, onProgress, hashed: snap.upperPath === null ? undefined : hashed?.get(snap.upperPath) });
+    done += snap.manifest.upper.size_bytes;
+  }
+}
+
+/**
  * {@link checkMsb06Contents}, then open the staged snapshots (staged as the
  * members came, so they are what was checked) and verify each one's recorded
- * integrity, on the digests its payload hashed to as it was staged where there are. Throws {@link ArchiveError} (or the integrity/manifest errors of
+ * integrity. Throws {@link ArchiveError} (or the integrity/manifest errors of
  * open and verify) naming the archive and the rule.
  */
 export async function importMsb06(
@@ -105,12 +128,13 @@ export async function importMsb06(
   contents: Msb06Contents,
   label: string,
   signal?: AbortSignal,
+  onStep?: (p: { phase: "verifying"; bytes: number; total: number }) => void,
   hashed?: StagedHashes,
-): Promise<{ imported: Snapshot[]; head: Snapshot }> {
+): Promise<{ imported: Snapshot[]; head: Snapshot; suggestedName: string | null }> {
   const bundle = await checkMsb06Contents(contents, label);
   const imported: Snapshot[] = [];
   for (const { hex } of bundle.snapshots) imported.push(await openSnapshot(fs, join(stage.snapshots, hex)));
-  for (const snap of imported) await verifySnapshot(fs, snap, { signal, hashed: snap.upperPath === null ? undefined : hashed?.get(snap.upperPath) });
+  await verifyStaged(fs, imported, signal, onStep, hashed);
   const head = imported.find((s) => s.digest === bundle.head)!;
-  return { imported, head };
+  return { imported, head, suggestedName: bundle.inventory.suggested_name };
 }
