@@ -162,6 +162,8 @@ export interface ReadChunksOptions {
    * does not keep it, nor a view of it): the buffer is then refilled.
    */
   readonly reuse?: boolean;
+  /** Read into these buffers in turn (each at least `chunkBytes`), recycled as with `reuse`: the caller owns them. */
+  readonly buffers?: readonly Uint8Array[];
 }
 
 /**
@@ -187,8 +189,8 @@ export async function* readChunks(
 ): AsyncGenerator<{ offset: number; data: Uint8Array }> {
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
   const end = (options.start ?? 0) + length;
-  const reuse = options.reuse === true;
-  const spare: Uint8Array[] = [];
+  const reuse = options.reuse === true || options.buffers !== undefined;
+  const spare: Uint8Array[] = [...(options.buffers ?? [])].reverse();
   const buffer = (n: number): Uint8Array => {
     const b = spare.pop();
     if (b !== undefined && b.length >= n) return b.length === n ? b : b.subarray(0, n);

@@ -266,6 +266,6 @@ export class MerkleStream {
  */
 export async function merkleRootOfFile(fs: FileSystem, path: string, size: number, onProgress?: (bytes: number) => void): Promise<string> {
   const m = new MerkleBuilder(size);
-  await scanFile(fs, path, size, { onProgress, onChunk: (chunk, runs) => m.addChunk(chunk.data, runs) });
+  await scanFile(fs, path, size, { onProgress, onChunk: (chunk, runs) => m.addChunk(chunk.data, runs), onHole: (_, length) => m.addZeros(length) });
   return m.finish();
 }

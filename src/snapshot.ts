@@ -211,6 +211,13 @@ export interface VerifyOptions {
   readonly extents?: boolean;
   /** Stop reading (rejecting with `OperationAborted`) once this fires. */
   readonly signal?: AbortSignal;
+  /**
+   * The upper's digests by algorithm, hashed from its bytes as they were
+   * written (a load's staging, `archive/unpack.ts`), with the size they
+   * covered. When they cover the recorded algorithm at the recorded size and
+   * `extents` is not asked for, the upper is checked on them and not read again.
+   */
+  readonly hashed?: { readonly size: number; readonly digests: ReadonlyMap<string, string> };
 }
 
 /**
@@ -230,12 +237,19 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
   if (integrity !== null) checkIntegrityAlgorithm(upperPath, integrity.algorithm);
   throwIfAborted(options.signal);
   if (integrity === null && !options.extents) return { status: "not-recorded", algorithm: null, digest: null, extents: null };
+  const written = options.hashed?.size === size ? options.hashed.digests.get(integrity?.algorithm ?? "") : undefined;
+  if (integrity !== null && written !== undefined && !options.extents) {
+    checkIntegrityMatch(upperPath, snap.form, integrity, written);
+    options.onProgress?.(size);
+    return { status: "verified", algorithm: integrity.algorithm, digest: integrity.digest, extents: null };
+  }
   const tree = merkle ? new MerkleBuilder(size) : null;
   const r = await scanFile(fs, upperPath, size, {
     algorithm: merkle ? null : (integrity?.algorithm ?? null),
     extents: options.extents ?? false,
     onProgress: abortingProgress(options.signal, options.onProgress),
     onChunk: tree === null ? undefined : (chunk, runs) => tree.addChunk(chunk.data, runs),
+    onHole: tree === null ? undefined : (_, length) => tree.addZeros(length),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
   checkIntegrityMatch(upperPath, snap.form, integrity, tree === null ? r.digest : await tree.finish(), upperPath);

@@ -2,10 +2,13 @@
  * Sparse files: finding data extents by zero-scanning, the
  * `msb-sparse-sha256-v1` digest, and writing only data so holes stay holes.
  *
- * No portable API reports a file's holes (`SEEK_HOLE` is not in `node:fs`),
- * so extents are found by reading and treating every all-zero 4 KiB block as
- * a hole. Reading a hole costs no disk I/O, and the result is the same either
- * way: the logical bytes are identical, and a zero block need not be stored.
+ * Where the filesystem adapter reports a file's data ranges
+ * (`FileHandle.dataRanges`: `SEEK_DATA`/`SEEK_HOLE`, on Deno and Bun), holes
+ * are skipped unread. Everything read is zero-scanned: every all-zero 4 KiB
+ * block counts as a hole (at memory speed, `wasm/zeroscan.ts`). On Node
+ * (`node:fs` has no `SEEK_HOLE`) that scan is how holes are found; reading a
+ * hole costs no disk I/O, and the result is the same either way: the logical
+ * bytes are identical, and a zero block need not be stored.
  *
  * @example
  * ```ts
@@ -17,10 +20,10 @@
  * @module
  */
 
-import { createSha256, isSharedZeros, type Sha256 } from "../wasm/mod.js";
+import { createSha256, isSharedZeros, type Sha256, ZeroScanner } from "../wasm/mod.js";
 import { InvalidArgument } from "./errors.js";
 import type { FileHandle, FileSystem } from "./fs/types.js";
-import { readChunks, withFile, WriteWindow } from "./io.js";
+import { CHUNK_BYTES, readChunks, withFile, WriteWindow } from "./io.js";
 import { SPARSE_SHA256 } from "./manifest.js";
 
 /** Granularity of hole detection: the ext4 block size. */
@@ -32,58 +35,40 @@ export interface Extent {
   readonly length: number;
 }
 
+/** The scanner for bytes that live in no scanner's memory: they are copied into its scratch area, 1 MiB at a time. */
+let shared: ZeroScanner | undefined;
+
 /** True when every byte of `data` is zero. */
 export function isAllZero(data: Uint8Array): boolean {
-  return rangeIsZero(data, wordsOf(data), wordLead(data), 0, data.length);
-}
-
-/** Bytes before the first 4-byte-aligned byte of `data`. */
-function wordLead(data: Uint8Array): number {
-  return Math.min(data.length, (4 - (data.byteOffset & 3)) & 3);
-}
-
-/** An `Int32Array` over the aligned whole words of `data` (from {@link wordLead}). */
-function wordsOf(data: Uint8Array): Int32Array {
-  const lead = wordLead(data);
-  return new Int32Array(data.buffer, data.byteOffset + lead, (data.length - lead) >>> 2);
-}
-
-/**
- * True when `data[from, to)` is all zero. `words` views `data` from byte
- * `lead` on. Whole words are OR-ed eight at a time (32 bytes), so a data block
- * is rejected at its first non-zero 32 bytes and a zero block costs one pass.
- */
-function rangeIsZero(data: Uint8Array, words: Int32Array, lead: number, from: number, to: number): boolean {
-  let w = from <= lead ? 0 : ((from - lead + 3) >>> 2);
-  const wEnd = to <= lead ? 0 : Math.min(words.length, (to - lead) >>> 2);
-  if (w >= wEnd) {
-    for (let i = from; i < to; i++) if (data[i] !== 0) return false;
-    return true;
-  }
-  const alignedFrom = lead + 4 * w;
-  const alignedTo = lead + 4 * wEnd;
-  for (let i = from; i < alignedFrom; i++) if (data[i] !== 0) return false;
-  for (; w + 8 <= wEnd; w += 8) {
-    if ((words[w]! | words[w + 1]! | words[w + 2]! | words[w + 3]! | words[w + 4]! | words[w + 5]! | words[w + 6]! | words[w + 7]!) !== 0) {
-      return false;
-    }
-  }
-  for (; w < wEnd; w++) if (words[w] !== 0) return false;
-  for (let i = alignedTo; i < to; i++) if (data[i] !== 0) return false;
-  return true;
+  return dataRuns(data, 0).length === 0;
 }
 
 /**
  * The data runs of a chunk at `[base, base + data.length)`, at
  * {@link SPARSE_BLOCK} granularity (aligned to the file, so runs from
  * consecutive chunks join up): zero blocks are left out. A decompressor's
- * shared zero chunk has no runs, without a scan.
+ * shared zero chunk has no runs, without a scan. The test runs at memory
+ * speed (`wasm/zeroscan.ts`): in place when `data` lies in `scanner`'s
+ * memory, else through a 1 MiB copy.
  */
-export function dataRuns(data: Uint8Array, base: number): Extent[] {
+export function dataRuns(data: Uint8Array, base: number, scanner?: ZeroScanner): Extent[] {
   if (isSharedZeros(data)) return [];
-  const words = wordsOf(data);
-  const lead = wordLead(data);
-  return blockRuns(data.length, base, (from, to) => rangeIsZero(data, words, lead, from, to));
+  if (scanner?.owns(data)) return inPlaceRuns(scanner, data, base);
+  shared ??= new ZeroScanner();
+  const runs: Extent[] = [];
+  for (let at = 0; at < data.length;) {
+    // pieces end on block boundaries of the file (or at the end), so their runs join up
+    const n = Math.min(data.length - at, (1 << 20) - ((base + at) % SPARSE_BLOCK));
+    for (const r of inPlaceRuns(shared, shared.scratch(data, at, n), base + at)) pushExtent(runs, r);
+    at += n;
+  }
+  return runs;
+}
+
+/** {@link dataRuns} of bytes in `scanner`'s memory: one pass over a zero chunk, block by block for one with data. */
+function inPlaceRuns(scanner: ZeroScanner, data: Uint8Array, base: number): Extent[] {
+  if (scanner.isZero(data, 0, data.length)) return [];
+  return blockRuns(data.length, base, (from, to) => scanner.isZero(data, from, to));
 }
 
 /** {@link dataRuns} of a chunk of `n` bytes at `base`, with `isZero(from, to)` testing a block of it. */
@@ -146,7 +131,34 @@ export interface ScanOptions {
    * what must outlive the call.
    */
   readonly onChunk?: (chunk: { offset: number; data: Uint8Array }, runs: Extent[]) => Promise<void> | void;
+  /**
+   * Called for each hole the file itself reported ({@link FileHandle.dataRanges}),
+   * which is not read: `[offset, offset + length)` is zero. Holes start on
+   * {@link HOLE_ALIGN} boundaries; the chunks around them too.
+   */
+  readonly onHole?: (offset: number, length: number) => Promise<void> | void;
 }
+
+/** Reported holes are rounded in to this (a BLAKE3 Merkle leaf), so chunks and holes start on leaf boundaries. */
+export const HOLE_ALIGN = 65536;
+
+/** The regions of `[0, size)` to read: the data ranges rounded out to {@link HOLE_ALIGN}, merged; all of it when unknown. */
+function regionsToRead(ranges: readonly Extent[] | null, size: number): Extent[] {
+  if (ranges === null) return size > 0 ? [{ offset: 0, length: size }] : [];
+  const out: Extent[] = [];
+  for (const r of ranges) {
+    if (r.length <= 0) continue;
+    const start = Math.floor(r.offset / HOLE_ALIGN) * HOLE_ALIGN;
+    const end = Math.min(size, Math.ceil((r.offset + r.length) / HOLE_ALIGN) * HOLE_ALIGN);
+    const last = out[out.length - 1];
+    if (last && start <= last.offset + last.length) {
+      if (end > last.offset + last.length) out[out.length - 1] = { offset: last.offset, length: end - last.offset };
+    } else if (end > start) out.push({ offset: start, length: end - start });
+  }
+  return out;
+}
+
+const ZEROS = new Uint8Array(1 << 20);
 
 /** What {@link scanFile} found. */
 export interface ScanResult {
@@ -157,24 +169,45 @@ export interface ScanResult {
   readonly dataBytes: number;
 }
 
-/** Read a file's `[0, size)` once, hashing and/or mapping its extents along the way. */
+/**
+ * Read a file's `[0, size)` once, hashing and/or mapping its extents along
+ * the way. Where the handle reports its data ranges, holes are not read:
+ * they are hashed as zeros where the algorithm needs their bytes, and handed
+ * to {@link ScanOptions.onHole}. Chunks are read into the buffers of a zero
+ * scanner and scanned where they lie.
+ */
 export async function scanHandle(h: FileHandle, size: number, path: string, options: ScanOptions = {}): Promise<ScanResult> {
   const hasher = options.algorithm ? await createUpperHasher(options.algorithm, size) : null;
   const extents: Extent[] | null = options.extents || options.onChunk ? [] : null;
   let dataBytes = 0;
+  const scanner = new ZeroScanner(2, CHUNK_BYTES);
   try {
-    for await (const chunk of readChunks(h, size, path, { reuse: true })) {
-      hasher?.update(chunk.data);
-      if (extents) {
-        const runs = dataRuns(chunk.data, chunk.offset);
-        for (const r of runs) {
-          pushExtent(extents, r);
-          dataBytes += r.length;
+    const ranges = h.dataRanges ? await h.dataRanges(0, size) : null;
+    let at = 0;
+    const hole = async (end: number) => {
+      if (end <= at) return;
+      if (hasher) for (let o = at; o < end; o += ZEROS.length) hasher.update(ZEROS.subarray(0, Math.min(ZEROS.length, end - o)));
+      await options.onHole?.(at, end - at);
+      at = end;
+      options.onProgress?.(at);
+    };
+    for (const region of regionsToRead(ranges, size)) {
+      await hole(region.offset);
+      for await (const chunk of readChunks(h, region.length, path, { start: region.offset, buffers: scanner.buffers })) {
+        hasher?.update(chunk.data);
+        if (extents) {
+          const runs = dataRuns(chunk.data, chunk.offset, scanner);
+          for (const r of runs) {
+            pushExtent(extents, r);
+            dataBytes += r.length;
+          }
+          if (options.onChunk) await options.onChunk(chunk, runs);
         }
-        if (options.onChunk) await options.onChunk(chunk, runs);
+        at = chunk.offset + chunk.data.length;
+        options.onProgress?.(at);
       }
-      options.onProgress?.(chunk.offset + chunk.data.length);
     }
+    await hole(size);
   } catch (e) {
     hasher?.digestHex();
     throw e;

@@ -9,7 +9,8 @@
  * `blake3.ts` (hash-wasm), `zstd-abi.ts` (zstd.wasm's exports, one instance
  * per stream), `pair.ts` (streams and back-pressure), `zstd-compress.ts` and
  * `zstd-decompress.ts` (the two faces), `zstd-worker-host.ts` and
- * `zstd-worker.ts` (compression on a Worker), `zstd-frame.ts` (sniffing).
+ * `zstd-worker.ts` (compression on a Worker), `zstd-frame.ts` (sniffing),
+ * `zeroscan.ts` (the SIMD zero scan, assembled in place: no file to load).
  *
  * @example
  * ```ts
@@ -43,3 +44,4 @@ export {
   zstdDecompressStream,
 } from "./zstd-decompress.js";
 export { type FromZstdWorker, setZstdWorkerFactory, type ToZstdWorker, type ZstdWorker, type ZstdWorkerFactory } from "./zstd-worker-host.js";
+export { ZeroScanner } from "./zeroscan.js";

@@ -22,13 +22,10 @@
  */
 
 import { ArchiveError } from "../errors.js";
-import { MERKLE_BLAKE3, readDescriptor } from "../descriptor.js";
 import type { FileInfo, FileSystem } from "../fs/types.js";
 import { type CacheKind, HomeLayout } from "../layout.js";
 import { type Manifest, manifestDigest, parseManifest } from "../manifest.js";
-import { MerkleStream } from "../merkle.js";
-import { checkIntegrityAlgorithm, checkIntegrityMatch, INTEGRITY_ALGORITHMS, manifestView, type SnapshotForm } from "../snapshot.js";
-import { createUpperHasher } from "../sparse.js";
+import { checkIntegrityAlgorithm, checkIntegrityMatch, manifestView, type SnapshotForm } from "../snapshot.js";
 import type { TarEntry } from "../tar/mod.js";
 import type { BundleContents, FilePlace, Msb06Contents } from "./grammar.js";
 import { ErofsStreamCheck } from "./erofs.js";
@@ -37,6 +34,7 @@ import { parseInventory } from "./inventory.js";
 import { headIndex, noHeadSnapshot } from "./load.js";
 import { checkMsb06Contents, readMsb06Snapshot } from "./load06.js";
 import { openBundle } from "./sniff.js";
+import { algorithmsFor, hashSegments, RecordedIntegrity } from "./upper-hash.js";
 import { countingStream, fileReadable } from "./streams.js";
 import { collectEntry, unpackArchive, type UnpackSink } from "./unpack.js";
 
@@ -107,62 +105,8 @@ export interface InspectOptions {
   readonly onMember?: (member: { readonly path: string; readonly size: number; readonly sparse: boolean }) => void;
 }
 
-const ZEROS = new Uint8Array(1 << 20);
-
 /** A home's names without a home: its cache directory is `cache`, so cache paths are archive paths. */
 const ARCHIVE_NAMES = new HomeLayout("");
-
-/** One integrity algorithm over an upper's logical bytes, fed as they stream past. */
-interface UpperHasher {
-  update(data: Uint8Array): void | Promise<void>;
-  zeros(length: number): void | Promise<void>;
-  finish(): Promise<string>;
-}
-
-async function upperHasher(algorithm: string, size: number): Promise<UpperHasher> {
-  if (algorithm === MERKLE_BLAKE3) return new MerkleStream(size);
-  const h = await createUpperHasher(algorithm, size);
-  return {
-    update: (data) => h.update(data),
-    zeros: (length) => {
-      for (let left = length; left > 0; left -= ZEROS.length) h.update(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
-    },
-    finish: async () => `sha256:${h.digestHex()}`,
-  };
-}
-
-/**
- * The algorithms to hash an upper with: the one recorded (none when null or
- * unknown to verify), or — the upper came before its manifest or descriptor —
- * every one verify knows, its manifest will pick.
- */
-function algorithmsFor(integrity: { readonly algorithm: string } | null | undefined): readonly string[] {
-  if (integrity === undefined) return INTEGRITY_ALGORITHMS;
-  return integrity !== null && INTEGRITY_ALGORITHMS.includes(integrity.algorithm) ? [integrity.algorithm] : [];
-}
-
-/** Hash an upper's logical bytes (holes as zeros) with each algorithm asked for. */
-async function hashUpper(entry: TarEntry, algorithms: readonly string[]): Promise<Map<string, string>> {
-  const hashers = await Promise.all(algorithms.map((a) => upperHasher(a, entry.size)));
-  if (hashers.length === 0) return new Map(); // the data is left unread (or drained by the unpack step)
-  try {
-    let at = 0;
-    for await (const seg of entry.segments()) {
-      for (const h of hashers) {
-        if (seg.offset > at) await h.zeros(seg.offset - at);
-        await h.update(seg.data);
-      }
-      at = seg.offset + seg.data.length;
-    }
-    for (const h of hashers) if (entry.size > at) await h.zeros(entry.size - at);
-    const digests = new Map<string, string>();
-    for (const [i, a] of algorithms.entries()) digests.set(a, await hashers[i]!.finish());
-    return digests;
-  } catch (e) {
-    for (const h of hashers) await h.finish().catch(() => {}); // release the hashers
-    throw e;
-  }
-}
 
 /**
  * Stream a bundle (a path, or a Web `ReadableStream`) through the load's
@@ -209,14 +153,16 @@ async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint
   const opened = await openBundle(raw, label);
   const formats = new Set<string>(opened.firstFormat === null ? [] : [opened.firstFormat]);
   const manifests = new Map<string, Manifest>();
-  /** The integrity a 0.6 snapshot's descriptor records, by 64-hex id (what its payload is hashed with). */
-  const recorded = new Map<string, { readonly algorithm: string } | null>();
+  /** What the manifests and descriptors seen so far record (what each upper is hashed with). */
+  const recorded = new RecordedIntegrity();
   const uppers = new Map<string, Map<string, string>>();
   const cacheFiles: string[] = [];
   const cache = new CacheRecorder();
-  const upper = async (path: string, entry: TarEntry, integrity: { readonly algorithm: string } | null | undefined) => {
+  const upper = async (path: string, entry: TarEntry, place: FilePlace) => {
     if (entry.sparse) formats.add("gnu-sparse");
-    uppers.set(path, await hashUpper(entry, hash ? algorithmsFor(integrity) : []));
+    const algorithms = hash ? algorithmsFor(recorded.recordedFor(place)) : [];
+    // with no algorithm the data is left unread (or drained by the unpack step)
+    uppers.set(path, algorithms.length === 0 ? new Map() : await hashSegments(entry, algorithms));
   };
   const sink: UnpackSink = {
     directory: async () => {},
@@ -228,20 +174,17 @@ async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint
         return cache.add(place.kind!, place.file, data);
       }
       if (place.area === "msb06") {
-        if (place.role === "descriptor" && data instanceof Uint8Array) {
-          // the grammar keeps the parsed descriptor for the checks; here only its algorithm matters
-          const d = readDescriptor(data).descriptor;
-          recorded.set(place.hex!, d?.state.kind === "file" ? d.state.upper.integrity : null); // nothing to hash for a descriptor that fails anyway
-        } else if (place.role === "payload" && !(data instanceof Uint8Array)) {
-          await upper(place.path, data, recorded.has(place.hex!) ? recorded.get(place.hex!) : undefined);
-        }
+        // the grammar keeps the parsed descriptor for the checks; here only its algorithm matters
+        if (place.role === "descriptor" && data instanceof Uint8Array) recorded.note(place, data, label);
+        else if (place.role === "payload" && !(data instanceof Uint8Array)) await upper(place.path, data, place);
         return;
       }
       if (data instanceof Uint8Array) {
         manifests.set(place.prefix, parseManifest(data, `${label}: ${place.prefix}/${place.file}`));
+        recorded.note(place, data, label);
         return;
       }
-      await upper(path, data, manifests.has(place.prefix) ? manifests.get(place.prefix)!.upper.integrity : undefined);
+      await upper(path, data, place);
     },
   };
   // the load's own unpack step (it sniffs again: a plain tar now, already checked)

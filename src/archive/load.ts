@@ -4,7 +4,8 @@
  *
  * 1. {@link unpackArchive} (`./unpack.ts`) into fresh staging directories, every entry through the
  *    grammar (`./grammar.ts`): types, paths, duplicates, membership, sizes, the apparent-size cap;
- * 2. {@link verifyImportedSnapshots}: open and verify every staged snapshot;
+ * 2. {@link verifyImportedSnapshots}: open and verify every staged snapshot (on the
+ *    digests its upper hashed to as the unpack step wrote it, when its manifest came first);
  * 3. {@link selectHeadSnapshot}: the last snapshot no other imported one names as parent;
  * 4. {@link ensurePromoteTargetsAvailable} (`./promote.ts`): no target exists (lstat, links never followed);
  * 5. {@link installStagedCache} (`./cache-install.ts`): check the image cache and install it, metadata last;
@@ -46,7 +47,7 @@ import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, type StagingDirs, type UnpackSink, unpackArchive, unpackArchiveParts } from "./unpack.js";
+import { type StagedHashes, stagingSink, type StagingDirs, type UnpackSink, unpackArchive, unpackArchiveParts } from "./unpack.js";
 
 /**
  * A bundle in parts, read one after the other as one bundle (see
@@ -163,7 +164,8 @@ export async function loadArchive(
   if (options.name !== undefined) await ensurePromoteTargetsAvailable(fs, [{ from: "", to: join(snapshotsDir, options.name) }]);
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
-    const sink = earlyInstalledCheck(fs, stagingSink(fs, stage), snapshotsDir, options, label);
+    const hashed: StagedHashes = new Map();
+    const sink = earlyInstalledCheck(fs, stagingSink(fs, stage, hashed), snapshotsDir, options, label);
     const unpackOptions = { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes };
     const contents = typeof source === "object" && "parts" in source
       ? await unpackArchiveParts(openParts(source, options), sink, unpackOptions)
@@ -172,9 +174,9 @@ export async function loadArchive(
     let head: Snapshot;
     let suggested: string | null = null;
     if (contents.msb06 !== null) {
-      ({ imported, head, suggestedName: suggested } = await importMsb06(fs, stage, contents.msb06, label, options.signal, options.onStep));
+      ({ imported, head, suggestedName: suggested } = await importMsb06(fs, stage, contents.msb06, label, options.signal, options.onStep, hashed));
     } else {
-      imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
+      imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep, hashed);
       head = imported[selectHeadSnapshot(imported, label)]!;
     }
     await ensureNotInstalled(head, options.name, options.findInstalled, label);
@@ -373,10 +375,11 @@ export async function verifyImportedSnapshots(
   contents: BundleContents,
   signal?: AbortSignal,
   onStep?: LoadOptions["onStep"],
+  hashed?: StagedHashes,
 ): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
   for (const { prefix } of contents.snapshots) snapshots.push(await openSnapshot(fs, join(stage.snapshots, prefix)));
-  await verifyStaged(fs, snapshots, signal, onStep);
+  await verifyStaged(fs, snapshots, signal, onStep, hashed);
   return snapshots;
 }
 

@@ -26,6 +26,7 @@ import { join } from "../path.js";
 import { openSnapshot, type Snapshot, verifySnapshot } from "../snapshot.js";
 import type { Msb06Contents } from "./grammar.js";
 import { type ArchiveInventory, checkInventoryBindings, checkInventoryMembers, parseInventory } from "./inventory.js";
+import type { StagedHashes } from "./unpack.js";
 
 /** One snapshot of a 0.6 bundle: its identity, 64-hex id and descriptor. */
 export interface Msb06Snapshot {
@@ -94,19 +95,23 @@ export async function checkMsb06Contents(contents: Msb06Contents, label: string)
 
 /**
  * Verify each staged snapshot's recorded integrity, in order, reporting the
- * bytes verified of all of them (a load's "verifying" step, either layout).
+ * bytes verified of all of them (a load's "verifying" step, either layout):
+ * on the digests its upper hashed to as the unpack step wrote it (`hashed`,
+ * by staged path), else by reading the staged upper.
  */
 export async function verifyStaged(
   fs: FileSystem,
   snapshots: readonly Snapshot[],
   signal?: AbortSignal,
   onStep?: (p: { phase: "verifying"; bytes: number; total: number }) => void,
+  hashed?: StagedHashes,
 ): Promise<void> {
   const total = snapshots.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
   let done = 0;
   onStep?.({ phase: "verifying", bytes: 0, total });
   for (const snap of snapshots) {
-    await verifySnapshot(fs, snap, { signal, onProgress: onStep && ((b) => onStep({ phase: "verifying", bytes: done + b, total })) });
+    const onProgress = onStep && ((b: number) => onStep({ phase: "verifying", bytes: done + b, total }));
+    await verifySnapshot(fs, snap, { signal, onProgress, hashed: snap.upperPath === null ? undefined : hashed?.get(snap.upperPath) });
     done += snap.manifest.upper.size_bytes;
   }
 }
@@ -124,11 +129,12 @@ export async function importMsb06(
   label: string,
   signal?: AbortSignal,
   onStep?: (p: { phase: "verifying"; bytes: number; total: number }) => void,
+  hashed?: StagedHashes,
 ): Promise<{ imported: Snapshot[]; head: Snapshot; suggestedName: string | null }> {
   const bundle = await checkMsb06Contents(contents, label);
   const imported: Snapshot[] = [];
   for (const { hex } of bundle.snapshots) imported.push(await openSnapshot(fs, join(stage.snapshots, hex)));
-  await verifyStaged(fs, imported, signal, onStep);
+  await verifyStaged(fs, imported, signal, onStep, hashed);
   const head = imported.find((s) => s.digest === bundle.head)!;
   return { imported, head, suggestedName: bundle.inventory.suggested_name };
 }

@@ -29,6 +29,7 @@ import { hashingEntry, MemberHasher, sparseDescriptors } from "./member-hash.js"
 import { memberKindOf } from "./msb06-paths.js";
 import { openBundleStream } from "./sniff.js";
 import { lendStream, type ZstdReadOptions } from "./streams.js";
+import { algorithmsFor, hashSegments, RecordedIntegrity } from "./upper-hash.js";
 
 /**
  * Where admitted entries go. `file` receives either the whole bytes of a
@@ -54,6 +55,13 @@ export const discardSink: UnpackSink = {
   file: async () => {},
 };
 
+/**
+ * The digests of staged uppers, by staged path, hashed from the bytes as they
+ * were written: a load checks them against the recorded integrity instead of
+ * reading the uppers back (`verifySnapshot`'s `hashed`).
+ */
+export type StagedHashes = Map<string, { readonly size: number; readonly digests: ReadonlyMap<string, string> }>;
+
 /** The staging directories of one load (see `load.ts`). */
 export interface StagingDirs {
   readonly snapshots: string;
@@ -70,8 +78,9 @@ export interface StagingDirs {
  * const contents = await unpackArchive(stream, stagingSink(fs, stage), { label });
  * ```
  */
-export function stagingSink(fs: FileSystem, stage: StagingDirs): UnpackSink {
+export function stagingSink(fs: FileSystem, stage: StagingDirs, hashed?: StagedHashes): UnpackSink {
   const made = new Set<string>();
+  const recorded = new RecordedIntegrity();
   const mkdir = async (p: string) => {
     if (!made.has(p)) await fs.mkdir(p, { recursive: true });
     made.add(p);
@@ -89,8 +98,16 @@ export function stagingSink(fs: FileSystem, stage: StagingDirs): UnpackSink {
       const dir = dirOf(place);
       await mkdir(dir);
       const target = join(dir, place.file);
-      if (data instanceof Uint8Array) await writeNewFile(fs, target, data);
-      else await writeEntry(fs, target, data);
+      if (data instanceof Uint8Array) {
+        if (hashed) recorded.note(place, data, target);
+        await writeNewFile(fs, target, data);
+        return;
+      }
+      // an upper is hashed as it is written, with the algorithm its manifest or descriptor (come before it) records
+      const upper = hashed !== undefined && (place.area === "snapshot" || (place.area === "msb06" && place.role === "payload"));
+      const algorithms = upper ? algorithmsFor(recorded.recordedFor(place), []) : [];
+      const digests = await writeEntry(fs, target, data, algorithms);
+      if (upper && algorithms.length > 0) hashed.set(target, { size: data.size, digests });
     },
   };
 }
@@ -235,19 +252,24 @@ export async function collectEntry(entry: TarEntry): Promise<Uint8Array> {
   return out;
 }
 
-/** Write an entry's data to a new file, only its non-zero blocks, then set its length: holes stay holes. */
-async function writeEntry(fs: FileSystem, target: string, entry: TarEntry): Promise<void> {
+/**
+ * Write an entry's data to a new file, only its non-zero blocks, then set its
+ * length: holes stay holes. Hashes the logical bytes with each of `algorithms`
+ * on the way and resolves the digests.
+ */
+async function writeEntry(fs: FileSystem, target: string, entry: TarEntry, algorithms: readonly string[]): Promise<Map<string, string>> {
   const h = await fs.open(target, "wx");
   // Segments are views of fresh input chunks (never refilled), so their writes
   // may stay in flight while the next segments arrive.
   const writes = new WriteWindow(h);
   try {
+    let digests: Map<string, string>;
     try {
-      for await (const seg of entry.segments()) {
+      digests = await hashSegments(entry, algorithms, async (seg) => {
         for (const r of dataRuns(seg.data, seg.offset)) {
           await writes.write(seg.data.subarray(r.offset - seg.offset, r.offset - seg.offset + r.length), r.offset);
         }
-      }
+      });
       await writes.drain();
     } catch (e) {
       await writes.drain().catch(() => {}); // nothing may land after the close; the first error is the one to report
@@ -255,6 +277,7 @@ async function writeEntry(fs: FileSystem, target: string, entry: TarEntry): Prom
     }
     await h.setLength(entry.size);
     await h.sync();
+    return digests;
   } finally {
     await h.close();
   }

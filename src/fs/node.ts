@@ -39,7 +39,9 @@ import * as fsp from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
-import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
+import { currentHost } from "../host.js";
+import { dataRangesOfFd } from "./seek.js";
+import type { DataRange, FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
 
 /**
  * Create the `node:fs` adapter. It keeps no state; one instance can be shared.
@@ -211,6 +213,12 @@ class NodeFileHandle implements FileHandle {
     } catch (e) {
       throw toFsError(e, "read", this.#path);
     }
+  }
+
+  async dataRanges(from: number, to: number): Promise<DataRange[] | null> {
+    this.#check("dataRanges");
+    const lseek = currentHost().ffi?.lseek;
+    return lseek === undefined ? null : dataRangesOfFd(lseek, this.#fh.fd, from, to);
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {

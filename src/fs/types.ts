@@ -47,6 +47,12 @@ export interface FileInfo {
  */
 export type OpenMode = "r" | "r+" | "w" | "wx";
 
+/** A run of bytes of a file that may hold data: `[offset, offset + length)`. */
+export interface DataRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
 /** An open file. Reads and writes are positional; there is no cursor. */
 export interface FileHandle {
   /** Read up to `into.length` bytes at `position`; resolves the count, 0 at end of file. Holes read as zeros. */
@@ -59,6 +65,14 @@ export interface FileHandle {
   info(): Promise<FileInfo>;
   /** Flush data and metadata to stable storage (`fsync`). A no-op on memfs. */
   sync(): Promise<void>;
+  /**
+   * Optional: where `[from, to)` may hold data (`SEEK_DATA`/`SEEK_HOLE`), in
+   * order; every byte outside the ranges reads as zero. Resolves `null` where
+   * the platform cannot tell, and the caller reads everything. The `node:fs`
+   * adapter answers on Deno and Bun (libc `lseek` through the host's FFI, `src/hosts/ffi.ts`, Linux), not on
+   * Node (no FFI); memfs keeps no holes and does not answer.
+   */
+  dataRanges?(from: number, to: number): Promise<DataRange[] | null>;
   /** Close the handle. Closing twice is an error on no adapter; it is a no-op. */
   close(): Promise<void>;
 }

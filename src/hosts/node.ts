@@ -26,6 +26,7 @@ import process from "node:process";
 import { Worker as ThreadWorker } from "node:worker_threads";
 import type { ZstdWorker } from "../../wasm/mod.js";
 import type { Host } from "../host.js";
+import { hostFfi } from "./ffi.js";
 
 type WebWorker = new (url: URL, options: { type: "module" }) => ZstdWorker;
 
@@ -55,6 +56,7 @@ export function nodeHost(): Host {
     hostname,
     readWasm: async (url) => new Uint8Array(await readFile(url)),
     makeWorker: typeof Web === "function" ? (url) => new Web(url, { type: "module" }) : threadWorker,
+    ffi: hostFfi(), // libc lseek on Deno and Bun (SEEK_DATA/SEEK_HOLE); none on Node
   };
 }
 
