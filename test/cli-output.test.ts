@@ -11,7 +11,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { progressLine } from "../src/cli/progress.js";
 import { createSnapshot, errorLine, expectRun, IMAGE_DIGEST, IMAGE_REF, scratchDir, stdoutJson } from "./helpers/cli-assert.js";
-import { childEnv, cliInvocation, noiseBytes, PACKAGE_VERSION, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { childEnv, cliInvocation, PACKAGE_VERSION, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 
 /** Run a shell command line under a pseudo-terminal `cols` wide; resolves everything the terminal received. */
 function underTerminal(commandLine: string, cols: number): { status: number | null; output: string } {
@@ -97,7 +98,7 @@ describe(`CLI output on ${RUNTIME}`, () => {
     try {
       const base = await createSnapshot(home, "base", upper);
       // corrupt the installed upper (same size): only a verifying save notices
-      writeSparseFile(join(base.path, "upper.ext4"), 4 << 20, [[0, "jello"], [1 << 20, noiseBytes(64 << 10)]]);
+      writeSparseFile(join(base.path, "upper.ext4"), 4 << 20, [[0, "jello"], [1 << 20, noise(64 << 10)]]);
       assert.match(errorLine(await runCli(["--home", home, "save", "base", join(root, "a.tar.zst")]), "save (verifying)", 1), /does not match its recorded integrity/);
       assert.equal(existsSync(join(root, "a.tar.zst")), false);
       const skipped = expectRun(await runCli(["--home", home, "save", "base", join(root, "b.tar.zst"), "--no-verify"]), "save --no-verify", 0);

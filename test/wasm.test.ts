@@ -28,13 +28,12 @@ import {
   type ZstdWorkerFactory,
 } from "../wasm/mod.js";
 import { threadWorker } from "../src/fs/node.js"; // importing the Node adapter registers the reader of zstd.wasm (wasm/ reads no file by itself) and, on Node, its Worker factory
+import { concat, randomBytes } from "./helpers/bytes.js";
 import {
   collectGarbage,
-  concat,
   mixedBytes,
   mixedChunks,
   pipe,
-  randomBytes,
   rss,
   run,
   sameBytes,
