@@ -45,7 +45,10 @@ function wordLead(data: Uint8Array): number {
 /** An `Int32Array` over the aligned whole words of `data` (from {@link wordLead}). */
 function wordsOf(data: Uint8Array): Int32Array {
   const lead = wordLead(data);
-  return new Int32Array(data.buffer, data.byteOffset + lead, (data.length - lead) >>> 2);
+  const start = data.byteOffset + lead;
+  // a view too short to reach an aligned byte has no whole words (and an Int32Array may not start there)
+  if ((start & 3) !== 0) return new Int32Array(0);
+  return new Int32Array(data.buffer, start, (data.length - lead) >>> 2);
 }
 
 /**
