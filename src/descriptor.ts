@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * import { parseDescriptor, canonicalDescriptorText, descriptorDigest } from "snapbundle";
+ * import { parseDescriptor, canonicalDescriptorText, descriptorDigest } from "./descriptor.js";
  * const d = parseDescriptor(bytes, "/home/snapshots/a/snapshot.json");
  * canonicalDescriptorText(d); // '{"schema":1,"artifact":"snapshot",…}'
  * await descriptorDigest(d);  // "sha256:…"

@@ -98,6 +98,8 @@ let cachedProbe: ProcessProbe | null = null;
  * @example
  * ```ts
  * // in a host adapter (src/fs/node.ts does this with its runtime's file API):
+ * import { readFileSync, readlinkSync } from "node:fs";
+ * import { hostname } from "node:os";
  * setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
  * ```
  */

@@ -196,7 +196,7 @@ export interface CarriedCache {
  *
  * @example
  * ```ts
- * const files = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata }, "a.tar.zst");
+ * const expected = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata }, "a.tar.zst");
  * ```
  */
 export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, carried: CarriedCache, label: string): Promise<CacheFile[]> {

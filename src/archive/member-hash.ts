@@ -119,7 +119,7 @@ export class MemberHasher {
  *
  * @example
  * ```ts
- * await tar.addFile(path, size, hashedChunks(readRanges(…), hasher));
+ * await tar.addFile(path, size, hashedChunks(readRanges(fs, path, ranges), hasher));
  * ```
  */
 export async function* hashedChunks(data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, ...hashers: { update(d: Uint8Array): void }[]): AsyncGenerator<Uint8Array> {
