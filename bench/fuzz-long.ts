@@ -33,7 +33,8 @@ import fc from "fast-check";
 import { Volume } from "memfs";
 import { SnapbundleError } from "../src/errors.js";
 import { memFs } from "../src/fs/memfs.js";
-import "../src/fs/node.js"; // the Node adapter registers the reader of zstd.wasm (the core reads no file by itself)
+import { installHost } from "../src/host.js";
+import { nodeHost } from "../src/hosts/node.js";
 import type { FileSystem } from "../src/fs/types.js";
 import { readSmallFile } from "../src/io.js";
 import { SnapshotStore } from "../src/store.js";
@@ -42,6 +43,8 @@ import { concat } from "../test/helpers/bytes.js";
 import { noise, writeSparse } from "../test/helpers/homes.js";
 import { buildImage } from "../test/helpers/image.js";
 import { zstdCompressStream } from "../wasm/mod.js";
+
+installHost(nodeHost()); // the core reads zstd.wasm through the host (it reads no file by itself)
 
 // ---------------------------------------------------------------- seeds
 

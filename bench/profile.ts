@@ -19,7 +19,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createSha256, zstdCompressStream, zstdDecompressStream } from "../wasm/mod.js";
-import { nodeFs } from "../src/fs/node.js";
+import { nodeFs } from "../src/mod.js"; // installs the Node/Deno/Bun host: the .wasm reader and Workers
 import { CHUNK_BYTES, readChunks } from "../src/io.js";
 import { dataRuns } from "../src/sparse.js";
 import { readTar, TarWriter } from "../src/tar/mod.js";

@@ -44,7 +44,7 @@ export const CONTEXT = [
   "p", "pretty", "draft", "m", "computed", "body", "write", "send", "fail", "headerBlock", "src", "storedTotal",
   "truncated", "fileText", "promote", "Deno", "Bun", "bar", "stdinStream", "manifestPlace", "parsedManifest",
   "collect", "carried", "archivePath", "observed", "hex", "encodedSize", "apparentSize", "stored", "fileWritable",
-  "bytesOfZstdWasm", "readMetadata", "positionals", "values",
+  "bytesOfZstdWasm", "readMetadata", "positionals", "values", "readAt", "imageProblem",
 ];
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -129,7 +129,7 @@ export function checkExamples(root = repo) {
         else body.push(l);
       }
       const own = new Set(importLines.join("\n").match(/[A-Za-z_$][\w$]*/g) ?? []);
-      const used = new Set(body.join("\n").replace(/\/\/[^\n]*|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`/g, " ").match(/(?<![\w$.])[A-Za-z_$][\w$]*/g) ?? []);
+      const used = new Set(body.join("\n").replace(/\.\.\./g, "   ").replace(/\/\/[^\n]*|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`/g, " ").match(/(?<![\w$.])[A-Za-z_$][\w$]*/g) ?? []);
       const byModule = new Map();
       for (const name of used) {
         if (own.has(name)) continue;

@@ -1,8 +1,10 @@
 /**
  * The platform-neutral core of snapbundle: everything except the `node:fs`
- * adapter. It touches files only through a {@link FileSystem} you pass in,
- * and reads its own `zstd.wasm` only through the reader registered with
- * {@link setWasmReader} (importing `snapbundle` registers one).
+ * adapter and the Node/Deno/Bun host. It touches files only through a
+ * {@link FileSystem} you pass in, and learns about the process (pid, process
+ * probe, how to read its own `zstd.wasm`, Workers) only from the host
+ * installed with {@link installHost} (importing `snapbundle` installs one;
+ * without one, compressing and decompressing fail with `WasmUnavailable`).
  *
  * @example
  * ```ts
@@ -48,4 +50,5 @@ export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";
 export { type Leftover, type SweepPolicy, type SweepResult } from "./staging.js";
 export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
 export { LockTimeout } from "./lock.js";
-export { setWasmReader, setZstdWorkerFactory, type WasmReader, type ZstdWorker, type ZstdWorkerFactory } from "../wasm/mod.js";
+export { currentHost, type Host, type HostFfi, installHost, NO_HOST } from "./host.js";
+export type { WasmReader, ZstdWorker, ZstdWorkerFactory } from "../wasm/mod.js";

@@ -110,17 +110,18 @@ export class InvalidArgument extends SnapbundleError {
 
 /**
  * snapbundle's own WebAssembly (its zstd) cannot be loaded because no reader
- * of its `.wasm` files is registered: `snapbundle` registers one (its Node
- * adapter); code that uses only `snapbundle/core` calls `setWasmReader` first.
+ * of its `.wasm` files is installed: `snapbundle` installs the Node/Deno/Bun
+ * host, which reads them; code that uses only `snapbundle/core` installs a
+ * host with a `readWasm` first (`installHost`, `src/host.ts`).
  *
  * @example
  * ```ts
- * import { setWasmReader, WasmUnavailable } from "snapbundle/core";
+ * import { installHost, WasmUnavailable } from "snapbundle/core";
  * try {
  *   await store.save("base", out);
  * } catch (e) {
  *   if (!(e instanceof WasmUnavailable)) throw e;
- *   setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
+ *   installHost({ name: "deno", pid: Deno.pid, readWasm: (url) => Deno.readFile(url) });
  * }
  * ```
  */
@@ -189,4 +190,22 @@ export class OutputRefused extends SnapbundleError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("output-refused", message, options);
   }
+}
+
+/**
+ * Add context to an error: `label` goes before its message (`"label: message"`),
+ * or, with `"after"`, after it (`"message label"`); the error keeps its class,
+ * code and cause. The one place snapbundle rewrites a message, as node-tar's
+ * `warn` adds its context to an error in one place. A value that is not an
+ * Error passes through unchanged.
+ *
+ * @example
+ * ```ts
+ * throw labelled('"backup.tar.zst"', e);                             // "backup.tar.zst": truncated …
+ * throw labelled("(and could not undo: /home/x: EBUSY)", e, "after"); // … (and could not undo: …)
+ * ```
+ */
+export function labelled<E>(label: string, error: E, where: "before" | "after" = "before"): E {
+  if (error instanceof Error) error.message = where === "before" ? `${label}: ${error.message}` : `${error.message} ${label}`;
+  return error;
 }

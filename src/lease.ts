@@ -19,7 +19,7 @@
  *   and its heartbeat is fresh → it may be alive there: left alone.
  *
  * The identity comes from the runtime where it exposes one
- * (`/proc`, read through the filesystem adapter's {@link ProcessInfoSource}, on Linux);
+ * (`/proc`, read through the installed host, `src/host.ts`, on Linux);
  * without it, only the heartbeat decides.
  *
  * @example
@@ -34,6 +34,7 @@
  */
 
 import type { FileSystem } from "./fs/types.js";
+import { currentHost, type Host } from "./host.js";
 import { lstatOrNull, readSmallFile } from "./io.js";
 import { parseStrictJson, plainJson } from "./json.js";
 import { join } from "./path.js";
@@ -71,47 +72,12 @@ export interface ProcessProbe {
   startTime(pid: number): string | null;
 }
 
-interface NodeLike {
-  pid?: number;
-  kill?: (pid: number, signal: number) => unknown;
-}
-
 /**
- * What a host adapter can read about this machine's processes: Linux `/proc`
- * files and the host name. The core reads no files of its own; the disk
- * adapter (`src/fs/node.ts`) registers one with {@link setProcessInfoSource}.
- * Without one, leases carry no host, boot id, pid namespace or start time,
- * and a leftover is judged by its pid and its lease's refresh time alone.
- */
-export interface ProcessInfoSource {
-  readText(path: string): string;
-  readLink(path: string): string;
-  hostname(): string;
-}
-
-let infoSource: ProcessInfoSource | null = null;
-let cachedProbe: ProcessProbe | null = null;
-
-/**
- * Register where {@link processProbe} reads `/proc` and the host name.
- *
- * @example
- * ```ts
- * // in a host adapter (src/fs/node.ts does this with its runtime's file API):
- * import { readFileSync, readlinkSync } from "node:fs";
- * import { hostname } from "node:os";
- * setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
- * ```
- */
-export function setProcessInfoSource(source: ProcessInfoSource): void {
-  infoSource = source;
-  cachedProbe = null;
-}
-
-/**
- * The probe of the running process: `process.kill(pid, 0)` (Node, Deno and
- * Bun all have it) and, where an adapter registered a {@link ProcessInfoSource},
- * Linux `/proc` and the host name.
+ * The probe of the running process, from the installed host (`src/host.ts`):
+ * its pid and `isAlive`, and, where it reads them, Linux `/proc` and the host
+ * name. Without a host, or a host that reads none of them, leases carry no
+ * host, boot id, pid namespace or start time, and a leftover is judged by its
+ * pid and its lease's refresh time alone.
  *
  * @example
  * ```ts
@@ -120,37 +86,33 @@ export function setProcessInfoSource(source: ProcessInfoSource): void {
  * ```
  */
 export function processProbe(): ProcessProbe {
-  if (cachedProbe) return cachedProbe;
-  const proc = (globalThis as { process?: NodeLike }).process;
-  const src = infoSource;
+  const host = currentHost();
+  if (cached?.host === host) return cached.probe;
   const startTime = (pid: number): string | null => {
-    const stat = safe(() => src?.readText(`/proc/${pid}/stat`));
+    const stat = safe(() => host.readText?.(`/proc/${pid}/stat`));
     if (!stat) return null;
     // fields after the command (which may hold spaces and parentheses): state is field 3, starttime field 22
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return rest[19] ?? null;
   };
-  cachedProbe = {
+  const probe: ProcessProbe = {
     self: {
-      host: safe(() => src?.hostname()) ?? null,
-      boot: safe(() => src?.readText("/proc/sys/kernel/random/boot_id").trim()) ?? null,
-      pidns: safe(() => src?.readLink("/proc/self/ns/pid")) ?? null,
+      host: safe(() => host.hostname?.()) ?? null,
+      boot: safe(() => host.readText?.("/proc/sys/kernel/random/boot_id").trim()) ?? null,
+      pidns: safe(() => host.readLink?.("/proc/self/ns/pid")) ?? null,
     },
-    pid: proc?.pid ?? 0,
+    pid: host.pid,
     isAlive(pid) {
-      if (!proc?.kill) return null;
-      if (pid <= 0) return true;
-      try {
-        proc.kill(pid, 0);
-        return true;
-      } catch (e) {
-        return (e as { code?: string }).code === "EPERM";
-      }
+      if (host.isAlive === undefined) return null;
+      return pid <= 0 ? true : host.isAlive(pid);
     },
     startTime,
   };
-  return cachedProbe;
+  cached = { host, probe };
+  return probe;
 }
+
+let cached: { host: Host; probe: ProcessProbe } | undefined;
 
 function safe<T>(f: () => T): T | undefined {
   try {

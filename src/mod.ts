@@ -4,6 +4,10 @@
  * Node, Deno and Bun, against a real disk ({@link nodeFs}) or an in-memory
  * `memfs` volume ({@link memFs}).
  *
+ * Importing it installs the Node/Deno/Bun host ({@link nodeHost}, see
+ * `src/host.ts`): the pid, process probe, `.wasm` reader and compression
+ * Workers the core asks for. `snapbundle/core` installs none.
+ *
  * @example
  * ```ts
  * import { nodeFs, SnapshotStore } from "snapbundle";
@@ -14,5 +18,11 @@
  * @module
  */
 
+import { installHost } from "./host.js";
+import { nodeHost } from "./hosts/node.js";
+
 export * from "./core.js";
 export { nodeFs } from "./fs/node.js";
+export { nodeHost, threadWorker } from "./hosts/node.js";
+
+installHost(nodeHost());

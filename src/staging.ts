@@ -24,6 +24,7 @@
  */
 
 import type { FileSystem } from "./fs/types.js";
+import { currentHost } from "./host.js";
 import { lstatOrNull } from "./io.js";
 import type { HomeLayout } from "./layout.js";
 import { judgeLease, LEASE_PREFIX, LEASE_TTL_MS, type LeasePolicy, type LeaseVerdict, newToken, processProbe, readLease } from "./lease.js";
@@ -86,7 +87,7 @@ export function stagingPid(name: string): number | null {
 }
 
 /**
- * This process's id where the runtime exposes one (Node, Deno and Bun all do), else 0.
+ * This process's id, as the installed host (`src/host.ts`) tells it; 0 without a host.
  *
  * @example
  * ```ts
@@ -94,7 +95,7 @@ export function stagingPid(name: string): number | null {
  * ```
  */
 export function currentPid(): number {
-  return (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
+  return currentHost().pid;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   requiredCacheFiles,
   validateCachedMetadata,
 } from "../src/archive/image-cache.js";
+import { EROFS_RULE } from "../src/archive/erofs.js";
 import { ImageCacheError } from "../src/errors.js";
 import type { FileInfo } from "../src/fs/types.js";
 import { HomeLayout } from "../src/layout.js";
@@ -27,6 +28,7 @@ import { snapFixture } from "./helpers/archive-bundle.js";
 import { errorRule, fsErrorRule } from "./helpers/error-rules.js";
 import { FaultyFs } from "./helpers/faulty-fs.js";
 import { BACKENDS, writeSparse } from "./helpers/homes.js";
+import { minimalErofs } from "./helpers/erofs.js";
 import { buildImage } from "./helpers/image.js";
 
 /** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
@@ -196,6 +198,8 @@ function carried(root = "cache", layers = 2) {
   ]);
   const reads: string[] = [];
   let metadata: Uint8Array = bytes;
+  /** What the EROFS check found per file, as a pass records it: valid unless set. */
+  const imageProblems = new Map<string, string>();
   const cache: CarriedCache = {
     root,
     files,
@@ -203,8 +207,9 @@ function carried(root = "cache", layers = 2) {
       reads.push(p);
       return metadata;
     },
+    imageProblem: async (p) => imageProblems.get(p) ?? null,
   };
-  return { doc, metaPath, files, reads, cache, manifest: manifestOf(doc.manifest_digest), setMetadata: (b: Uint8Array) => (metadata = b) };
+  return { doc, metaPath, files, reads, cache, imageProblems, manifest: manifestOf(doc.manifest_digest), setMetadata: (b: Uint8Array) => (metadata = b) };
 }
 
 describe("the image cache a bundle carries", () => {
@@ -229,6 +234,22 @@ describe("the image cache a bundle carries", () => {
     const layer = [...c.files.keys()].at(-1)!;
     c.files.delete(layer);
     await assert.rejects(checkCarriedCache(layout, c.manifest, c.cache, L), cacheRule(`${L}: image cache file cache${layer.slice(stage.length)} is missing from the archive`));
+  });
+
+  test("rule: every carried layer and fsmeta file must pass the EROFS check; the error names the file and the rule (a VMDK is not an EROFS image)", T, async () => {
+    for (const kind of ["fsmeta", "layers"]) {
+      const c = carried();
+      const path = [...c.files.keys()].find((p) => p.startsWith(`cache/${kind}/`))!;
+      c.imageProblems.set(path, "no EROFS superblock magic at byte 1024 (found 0x00000000)");
+      await assert.rejects(
+        checkCarriedCache(layout, c.manifest, c.cache, L),
+        cacheRule(`${L}: image cache file ${path} is not a valid EROFS image: no EROFS superblock magic at byte 1024 (found 0x00000000) (${EROFS_RULE})`),
+        kind,
+      );
+    }
+    const c = carried();
+    for (const p of c.files.keys()) if (!p.endsWith(".erofs")) c.imageProblems.set(p, "never asked");
+    await checkCarriedCache(layout, c.manifest, c.cache, L);
   });
 
   test("rule: carried cache files need the head image's metadata, and it must be the only metadata; names are checked before it is read", T, async () => {
@@ -322,6 +343,8 @@ describe("save's pre-check of the home's image cache", () => {
         await writeSparse(fs, fsmeta, 4097, []);
         await assert.rejects(requiredCacheFiles(fs, layout, manifest), cacheRule(`required image cache artifact ${fsmeta} is not materialized (an EROFS image must be a non-empty multiple of 4096 bytes)`));
         await writeSparse(fs, fsmeta, 4096, []);
+        await assert.rejects(requiredCacheFiles(fs, layout, manifest), cacheRule(`required image cache artifact ${fsmeta} is not a valid EROFS image: no EROFS superblock magic at byte 1024 (found 0x00000000) (${EROFS_RULE})`), "4096 zero bytes");
+        await writeSparse(fs, fsmeta, 4096, [[0, minimalErofs(4096)]]);
         await fs.remove(layer0);
         await assert.rejects(requiredCacheFiles(fs, layout, manifest), cacheRule(`required image cache artifact ${layer0} is missing`));
         await fs.remove(img.metadataPath);

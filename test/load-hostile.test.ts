@@ -36,6 +36,7 @@ import {
 } from "./helpers/archive-bundle.js";
 import { fingerprint, spyFs, writeBytes } from "./helpers/archive-fs.js";
 import { type Backend, BACKENDS, makeHome, noise, tree, writeSparse } from "./helpers/homes.js";
+import { minimalErofs } from "./helpers/erofs.js";
 import { buildImage } from "./helpers/image.js";
 import { base256, concatBytes, craftData, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
 import { skippableFrame, zstdCli as zstdPipe } from "./helpers/wasm-util.js";
@@ -688,11 +689,11 @@ for (const backend of BACKENDS) {
       await rejects(h, tarOf(...snapEntries(s), ...cacheEntries([...i.files, extra])), ImageCacheError, [extra.archivePath, "unexpected"]);
     });
 
-    withHome("an existing cache file with other content: nothing installed, nothing promoted", async (h) => {
+    withHome("an existing cache file with other content (a valid image: not corrupt, so not replaced): nothing installed, nothing promoted", async (h) => {
       const { i, s } = await imagedSnap();
       const fsmeta = i.files[1]!;
       await h.fs.mkdir(`${h.home}/cache/fsmeta`, { recursive: true });
-      await writeBytes(h.fs, `${h.home}/${fsmeta.archivePath}`, new Uint8Array(fsmeta.bytes.length).fill(7));
+      await writeBytes(h.fs, `${h.home}/${fsmeta.archivePath}`, minimalErofs(fsmeta.bytes.length, 999));
       await rejects(h, tarOf(...snapEntries(s), ...cacheEntries(i.files)), ImageCacheError, [`${h.home}/${fsmeta.archivePath}`, "different content"]);
     });
 

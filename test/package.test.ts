@@ -121,12 +121,12 @@ describe(`the npm package on ${RUNTIME}`, () => {
     }
   });
 
-  test("snapbundle/core alone reads no file: zstd needs a registered .wasm reader, and the error says how", () => {
+  test("snapbundle/core alone reads no file: zstd needs a host that reads .wasm, and the error says how", () => {
     const project = dirname(dirname(pkgDir));
     const script = join(project, "core-only.mjs");
     writeFileSync(
       script,
-      `import { SnapshotStore, memFs, setWasmReader, WasmUnavailable } from "snapbundle/core";\n` +
+      `import { SnapshotStore, memFs, installHost, WasmUnavailable } from "snapbundle/core";\n` +
         `import { Volume } from "${join(repo, "node_modules", "memfs", "lib", "index.js")}";\n` +
         `const vol = new Volume(); vol.mkdirSync("/s", { recursive: true }); vol.writeFileSync("/s/u", "hi");\n` +
         `const store = new SnapshotStore(memFs(vol), "/home");\n` +
@@ -134,7 +134,7 @@ describe(`the npm package on ${RUNTIME}`, () => {
         `try { await store.save("t", "/t.tar.zst"); console.log("saved without a reader"); }\n` +
         `catch (e) { console.log(JSON.stringify({ typed: e instanceof WasmUnavailable, code: e.code, message: e.message })); }\n` +
         `const { readFile } = await import("node:fs/promises");\n` +
-        `setWasmReader(async (url) => new Uint8Array(await readFile(url)));\n` +
+        `installHost({ name: "test", pid: 1, readWasm: async (url) => new Uint8Array(await readFile(url)) });\n` +
         `console.log((await store.save("t", "/t.tar.zst")).snapshots.length);\n`,
     );
     const [cmd, args] = runtimeArgs(script);
@@ -144,7 +144,7 @@ describe(`the npm package on ${RUNTIME}`, () => {
     assert.equal(failed.code, "wasm-unavailable");
     assert.match(failed.message, /zstd\.wasm: no reader of snapbundle's \.wasm files is registered/);
     assert.match(failed.message, /Import "snapbundle"/);
-    assert.match(failed.message, /setWasmReader\(/);
+    assert.match(failed.message, /installHost\(\{ name, pid, readWasm/);
     assert.equal(second, "1", "with a reader registered the same save succeeds");
   });
 

@@ -20,14 +20,14 @@ import {
   isZstdMagic,
   setZstdWorkerFactory,
   sha256Hex,
-  ZSTD_DEFAULT_MAX_WINDOW_BYTES,
-  ZSTD_MAX_WINDOW_BYTES,
-  zstdCompressStream,
-  zstdDecompressStream,
+  WasmError,
+  zstdDecompressStream as wasmDecompressStream,
   type ZstdWorker,
   type ZstdWorkerFactory,
 } from "../wasm/mod.js";
-import { threadWorker } from "../src/fs/node.js"; // importing the Node adapter registers the reader of zstd.wasm (wasm/ reads no file by itself) and, on Node, its Worker factory
+// the streams as the core sees them: wasm/'s, with its WasmErrors mapped to snapbundle's errors
+import { ZSTD_DEFAULT_MAX_WINDOW_BYTES, ZSTD_MAX_WINDOW_BYTES, zstdCompressStream, zstdDecompressStream } from "../src/zstd.js";
+import { nodeHost, threadWorker } from "../src/hosts/node.js";
 import { concat, randomBytes } from "./helpers/bytes.js";
 import {
   collectGarbage,
@@ -412,6 +412,45 @@ describe("zstd damaged streams", () => {
   });
 });
 
+describe("wasm/ is a leaf: its own errors, mapped by the core", () => {
+  const z = zstdCli(textBytes(256 * KiB, 63), ["-3"]);
+
+  /** The error wasm/'s own decompressor fails with on `data`. */
+  async function wasmError(data: Uint8Array, maxWindowBytes?: number): Promise<WasmError> {
+    try {
+      await pipe(data, wasmDecompressStream({ maxWindowBytes }), 100_000);
+    } catch (e) {
+      assert.ok(e instanceof WasmError, `expected a WasmError, got ${String(e)}`);
+      assert.ok(!(e instanceof CompressionError || e instanceof ArchiveError));
+      return e;
+    }
+    assert.fail("decompression succeeded but should have failed");
+  }
+
+  test("rule: wasm/ fails with a WasmError carrying a code and the frame's figures; the core maps each code to its own error", async () => {
+    const cut = z.subarray(0, z.length - 3);
+    const truncated = await wasmError(cut);
+    assert.deepEqual([truncated.code, truncated.detail], ["truncated", { frameStart: 0, consumed: cut.length }]);
+    assert.ok((await decodeError(cut)) instanceof CompressionError);
+
+    const bad = z.slice();
+    bad[z.length - 2]! ^= 0x01;
+    const checksum = await wasmError(bad);
+    assert.deepEqual([checksum.code, checksum.detail], ["checksum", { frameStart: 0, frameEnd: z.length }]);
+
+    const big = zstdCli(textBytes(64 * KiB, 64), ["--long=21", "-3"], { pipe: true });
+    const window = await wasmError(big, 1024 * KiB);
+    assert.deepEqual([window.code, window.detail], ["window-too-large", { frameStart: 0, window: 2 * MiB, maxWindow: MiB }]);
+    const mapped = await decodeError(big, { maxWindowBytes: MiB });
+    assert.ok(mapped instanceof ArchiveError);
+    assert.match(mapped.message, /needs a 2 MiB window, more than the 1 MiB allowed; raise maxWindowBytes/);
+
+    assert.equal((await wasmError(new Uint8Array())).code, "empty");
+    assert.throws(() => wasmDecompressStream({ maxWindowBytes: 7 }), (e: unknown) => e instanceof WasmError && e.code === "invalid-argument");
+    assert.throws(() => zstdDecompressStream({ maxWindowBytes: 7 }), InvalidArgument);
+  });
+});
+
 describe("zstd bounded memory", () => {
   // RSS is sampled before each forced collection, so it includes the garbage
   // of the last 16–32 MiB of data plus all that the streams retain.
@@ -556,8 +595,8 @@ describe("zstd bounded memory", () => {
 describe("zstd compress on a Worker", () => {
   type WebWorker = new (url: URL, options: { type: "module" }) => ZstdWorker;
   const Web = (globalThis as { Worker?: WebWorker }).Worker;
-  /** What the Node adapter registers: none where the runtime has a Web Worker (Deno, Bun). */
-  const runtimeDefault: ZstdWorkerFactory | undefined = typeof Web === "function" ? undefined : threadWorker;
+  /** What the Node/Deno/Bun host registers. */
+  const runtimeDefault: ZstdWorkerFactory | null = nodeHost().makeWorker ?? null;
   /** The runtime's compression Worker, counting how many the streams make and end. */
   function recorded(make?: ZstdWorkerFactory) {
     const log = { spawned: 0, terminated: 0 };

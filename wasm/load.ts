@@ -4,12 +4,12 @@
  *
  * A module is located with `new URL("./name.wasm", import.meta.url)` and
  * compiled once. Its bytes are read only by the reader an adapter registered
- * with {@link setWasmReader}: the Node adapter (`src/fs/node.ts`, part of
- * `snapbundle`) registers one; code that uses only `snapbundle/core`
- * registers its own. Nothing is read any other way (no `fetch`, no runtime
+ * with {@link setWasmReader}: the core's host seam (`src/host.ts`) registers
+ * its host's, and `snapbundle` installs the Node/Deno/Bun host; code that
+ * uses only `snapbundle/core` installs its own. Nothing is read any other way (no `fetch`, no runtime
  * `fs` module): this module, like the rest of the core, reaches no platform
- * API, and without a reader loading fails with {@link WasmUnavailable}
- * saying what to register.
+ * API, and without a reader loading fails with a {@link WasmError}
+ * (code `unavailable`) saying what to install.
  *
  * @example
  * ```ts
@@ -20,7 +20,7 @@
  * @module
  */
 
-import { WasmUnavailable } from "../src/errors.js";
+import { WasmError } from "./error.js";
 
 /** Reads the bytes of a `.wasm` file given its URL. */
 export type WasmReader = (url: URL) => Promise<Uint8Array>;
@@ -29,18 +29,17 @@ let reader: WasmReader | undefined;
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
- * Register how `.wasm` files are read: the only way they are read. The
- * Node adapter calls this when it is imported; code that uses only
- * `snapbundle/core` calls it once before compressing or decompressing.
- * Modules compiled already are kept.
+ * Register how `.wasm` files are read: the only way they are read
+ * (`undefined`: none). The core's host seam (`src/host.ts`, `installHost`)
+ * calls this with its host's `readWasm`. Modules compiled already are kept.
  *
  * @example
  * ```ts
- * import { setWasmReader } from "snapbundle/core";
+ * import { setWasmReader } from "./load.js"; // snapbundle's host seam calls it: installHost({ readWasm })
  * setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
  * ```
  */
-export function setWasmReader(read: WasmReader): void {
+export function setWasmReader(read: WasmReader | undefined): void {
   reader = read;
 }
 
@@ -83,9 +82,8 @@ export function wasmBytes(name: string): Promise<Uint8Array> {
 
 async function read(url: URL): Promise<Uint8Array> {
   if (reader !== undefined) return reader(url);
-  throw new WasmUnavailable(
-    `cannot read ${url.href}: no reader of snapbundle's .wasm files is registered. ` +
-      `Import "snapbundle" (its Node adapter, which also serves Deno and Bun, registers one), ` +
-      `or, using only "snapbundle/core", call setWasmReader(async (url) => bytes of the file at url) once before compressing or decompressing`,
+  throw new WasmError(
+    "unavailable",
+    `cannot read ${url.href}: no reader of snapbundle's .wasm files is registered (setWasmReader)`,
   );
 }

@@ -1,14 +1,14 @@
 /**
- * The body of a compression Worker (see `zstdCompressStream` in
- * `zstd.ts`): it compiles the zstd.wasm bytes it is sent, compresses each
+ * The body of a compression Worker (see `workerCompressStream` in
+ * `zstd-worker-host.ts`): it compiles the zstd.wasm bytes it is sent, compresses each
  * batch of input as it arrives, posts the output back, transferred, one
  * 1 MiB buffer at a time, and gives each batch back. Messages are {@link ToZstdWorker} in,
  * {@link FromZstdWorker} out, handled strictly in order.
  *
  * Platform-neutral: it uses only the Web Worker globals `onmessage` and
- * `postMessage`, which Deno and Bun give a Worker, and which the Node
- * adapter (`src/fs/node.ts`, which a thread it starts runs first) provides over
- * `node:worker_threads`.
+ * `postMessage`, which Deno and Bun give a Worker, and which the Node host
+ * provides over `node:worker_threads` (`src/hosts/node-thread.ts`, which a
+ * thread it starts runs first).
  *
  * @example
  * ```ts
@@ -18,7 +18,8 @@
  * @module
  */
 
-import { type FromZstdWorker, openPushCompressor, type PushCompressor, type ToZstdWorker } from "./zstd.js";
+import { openPushCompressor, type PushCompressor } from "./zstd-compress.js";
+import type { FromZstdWorker, ToZstdWorker } from "./zstd-worker-host.js";
 
 interface WorkerScope {
   onmessage: ((event: { data: ToZstdWorker }) => void) | null;

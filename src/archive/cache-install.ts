@@ -18,57 +18,83 @@ import type { HomeLayout } from "../layout.js";
 import type { Manifest } from "../manifest.js";
 import { dirname, join } from "../path.js";
 import { scanFile } from "../sparse.js";
-import { checkCarriedCache, MAX_METADATA_BYTES } from "./image-cache.js";
+import { type CacheFile, cacheTargetProblem, checkCarriedCache, erofsFileProblem, MAX_METADATA_BYTES } from "./image-cache.js";
 import type { Move } from "./promote.js";
 import { removeDirIfEmpty, type UndoLog } from "./undo.js";
 
 /**
  * Step 5. If the archive carried image cache files: what is staged passes
  * {@link checkCarriedCache} (the rule `verify BUNDLE` applies too), and each
- * file already in the cache has identical content. Then install by rename,
- * the metadata last.
+ * file already in the cache has identical content (kept) or is corrupt
+ * (replaced: set aside, renamed back if the load fails). Then install by
+ * rename, the metadata last. Resolves the corrupt files replaced.
  *
  * @example
  * ```ts
  * await installStagedCache(fs, layout, stage.cache, head.manifest, label, undo);
  * ```
  */
-export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cacheStage: string, manifest: Manifest, label: string, undo: UndoLog): Promise<void> {
-  const carried = { root: cacheStage, files: await collectFiles(fs, cacheStage), readMetadata: (p: string) => readSmallFile(fs, p, MAX_METADATA_BYTES) };
+export async function installStagedCache(fs: FileSystem, layout: HomeLayout, cacheStage: string, manifest: Manifest, label: string, undo: UndoLog): Promise<HealedCacheFile[]> {
+  const carried = {
+    root: cacheStage,
+    files: await collectFiles(fs, cacheStage),
+    readMetadata: (p: string) => readSmallFile(fs, p, MAX_METADATA_BYTES),
+    imageProblem: (p: string, info: FileInfo) => erofsFileProblem(fs, p, info.size),
+  };
   const expected = await checkCarriedCache(layout, manifest, carried, label);
-  if (expected.length === 0) return;
+  if (expected.length === 0) return [];
   const metaPath = expected.find((f) => f.kind === "manifests")!.path;
-  const fresh: Move[] = [];
+  const fresh: (Move & { corrupt: string | null })[] = [];
   for (const f of expected) {
-    const move = { from: f.path, to: join(layout.cacheDir, f.path.slice(cacheStage.length + 1)) };
-    if (!(await cacheTargetIdentical(fs, move.from, move.to))) fresh.push(move);
+    const to = join(layout.cacheDir, f.path.slice(cacheStage.length + 1));
+    const target = await cacheTargetState(fs, { ...f, path: to }, f.path);
+    if (target !== "identical") fresh.push({ from: f.path, to, corrupt: target === "absent" ? null : target.corrupt });
   }
   // Metadata last: a reader that finds the metadata finds every file it names.
   const ordered = [...fresh.filter((m) => m.from !== metaPath), ...fresh.filter((m) => m.from === metaPath)];
+  const healed: HealedCacheFile[] = [];
   for (const m of ordered) {
     await mkdirTracked(fs, layout.cacheDir, m.to, undo);
+    if (m.corrupt !== null) {
+      // set the corrupt file aside in the staging directory (removed with it once the load
+      // succeeds), to be renamed back if the load fails; then the valid one takes its name
+      const aside = join(cacheStage, ".corrupt", m.to.slice(layout.cacheDir.length + 1));
+      await fs.mkdir(dirname(aside), { recursive: true });
+      await fs.rename(m.to, aside);
+      undo.push(`put back ${m.to}`, () => fs.rename(aside, m.to));
+      healed.push({ path: m.to, problem: m.corrupt });
+    }
     await fs.rename(m.from, m.to);
     undo.push(`remove ${m.to}`, () => fs.remove(m.to, { force: true }));
     // durable before the next rename: after a power cut the metadata never names a file that is gone
     await fs.syncDir(dirname(m.to));
   }
+  return healed;
+}
+
+/** A corrupt cache file a load replaced: where it was, and what was wrong with it. */
+export interface HealedCacheFile {
+  readonly path: string;
+  readonly problem: string;
 }
 
 /**
- * True when `target` already holds the same bytes as `source`; false when
- * nothing is there. A target that is not a regular file, or differs in size
- * or SHA-256, is an {@link ImageCacheError}: installing must not replace it.
+ * The state of the cache file `target` (its path in the home) against the
+ * staged `source`: absent; identical (kept); corrupt by
+ * {@link cacheTargetProblem} (to be replaced). A target that is not a
+ * regular file, or is valid with other content, is an
+ * {@link ImageCacheError}: installing must not replace it.
  */
-async function cacheTargetIdentical(fs: FileSystem, source: string, target: string): Promise<boolean> {
-  const t = await lstatOrNull(fs, target);
-  if (t === null) return false;
-  if (t.kind !== "file") throw new ImageCacheError(`cache target ${target} exists and is a ${t.kind}, not a regular file`);
+async function cacheTargetState(fs: FileSystem, target: CacheFile, source: string): Promise<"absent" | "identical" | { corrupt: string }> {
+  const t = await lstatOrNull(fs, target.path);
+  if (t === null) return "absent";
+  if (t.kind !== "file") throw new ImageCacheError(`cache target ${target.path} exists and is a ${t.kind}, not a regular file`);
   const s = await fs.lstat(source);
   const sha = async (p: string, size: number) => (await scanFile(fs, p, size, { algorithm: "sha256" })).digest;
-  if (s.size !== t.size || (await sha(source, s.size)) !== (await sha(target, t.size))) {
-    throw new ImageCacheError(`cache target ${target} already exists with different content`);
-  }
-  return true;
+  if (s.size === t.size && (await sha(source, s.size)) === (await sha(target.path, t.size))) return "identical";
+  const corrupt = await cacheTargetProblem(fs, target, t);
+  if (corrupt !== null) return { corrupt };
+  throw new ImageCacheError(`cache target ${target.path} already exists with different content`);
 }
 
 /** Create the parent directories of `target` below `root`, registering each new one for removal on undo. */

@@ -63,7 +63,7 @@
  */
 
 import { DESCRIPTOR_FILENAME, type DescriptorRead, isValidUpperFile, MAX_DESCRIPTOR_BYTES, readDescriptor } from "../descriptor.js";
-import { ArchiveError, InvalidSnapshot } from "../errors.js";
+import { ArchiveError, InvalidSnapshot, labelled } from "../errors.js";
 import { CACHE_KINDS, type CacheKind } from "../layout.js";
 import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
 import { MAX_METADATA_BYTES } from "./image-cache.js";
@@ -482,8 +482,7 @@ export class BundleGrammar {
     try {
       place = classifyEntry(entry.path, validateArchiveEntryType(entry));
     } catch (e) {
-      if (e instanceof ArchiveError) e.message = `${this.label}: ${e.message}`;
-      throw e;
+      throw e instanceof ArchiveError ? labelled(this.label, e) : e;
     }
     this.#checkDuplicate(entry.path);
     if (place.area === "msb06") return this.#admitMsb06(entry, place);

@@ -16,12 +16,13 @@
 import { sha256Hex } from "../../wasm/mod.js";
 import { ImageCacheError, InvalidArgument } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallFile } from "../io.js";
+import { lstatOrNull, readSmallFile, withFile } from "../io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "../json.js";
 import type { FileInfo } from "../fs/types.js";
-import { EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
+import { CACHE_KINDS, EROFS_BLOCK, type HomeLayout, isErofsMaterialized } from "../layout.js";
 import { isDigestForm, type Manifest } from "../manifest.js";
 import { dirname } from "../path.js";
+import { EROFS_RULE, ErofsCheck } from "./erofs.js";
 
 /** The largest image metadata file snapbundle reads (64 MiB). */
 export const MAX_METADATA_BYTES = 64 << 20;
@@ -122,6 +123,11 @@ export async function validateCachedMetadata(meta: CachedImageMetadata, manifest
   if (meta.manifest_digest !== manifest.image.manifest_digest) {
     throw new ImageCacheError(`${where}: image metadata is for ${meta.manifest_digest}, but the snapshot's image is ${manifest.image.manifest_digest}`);
   }
+  await checkMetadataItself(meta, where);
+}
+
+/** The part of {@link validateCachedMetadata} that needs no snapshot: the metadata hashes to the digests it records, and its layer digests have the digest form. */
+async function checkMetadataItself(meta: CachedImageMetadata, where: string): Promise<void> {
   await checkSha256(meta.raw_manifest_json, meta.manifest_digest, "raw manifest", where);
   await checkSha256(meta.raw_config_json, meta.config_digest, "image config", where);
   meta.layers.forEach((l, i) => {
@@ -168,6 +174,45 @@ export function cacheFileProblem(f: CacheFile, info: FileInfo | null): string | 
 }
 
 /**
+ * The EROFS rule (`./erofs.ts`) over the file at `path` of `size` bytes, by
+ * positioned reads of the few ranges it needs (bounded memory whatever the
+ * image's size). Resolves what is wrong, or `null` for a valid image.
+ *
+ * @example
+ * ```ts
+ * await erofsFileProblem(fs, "/h/cache/layers/sha256_ab.erofs", 4096); // null when valid
+ * ```
+ */
+export async function erofsFileProblem(fs: FileSystem, path: string, size: number): Promise<string | null> {
+  const check = new ErofsCheck(size);
+  if (check.need === null) return check.problem;
+  return withFile(fs, path, "r", async (h) => {
+    for (let r = check.need; r !== null; r = check.need) {
+      const buf = new Uint8Array(r.length);
+      for (let got = 0; got < r.length; ) {
+        const n = await h.read(buf.subarray(got), r.offset + got);
+        if (n === 0) return `the image ended at byte ${r.offset + got}, before the ${size} bytes it had`;
+        got += n;
+      }
+      check.supply(buf);
+    }
+    return check.problem;
+  });
+}
+
+/**
+ * {@link cacheFileProblem}, then for an EROFS file (layers, fsmeta) the
+ * EROFS rule, by `imageProblem` (what the EROFS check found, or `null`).
+ * Resolves the message part naming the rule, or `null` when the file is fine.
+ */
+export async function cacheFileVerdict(f: CacheFile, info: FileInfo | null, imageProblem: (path: string, info: FileInfo) => Promise<string | null>): Promise<string | null> {
+  const state = cacheFileProblem(f, info);
+  if (state !== null || (f.kind !== "layers" && f.kind !== "fsmeta")) return state;
+  const problem = await imageProblem(f.path, info!);
+  return problem === null ? null : `not a valid EROFS image: ${problem} (${EROFS_RULE})`;
+}
+
+/**
  * The image cache files one pass over an archive found: each file's path
  * below `root` with its state, and how to read the metadata. A load's
  * staging directory is one (`root` is the staging directory); the records of
@@ -181,6 +226,8 @@ export interface CarriedCache {
   readonly files: ReadonlyMap<string, FileInfo>;
   /** The bytes of the carried metadata at `path` (one of `files`; called only when it is the one metadata file carried). */
   readMetadata(path: string): Promise<Uint8Array>;
+  /** The EROFS rule's verdict on the carried layer or fsmeta file at `path` (one of `files`): `null` when valid. */
+  imageProblem(path: string, info: FileInfo): Promise<string | null>;
 }
 
 /**
@@ -188,7 +235,8 @@ export interface CarriedCache {
  * when it carries any cache file, it carries the metadata of the head
  * snapshot's image and no other metadata, that metadata is consistent with
  * the snapshot ({@link validateCachedMetadata}), every file the image needs
- * is there ({@link cacheFileProblem}), and nothing else is. Names are
+ * is there and every EROFS file is a valid image ({@link cacheFileVerdict}),
+ * and nothing else is. Names are
  * checked before the metadata is read, so a pass need keep only one
  * metadata document. Resolves the expected files, metadata first (none when
  * nothing was carried); throws {@link ImageCacheError} naming the archive
@@ -196,7 +244,7 @@ export interface CarriedCache {
  *
  * @example
  * ```ts
- * const expected = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata }, "a.tar.zst");
+ * const expected = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata, imageProblem }, "a.tar.zst");
  * ```
  */
 export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, carried: CarriedCache, label: string): Promise<CacheFile[]> {
@@ -220,7 +268,7 @@ export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, 
   await validateCachedMetadata(meta, manifest, `${label}: cache/${rel(metaPath)}`);
   const expected = await expectedCacheFiles(layout, manifest, meta, root);
   for (const f of expected) {
-    const problem = cacheFileProblem(f, files.get(f.path) ?? null);
+    const problem = await cacheFileVerdict(f, files.get(f.path) ?? null, carried.imageProblem);
     if (problem !== null) throw new ImageCacheError(`${label}: image cache file ${f.archivePath} is ${problem === "missing" ? "missing from the archive" : problem}`);
   }
   const wanted = new Set(expected.map((f) => f.path));
@@ -230,7 +278,8 @@ export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, 
 
 /**
  * Save's pre-check: the head image's metadata exists in the home's cache and
- * matches the snapshot, and every required file is a regular file. Throws
+ * matches the snapshot, every required file is a regular file, and every
+ * EROFS file a valid image (the rule load applies, {@link cacheFileVerdict}). Throws
  * {@link ImageCacheError} naming what is missing.
  */
 export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, manifest: Manifest): Promise<CacheFile[]> {
@@ -243,8 +292,71 @@ export async function requiredCacheFiles(fs: FileSystem, layout: HomeLayout, man
   await validateCachedMetadata(meta, manifest, `cached image metadata ${metaPath}`);
   const files = await expectedCacheFiles(layout, manifest, meta, layout.cacheDir);
   for (const f of files) {
-    const problem = cacheFileProblem(f, await lstatOrNull(fs, f.path));
+    const problem = await cacheFileVerdict(f, await lstatOrNull(fs, f.path), (p, info) => erofsFileProblem(fs, p, info.size));
     if (problem !== null) throw new ImageCacheError(`required image cache artifact ${f.path} is ${problem}`);
   }
   return files;
+}
+
+/**
+ * Whether a file already in the home's cache is corrupt: an EROFS file
+ * (layers, fsmeta) that is not a valid image ({@link cacheFileVerdict}), or
+ * image metadata that does not parse or does not hash to the digests it
+ * records. No carried file is content-addressed (fsmeta and VMDK are named
+ * by the image's manifest digest, a layer by the digest of its uncompressed
+ * tar, metadata by the hash of the image reference), so these are the
+ * checks a name allows; a VMDK descriptor has no rule. Resolves what is
+ * wrong, or `null` when the file passes (or no rule can tell).
+ *
+ * @example
+ * ```ts
+ * await cacheTargetProblem(fs, { path, archivePath, kind: "layers" }, await fs.lstat(path)); // null when valid
+ * ```
+ */
+export async function cacheTargetProblem(fs: FileSystem, f: CacheFile, info: FileInfo): Promise<string | null> {
+  if (f.kind === "layers" || f.kind === "fsmeta") return cacheFileVerdict(f, info, (p, i) => erofsFileProblem(fs, p, i.size));
+  if (f.kind !== "manifests") return null;
+  try {
+    await checkMetadataItself(await readImageMetadataFile(fs, f.path), `image metadata ${f.path}`);
+    return null;
+  } catch (e) {
+    if (e instanceof ImageCacheError) return e.message;
+    throw e;
+  }
+}
+
+/** A corrupt file {@link scanCache} found. */
+export interface CorruptCacheFile {
+  readonly path: string;
+  readonly kind: CacheFile["kind"];
+  readonly problem: string;
+}
+
+/**
+ * `verify --cache`: every file of the home's image cache (`cache/<kind>/`,
+ * by its extension; msb's `.lock` files and `cache/tmp` are not cache
+ * files) checked by {@link cacheTargetProblem}, in name order. Changes
+ * nothing. Resolves how many were checked and the corrupt ones.
+ *
+ * @example
+ * ```ts
+ * const { checked, corrupt } = await scanCache(fs, new HomeLayout("/root/.microsandbox"));
+ * ```
+ */
+export async function scanCache(fs: FileSystem, layout: HomeLayout): Promise<{ checked: number; corrupt: CorruptCacheFile[] }> {
+  let checked = 0;
+  const corrupt: CorruptCacheFile[] = [];
+  for (const [kind, ext] of Object.entries(CACHE_KINDS) as [CacheFile["kind"], string][]) {
+    const dir = `${layout.cacheDir}/${kind}`;
+    const names = (await lstatOrNull(fs, dir))?.kind === "directory" ? await fs.readdir(dir) : [];
+    for (const name of names.filter((n) => n.endsWith(ext)).sort()) {
+      const path = `${dir}/${name}`;
+      const info = await fs.lstat(path);
+      checked++;
+      const f = { path, archivePath: `cache/${kind}/${name}`, kind };
+      const problem = info.kind === "file" ? await cacheTargetProblem(fs, f, info) : `a ${info.kind}, not a regular file`;
+      if (problem !== null) corrupt.push({ path, kind, problem });
+    }
+  }
+  return { checked, corrupt };
 }

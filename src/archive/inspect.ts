@@ -31,6 +31,7 @@ import { checkIntegrityAlgorithm, checkIntegrityMatch, INTEGRITY_ALGORITHMS, man
 import { createUpperHasher } from "../sparse.js";
 import type { TarEntry } from "../tar/mod.js";
 import type { BundleContents, FilePlace, Msb06Contents } from "./grammar.js";
+import { ErofsStreamCheck } from "./erofs.js";
 import { type CarriedCache, checkCarriedCache } from "./image-cache.js";
 import { parseInventory } from "./inventory.js";
 import { headIndex } from "./load.js";
@@ -298,17 +299,28 @@ async function reportOf(pass: BundlePass, head: string | null): Promise<{ report
 /**
  * The cache files a pass streams past, by the path a load stages them under
  * (a {@link CarriedCache} rooted at `cache`: `cache/<kind>/<file>`, for a 0.6
- * bundle's `images/<kind>/<file>` too): each one's size, and the bytes of the
- * image metadata while it is the only one (a second one is refused by name, unread).
+ * bundle's `images/<kind>/<file>` too): each one's size, the EROFS rule's
+ * verdict on each layer and fsmeta file (checked as it streams past), and the
+ * bytes of the image metadata while it is the only one (a second one is refused by name, unread).
  */
 class CacheRecorder {
   readonly #files = new Map<string, FileInfo>();
   #metadata: { path: string; bytes: Uint8Array } | null = null;
   #metadataSeen = 0;
+  /** The EROFS rule's verdict on each layer and fsmeta file, by path. */
+  readonly #images = new Map<string, string | null>();
 
   async add(kind: CacheKind, file: string, data: Uint8Array | TarEntry): Promise<void> {
     const path = `cache/${kind}/${file}`;
-    this.#files.set(path, { kind: "file", size: data instanceof Uint8Array ? data.length : data.size, mtimeMs: 0, allocatedBytes: null });
+    const size = data instanceof Uint8Array ? data.length : data.size;
+    this.#files.set(path, { kind: "file", size, mtimeMs: 0, allocatedBytes: null });
+    if (kind === "layers" || kind === "fsmeta") {
+      // the EROFS rule, on the bytes as they stream past (nothing kept but the few it reads)
+      const check = new ErofsStreamCheck(size);
+      if (data instanceof Uint8Array) check.feed(data);
+      else for await (const seg of data.segments()) check.feed(seg.data, seg.offset);
+      this.#images.set(path, check.finish());
+    }
     if (kind !== "manifests") return;
     this.#metadataSeen++;
     this.#metadata = this.#metadataSeen > 1 ? null : { path, bytes: data instanceof Uint8Array ? data : await collectEntry(data) };
@@ -322,6 +334,10 @@ class CacheRecorder {
       readMetadata: async (path) => {
         if (metadata?.path !== path) throw new Error(`inspect: ${path} was not kept (the cache rule reads the only metadata carried)`);
         return metadata.bytes;
+      },
+      imageProblem: async (path) => {
+        if (!this.#images.has(path)) throw new Error(`inspect: ${path} was not checked as an EROFS image`);
+        return this.#images.get(path)!;
       },
     };
   }

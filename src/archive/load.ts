@@ -26,9 +26,9 @@
  * @module
  */
 
-import { checkMaxWindow } from "../../wasm/mod.js";
+import { checkMaxWindow } from "../zstd.js";
 import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
-import { ArchiveError } from "../errors.js";
+import { ArchiveError, labelled } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
@@ -79,6 +79,12 @@ export interface LoadOptions {
   readonly signal?: AbortSignal;
   /** Called when the install lock is held by another load, with who holds it. */
   readonly onLockWait?: (holder: string) => void;
+  /**
+   * Told, once the load has succeeded, what the user should know of it (one
+   * call per notice): a corrupt image cache file it replaced; a snapshot
+   * installed without its parent (only when `findInstalled` can tell).
+   */
+  readonly onNotice?: (notice: LoadNotice) => void;
   /** Bound on waiting for the install lock (default 10 minutes). */
   readonly lockTimeoutMs?: number;
   /**
@@ -87,6 +93,31 @@ export interface LoadOptions {
    * holds up to one window of memory; a frame needing more is an {@link ArchiveError}.
    */
   readonly maxWindowBytes?: number;
+}
+
+/**
+ * Something a successful load tells the user: `cache-healed` names a corrupt
+ * image cache file (`path`) the load replaced, and what was wrong with it.
+ */
+export interface LoadNotice {
+  readonly code: "cache-healed" | "parent-missing";
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * The one-line notice of a snapshot whose parent neither the bundle nor the
+ * home holds (a bundle saved without `--with-parents`): it is installed, as
+ * microsandbox 0.6 installs it, but cannot be used until its parent is
+ * loaded. `where` is its path (load) or its name in the bundle (verify BUNDLE).
+ */
+export function parentMissingNotice(where: string, digest: string, parent: string, home: "home" | "bundle"): LoadNotice {
+  const held = home === "home" ? "is not in this home" : "the bundle does not carry";
+  return {
+    code: "parent-missing",
+    path: where,
+    message: `snapshot ${where} (${digest}) needs its parent ${parent}, which ${held}: load a bundle that carries the parent (its own, or one saved with --with-parents) before using it`,
+  };
 }
 
 /** Staging directories of one load (where the unpack step's {@link stagingSink} writes). */
@@ -104,6 +135,7 @@ export async function loadArchive(
   if (options.maxWindowBytes !== undefined) checkMaxWindow(options.maxWindowBytes);
   const snapshotsDir = options.dest ?? layout.snapshotsDir;
   const undo = new UndoLog();
+  const notices: LoadNotice[] = [];
   const policy = options.sweep ?? defaultSweepPolicy();
   await sweepStaleStaging(fs, layout, snapshotsDir, policy);
   if (snapshotsDir !== layout.snapshotsDir) await sweepStaleStaging(fs, layout, layout.snapshotsDir, policy);
@@ -121,6 +153,7 @@ export async function loadArchive(
     }
     await ensureNotInstalled(head, options.name, options.findInstalled, label);
     const moves = promotionPlan(imported, head, snapshotsDir, options.name);
+    await noteMissingParents(imported, moves, options.findInstalled, notices);
     options.onStep?.({ phase: "installing", bytes: 0, total: 0 });
     throwIfAborted(options.signal);
     // Steps 4–6 under the home's install lock: two loads never interleave their
@@ -133,7 +166,9 @@ export async function loadArchive(
         // again under the lock: a load racing this one may have installed the head meanwhile
         await ensureNotInstalled(head, options.name, options.findInstalled, label);
         await ensurePromoteTargetsAvailable(fs, moves);
-        await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo);
+        for (const h of await installStagedCache(fs, layout, stage.cache, head.manifest, label, installUndo)) {
+          notices.push({ code: "cache-healed", path: h.path, message: `replaced the corrupt image cache file ${h.path} (${h.problem})` });
+        }
         await writePromoteJournal(fs, layout, moves);
         await promoteStage(fs, moves, snapshotsDir, installUndo);
         // open before committing: once committed, nothing may fail any more
@@ -145,19 +180,29 @@ export async function loadArchive(
         const stuck = await installUndo.rollback();
         // Rolled back: the journal has nothing left to hide. If it stays, the next load clears it.
         if (stuck.length === 0) await clearPromoteJournal(fs, layout).catch(() => {});
-        if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
-        throw e;
+        throw stuck.length > 0 ? labelled(`(and could not undo: ${stuck.join("; ")})`, e, "after") : e;
       }
     }, { signal: options.signal, onWait: options.onLockWait, timeoutMs: options.lockTimeoutMs });
     undo.commit();
+    for (const n of notices) options.onNotice?.(n);
     return installed;
   } catch (e) {
     const stuck = await undo.rollback();
-    if (stuck.length > 0 && e instanceof Error) e.message += ` (and could not undo: ${stuck.join("; ")})`;
-    throw e;
+    throw stuck.length > 0 ? labelled(`(and could not undo: ${stuck.join("; ")})`, e, "after") : e;
   } finally {
     await removeStaging(fs, stage);
     await lease.release();
+  }
+}
+
+/** A {@link parentMissingNotice} for each imported snapshot whose parent is neither imported nor installed (when the caller can tell: `findInstalled`). */
+async function noteMissingParents(imported: readonly Snapshot[], moves: readonly { from: string; to: string }[], findInstalled: LoadOptions["findInstalled"], notices: LoadNotice[]): Promise<void> {
+  if (findInstalled === undefined) return;
+  const digests = new Set(imported.map((s) => s.digest));
+  for (const s of imported) {
+    const parent = s.manifest.parent;
+    if (parent === null || digests.has(parent) || (await findInstalled(parent)) !== null) continue;
+    notices.push(parentMissingNotice(moves.find((m) => m.from === s.path)!.to, s.digest, parent, "home"));
   }
 }
 

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { checkLevel, ZSTD_DEFAULT_LEVEL, zstdCompressStream } from "../../wasm/mod.js";
+import { checkLevel, ZSTD_DEFAULT_LEVEL, zstdCompressStream } from "../zstd.js";
 import { abortableWritable, throwIfAborted } from "../abort.js";
 import { FsError, InvalidArgument, isFsError, OutputRefused, SnapshotNotFound } from "../errors.js";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.js";

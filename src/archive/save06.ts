@@ -20,7 +20,8 @@
  * @module
  */
 
-import { checkLevel, createSha256, sha256Hex } from "../../wasm/mod.js";
+import { createSha256, sha256Hex } from "../../wasm/mod.js";
+import { checkLevel } from "../zstd.js";
 import { canonicalDescriptor, DESCRIPTOR_FILENAME, descriptorFromManifest, MAX_DESCRIPTOR_BYTES, MERKLE_BLAKE3 } from "../descriptor.js";
 import { MANIFEST_FILENAME } from "../manifest.js";
 import { InvalidArgument, InvalidManifest } from "../errors.js";

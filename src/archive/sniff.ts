@@ -16,7 +16,7 @@
  * @module
  */
 
-import { isZstdMagic } from "../../wasm/mod.js";
+import { isZstdMagic } from "../zstd.js";
 import { ArchiveError } from "../errors.js";
 import { headerFormat, type HeaderFormat, isZeroBlock, verifyChecksum } from "../tar/header.js";
 import { decompressIfZstd, peekStream, type ZstdReadOptions } from "./streams.js";

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { isZstdMagic, zstdDecompressStream } from "../../wasm/mod.js";
+import { isZstdMagic, zstdDecompressStream } from "../zstd.js";
 import type { FileHandle, FileSystem } from "../fs/types.js";
 import { CHUNK_BYTES } from "../io.js";
 

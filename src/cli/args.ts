@@ -164,8 +164,9 @@ With --json, prints the snapshot (with --verify, plus "integrity").`,
   {
     name: "verify",
     args: ["<name|digest|path|bundle|->"],
-    options: {},
-    usage: "verify <name|digest|path|bundle|->",
+    optionalArgs: 1, // none with --cache
+    options: { cache: { type: "boolean" } },
+    usage: "verify <name|digest|path|bundle|->  |  verify --cache",
     summary: "check a snapshot's upper, or a whole bundle, against its recorded integrity",
     help: `Read the whole upper and check it against the integrity its manifest records.
 
@@ -180,7 +181,14 @@ a snapshot with no recorded integrity is reported as "not-recorded", and a
 microsandbox 0.6 checkpoint (no payload) as "unsupported"; neither is an error.
 Algorithms: sha256, msb-sparse-sha256-v1, msb-file-merkle-blake3-v1.
 
-With --json, prints the snapshot plus "integrity": {status, algorithm, digest}.`,
+verify --cache checks every file of the home's image cache instead and
+changes nothing: each layer and fsmeta .erofs file must be a valid EROFS
+image, each cached image metadata must parse and hash to the digests it
+records. Exit status 1 if any is corrupt (each is listed); a load of a bundle
+carrying a corrupt file replaces it.
+
+With --json, prints the snapshot plus "integrity": {status, algorithm, digest}
+(--cache: {cache, checked, corrupt: [{path, kind, problem}]}).`,
   },
   {
     name: "rm",

@@ -13,7 +13,9 @@
 
 import { fstatSync, statSync } from "node:fs";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
-import { SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
+import { scanCache } from "../archive/image-cache.js";
+import { type LoadNotice, parentMissingNotice } from "../archive/load.js";
+import { ImageCacheError, SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
 import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
@@ -59,6 +61,8 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
+      if (values.cache === true) return verifyCache(ctx, command, positionals);
+      if (positionals.length === 0) throw new UsageError(`missing argument ${command.args[0]}`, command);
       if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
@@ -328,8 +332,10 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
   const total = fromStdin || !ctx.progress ? null : sizeOf(ctx, source);
   const bar = startProgress(ctx.progress, "unpacking", total);
   let head: SnapshotInfo;
+  const notices: LoadNotice[] = [];
   try {
     head = await ctx.store.load(stdin ? stdin.stream : source, {
+      onNotice: (n) => notices.push(n),
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
       maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
@@ -352,7 +358,8 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
     bar.stop();
   }
   if (stdin) await stdin.drain();
-  if (ctx.json) ctx.out(jsonDocument(head));
+  if (!ctx.json) for (const n of notices) ctx.err(`warning: ${printable(n.message)}\n`);
+  if (ctx.json) ctx.out(jsonDocument(notices.length === 0 ? head : { ...head, notices }));
   else say(ctx, `loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
 }
 
@@ -392,10 +399,14 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
       bar.stop();
     }
     if (stdin) await stdin.drain();
+    // verify: a snapshot whose parent the bundle lacks loads, without its parent (as msb 0.6 loads it): say so
+    const digests = new Set(report.snapshots.map((s) => s.digest));
+    const orphans = mode === "inspect" ? [] : report.snapshots.filter((s) => s.parent !== null && !digests.has(s.parent)).map((s) => parentMissingNotice(s.name, s.digest, s.parent!, "bundle"));
     if (ctx.json) {
-      ctx.out(jsonDocument(report));
+      ctx.out(jsonDocument(orphans.length === 0 ? report : { ...report, notices: orphans }));
       return;
     }
+    for (const o of orphans) ctx.err(`warning: ${printable(o.message)}\n`);
     if (mode === "verify") {
       const n = report.snapshots.length;
       say(ctx, `verified ${fromStdin ? "stdin" : printable(path!)}: ${n} snapshot${n === 1 ? "" : "s"}, head ${report.head}; a load into an empty home would succeed\n`);
@@ -445,6 +456,26 @@ function isSpecialFile(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * `snapbundle verify --cache`: check every file of the home's image cache,
+ * changing nothing. All valid: one line (or `{cache, checked, corrupt: []}`).
+ * Any corrupt: each on a "corrupt PATH: PROBLEM" line, then an
+ * {@link ImageCacheError} naming them all (exit status 1), as verify does.
+ */
+async function verifyCache(ctx: CommandContext, command: CommandSpec, positionals: readonly string[]): Promise<void> {
+  if (positionals.length > 0) throw new UsageError(`--cache checks the home's image cache and takes no argument (got '${positionals[0]}')`, command);
+  const layout = ctx.store.layout;
+  const { checked, corrupt } = await scanCache(ctx.store.fs, layout);
+  const files = `${checked} image cache file${checked === 1 ? "" : "s"}`;
+  if (corrupt.length > 0) {
+    if (!ctx.json) for (const c of corrupt) ctx.out(`corrupt ${printable(c.path)}: ${printable(c.problem)}\n`);
+    const list = corrupt.map((c) => `${c.path} (${c.problem})`).join("; ");
+    throw new ImageCacheError(`${corrupt.length} of ${files} in ${layout.cacheDir} corrupt: ${list}; a load of a bundle carrying the file replaces it, or remove it`);
+  }
+  if (ctx.json) ctx.out(jsonDocument({ cache: layout.cacheDir, checked, corrupt }));
+  else say(ctx, `checked ${files} in ${printable(layout.cacheDir)}: none corrupt\n`);
 }
 
 /** `snapbundle gc [--dry-run] [DIR…]`: remove (or list) the leftovers whose owner is gone. */

@@ -12,12 +12,12 @@
  * @module
  */
 
+import { formatBytes } from "../bytes.js";
 import type { SnapshotInfo } from "../store.js";
 
-const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-
 /**
- * Bytes as `512 B`, `1.5 KiB`, `4.0 GiB`.
+ * Bytes as the CLI's tables and summaries write them: `512 B`, `1.5 KiB`,
+ * `4.0 GiB` (one decimal, so columns line up; {@link formatBytes}).
  *
  * @example
  * ```ts
@@ -25,14 +25,7 @@ const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
  * ```
  */
 export function humanBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  let v = n;
-  let unit = -1;
-  while (v >= 1024 && unit < UNITS.length - 1) {
-    v /= 1024;
-    unit++;
-  }
-  return `${v.toFixed(1)} ${UNITS[unit]}`;
+  return formatBytes(n, { fixed: 1 });
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The CLI as a function: {@link runCli} parses `argv`, runs the command
- * against a {@link SnapshotStore} over `node:fs`, prints, and resolves the
+ * against a {@link SnapshotStore} over `node:fs` and the Node/Deno/Bun host, prints, and resolves the
  * exit status (0 success, 1 failure with one `error: …` line, 2 bad usage,
  * 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP).
  * `main.ts` calls it with the process's own streams.
@@ -20,10 +20,13 @@ import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { OperationAborted, SnapbundleError } from "../errors.js";
 import { nodeFs } from "../fs/node.js";
+import { installHost } from "../host.js";
+import { nodeHost } from "../hosts/node.js";
 import { SnapshotStore } from "../store.js";
 import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLine, usageLine, UsageError } from "./args.js";
 import { runCommand } from "./commands.js";
 import { jsonDocument } from "./format.js";
+import { indexRoots, msbWouldMigrate, syncMsbIndex } from "./msb-index.js";
 import { packageVersion } from "./version.js";
 
 /** Where the process's text output goes (stdout, stderr) and what it runs in. */
@@ -96,6 +99,7 @@ function errorPath(e: SnapbundleError): string | null {
  * ```
  */
 export async function runCli(argv: readonly string[], env: CliEnvironment): Promise<number> {
+  installHost(nodeHost()); // the CLI runs on node:fs and the Node/Deno/Bun host
   let usageCommand: CommandSpec | null = null;
   // Until the arguments parse, `--json` is whatever the raw argv says.
   let json = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : argv.length).includes("--json");
@@ -114,12 +118,16 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     const quiet = parsed.values.quiet === true;
     const home = resolveHome(parsed.values.home as string | undefined, env);
     const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });
+    // in an msb 0.6.7+ home a manifest.json artifact would be migrated (new identity) by the index update below
+    const values = parsed.command.name === "create" && parsed.values.layout === undefined && msbWouldMigrate(home, env.env) ? { ...parsed.values, layout: "snapshot" } : parsed.values;
     await runCommand(
       { store, json, quiet, progress: env.stderrIsTTY && !json && !quiet && parsed.values["no-progress"] !== true, out: env.out, err: env.err, signal: env.signal },
       parsed.command,
       parsed.positionals,
-      parsed.values,
+      values,
     );
+    // A home msb also uses: bring msb's own index (db/msb.db) in step with what we wrote.
+    if (["create", "load", "rm", "reindex"].includes(parsed.command.name)) syncMsbIndex({ home, roots: indexRoots(home), env: env.env, err: env.err });
     return 0;
   } catch (e) {
     // Interrupted: whatever the command failed with on its way out (e.g. stdin

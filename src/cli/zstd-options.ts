@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ZSTD_MAX_LEVEL, ZSTD_MAX_WINDOW_BYTES, ZSTD_MIN_LEVEL } from "../../wasm/mod.js";
+import { ZSTD_MAX_LEVEL, ZSTD_MAX_WINDOW_BYTES, ZSTD_MIN_LEVEL } from "../zstd.js";
 import { parseByteSize, UsageError } from "./args.js";
 
 /**

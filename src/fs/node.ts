@@ -36,64 +36,10 @@
  */
 
 import * as fsp from "node:fs/promises";
-import { readFileSync, readlinkSync, type Stats } from "node:fs";
-import { hostname } from "node:os";
-import { isMainThread, parentPort, Worker as ThreadWorker, workerData } from "node:worker_threads";
-import { setWasmReader, setZstdWorkerFactory, type ZstdWorker } from "../../wasm/mod.js";
-import { setProcessInfoSource } from "../lease.js";
+import type { Stats } from "node:fs";
 import { FsError } from "../errors.js";
 import { checkOffset, kindOf, toFsError } from "./shared.js";
 import type { FileHandle, FileInfo, FileKind, FileSystem, OpenMode, RemoveOptions } from "./types.js";
-
-// wasm/ reads snapbundle's .wasm files only through a registered reader: importing this adapter registers one.
-setWasmReader(async (url) => new Uint8Array(await fsp.readFile(url)));
-// Compression runs on a Worker: Deno's and Bun's own; on Node one over worker_threads,
-// which starts this module with the Worker script to run in `workerData`.
-if (typeof (globalThis as { Worker?: unknown }).Worker !== "function") setZstdWorkerFactory(threadWorker);
-const workerEntry = isMainThread ? undefined : (workerData as { snapbundleWorkerEntry?: unknown } | null)?.snapbundleWorkerEntry;
-if (typeof workerEntry === "string" && parentPort) runAsWebWorker(workerEntry, parentPort);
-// Leases name their owner's host, boot, pid namespace and start time from /proc (src/lease.ts).
-setProcessInfoSource({ readText: (p) => readFileSync(p, "utf8"), readLink: (p) => readlinkSync(p), hostname });
-
-/**
- * A `node:worker_threads` Worker running the module at `url`, seen as a Web
- * Worker ({@link ZstdWorker}): what this adapter registers on Node.
- *
- * @example
- * ```ts
- * setZstdWorkerFactory((url) => threadWorker(url));
- * ```
- */
-export function threadWorker(url: URL): ZstdWorker {
-  const thread = new ThreadWorker(new URL(import.meta.url), { workerData: { snapbundleWorkerEntry: url.href } });
-  const worker: ZstdWorker = {
-    onmessage: null,
-    onerror: null,
-    postMessage: (message, transfer) => thread.postMessage(message, transfer as never),
-    terminate: () => void thread.terminate(),
-    ref: () => thread.ref(),
-    unref: () => thread.unref(),
-  };
-  thread.on("message", (data: unknown) => worker.onmessage?.({ data }));
-  thread.on("error", (error: Error) => worker.onerror?.({ message: error.message, error }));
-  thread.on("exit", (code: number) => worker.onerror?.({ message: `the Worker exited (code ${code}) before the stream ended` }));
-  return worker;
-}
-
-/**
- * In a thread {@link threadWorker} started: give it the Web Worker globals
- * `postMessage` and `onmessage` over its parent port, then run `entry`
- * (wasm/zstd-worker.js), which uses only those. Messages posted before the
- * listener is attached wait in the port.
- */
-function runAsWebWorker(entry: string, port: NonNullable<typeof parentPort>): void {
-  const scope = globalThis as unknown as {
-    onmessage: ((event: { data: unknown }) => void) | null;
-    postMessage(message: unknown, transfer?: Transferable[]): void;
-  };
-  scope.postMessage = (message, transfer) => port.postMessage(message, transfer as never);
-  void import(entry).then(() => port.on("message", (data: unknown) => scope.onmessage?.({ data })));
-}
 
 /**
  * Create the `node:fs` adapter. It keeps no state; one instance can be shared.

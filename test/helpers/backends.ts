@@ -20,6 +20,7 @@ import { Volume } from "memfs";
 import { memFs } from "../../src/fs/memfs.js";
 import { nodeFs } from "../../src/fs/node.js";
 import type { FileSystem } from "../../src/fs/types.js";
+import "./node-host.js"; // the core learns the process (its .wasm reader, Workers, pid) from the installed host
 
 export interface Backend {
   readonly label: "memfs" | "node:fs";

@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { FsError } from "../../src/errors.js";
 import type { FileSystem } from "../../src/fs/types.js";
 import { BACKENDS, withBackend } from "./backends.js";
+import "./node-host.js";
 
 /** One adapter under test. */
 export interface FsAdapter {

@@ -5,6 +5,7 @@
 import type { FileInfo, FileSystem } from "../../src/fs/types.js";
 import { SnapshotStore } from "../../src/store.js";
 import type { Backend } from "./backends.js";
+import "./node-host.js"; // the core learns the process (its .wasm reader, Workers, pid) from the installed host
 
 export { type Backend, BACKENDS } from "./backends.js";
 export { noise } from "./bytes.js";

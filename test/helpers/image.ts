@@ -2,7 +2,8 @@
 import { createHash } from "node:crypto";
 import type { FileSystem } from "../../src/fs/types.js";
 import { HomeLayout } from "../../src/layout.js";
-import { noise, writeSparse } from "./homes.js";
+import { minimalErofs } from "./erofs.js";
+import { writeSparse } from "./homes.js";
 
 export interface BuiltImage {
   readonly ref: string;
@@ -41,8 +42,8 @@ export async function buildImage(fs: FileSystem, home: string, ref = "python:3.1
   for (const l of layerList) if (!files.includes(layout.layerPath(l.diff_id))) files.push(layout.layerPath(l.diff_id));
   for (const dir of ["manifests", "layers", "fsmeta", "vmdk"]) await fs.mkdir(`${home}/cache/${dir}`, { recursive: true });
   await writeSparse(fs, metadataPath, 0, [[0, JSON.stringify(metadata)]]);
-  await writeSparse(fs, files[1]!, 8192, [[0, noise(3000, 11)]]);
+  await writeSparse(fs, files[1]!, 8192, [[0, minimalErofs(8192, 11 + salt.length)]]);
   await writeSparse(fs, files[2]!, 0, [[0, `# Disk DescriptorFile\nversion=1\n${salt}\n`]]);
-  for (let i = 3; i < files.length; i++) await writeSparse(fs, files[i]!, 4096 * (i - 1), [[0, noise(5000, i)]]);
+  for (let i = 3; i < files.length; i++) await writeSparse(fs, files[i]!, 4096 * (i - 1), [[0, minimalErofs(4096 * (i - 1), i)]]);
   return { ref, manifest_digest, files, metadataPath, metadata };
 }

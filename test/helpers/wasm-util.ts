@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { concat, Rng } from "./bytes.js";
+import "./node-host.js";
 
 const WORDS = (() => {
   const rng = new Rng(42);
