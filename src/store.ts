@@ -124,7 +124,7 @@ interface IndexFile {
 const INDEX_VERSION = 1;
 const MAX_INDEX_BYTES = 64 << 20;
 
-/** True when a CLI argument names a path rather than a bare name (SPEC §3). */
+/** True when a CLI argument names a path rather than a bare name (docs/format.md §6). */
 export function isPathLike(arg: string): boolean {
   return arg.includes("/") || arg.startsWith(".") || arg.startsWith("~");
 }

@@ -1,4 +1,4 @@
-/** Save in the microsandbox 0.6 layout (SPEC-msb06 §2): refusals, what archive.json and the tar headers record, progress, abort, and which versions can load the result; the rules of src/archive/save06.ts. */
+/** Save in the microsandbox 0.6 layout (docs/format.md §9): refusals, what archive.json and the tar headers record, progress, abort, and which versions can load the result; the rules of src/archive/save06.ts. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { utimesSync } from "node:fs";

@@ -1,6 +1,6 @@
 /**
  * `msb-archive-member-blake3-v1`: the per-member BLAKE3 hash microsandbox
- * 0.6.9+ records in `archive.json` (SPEC-msb06 §2), over
+ * 0.6.9+ records in `archive.json` (docs/format.md §9), over
  *
  * ```
  * "msb-archive-member-blake3-v1\0" ‖ u64le len(kind) ‖ kind ‖ u64le len(path) ‖ path
