@@ -54,8 +54,11 @@ export class SnapshotAlreadyInstalled extends SnapshotAlreadyExists {
 
 /** A snapshot's upper does not match the integrity its manifest records. */
 export class SnapshotIntegrityError extends SnapbundleError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The upper file that does not match, when it is a file on disk (not an entry streaming past in a bundle). */
+  declare readonly path?: string;
+  constructor(message: string, options?: { cause?: unknown; path?: string }) {
     super("snapshot-integrity", message, options);
+    if (options?.path !== undefined) Object.defineProperty(this, "path", { value: options.path, enumerable: true, configurable: true, writable: true });
   }
 }
 
@@ -131,6 +134,27 @@ export class WasmUnavailable extends SnapbundleError {
   }
 }
 
+/** What the commonest errno codes mean, for messages a user reads. */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory",
+  EEXIST: "file exists",
+  EISDIR: "is a directory",
+  ENOTDIR: "not a directory",
+  ENOTEMPTY: "directory not empty",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "read-only file system",
+  EIO: "input/output error",
+  EXDEV: "on another filesystem",
+  EMFILE: "too many open files",
+  ENAMETOOLONG: "file name too long",
+  ELOOP: "too many levels of symbolic links",
+  EBUSY: "device or resource busy",
+  EFBIG: "file too large",
+};
+
 /**
  * A filesystem operation failed. `errno` is the POSIX code the adapter saw
  * (`ENOENT`, `ENOSPC`, `EIO`, …), `op` the operation and `path` its subject.
@@ -140,7 +164,9 @@ export class FsError extends SnapbundleError {
   readonly op: string;
   readonly path: string;
   constructor(errno: string, op: string, path: string, detail?: string, options?: { cause?: unknown }) {
-    super("fs", `${op} ${path}: ${errno}${detail ? ` (${detail})` : ""}`, options);
+    const words = ERRNO_WORDS[errno];
+    const said = [words, detail].filter((x) => x).join("; ");
+    super("fs", `${op} ${path}: ${errno}${said ? ` (${said})` : ""}`, options);
     this.errno = errno;
     this.op = op;
     this.path = path;

@@ -194,10 +194,11 @@ export function checkIntegrityAlgorithm(where: string, algorithm: string): void 
  * checkIntegrityMatch("a.tar.zst: files/ab…/upper.ext4", "snapshot", { algorithm: "sha256", digest }, computed);
  * ```
  */
-export function checkIntegrityMatch(where: string, form: SnapshotForm, recorded: { readonly algorithm: string; readonly digest: string }, actual: string | null): void {
+export function checkIntegrityMatch(where: string, form: SnapshotForm, recorded: { readonly algorithm: string; readonly digest: string }, actual: string | null, path?: string): void {
   if (actual !== recorded.digest) {
     throw new SnapshotIntegrityError(
       `${where}: upper does not match its recorded integrity (${recorded.algorithm}): ${form === "snapshot" ? DESCRIPTOR_FILENAME : MANIFEST_FILENAME} records ${recorded.digest}, upper hashes to ${actual}`,
+      { path },
     );
   }
 }
@@ -237,7 +238,7 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
     onChunk: tree === null ? undefined : (chunk, runs) => tree.addChunk(chunk.data, runs),
   });
   if (integrity === null) return { status: "not-recorded", algorithm: null, digest: null, extents: r.extents };
-  checkIntegrityMatch(upperPath, snap.form, integrity, tree === null ? r.digest : await tree.finish());
+  checkIntegrityMatch(upperPath, snap.form, integrity, tree === null ? r.digest : await tree.finish(), upperPath);
   return { status: "verified", algorithm: integrity.algorithm, digest: integrity.digest, extents: r.extents };
 }
 

@@ -24,7 +24,7 @@ import { loadArchive, type LoadOptions } from "./archive/load.js";
 import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
 import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
 import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
-import { FsError, InvalidArgument, isFsError, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
+import { FsError, InvalidArgument, isFsError, OutputRefused, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "./json.js";
@@ -32,6 +32,7 @@ import { HomeLayout } from "./layout.js";
 import { DESCRIPTOR_FILENAME } from "./descriptor.js";
 import { MANIFEST_FILENAME } from "./manifest.js";
 import { basename, dirname, join, normalize, resolve } from "./path.js";
+import { claimReading, refuseWhileRead } from "./reading.js";
 import {
   type CreateOptions,
   createSnapshot,
@@ -124,6 +125,24 @@ interface IndexFile {
 const INDEX_VERSION = 1;
 const MAX_INDEX_BYTES = 64 << 20;
 
+/** `e`, with `path` (the file at fault) for the CLI's `--json` error document. */
+function withPath<E extends SnapbundleError>(e: E, path: string): E {
+  Object.defineProperty(e, "path", { value: path, enumerable: false, configurable: true, writable: true });
+  return e;
+}
+
+/** Refuse, naming it, a bundle path that is missing or a directory, before any work. */
+async function checkBundlePath(fs: FileSystem, path: string): Promise<void> {
+  let info;
+  try {
+    info = await fs.stat(path);
+  } catch (e) {
+    if (isFsError(e, "ENOENT") || isFsError(e, "ENOTDIR")) throw withPath(new InvalidArgument(`cannot load ${path}: no such file`, { cause: e }), path);
+    throw e;
+  }
+  if (info.kind === "directory") throw withPath(new InvalidArgument(`cannot load ${path}: it is a directory, not a bundle; name the .tar.zst file to load`), path);
+}
+
 /** True when a CLI argument names a path rather than a bare name (docs/format.md §6). */
 export function isPathLike(arg: string): boolean {
   return arg.includes("/") || arg.startsWith(".") || arg.startsWith("~");
@@ -167,9 +186,23 @@ export class SnapshotStore {
     if (isPathLike(ref)) return openSnapshot(this.fs, this.absolutePath(ref));
     const byName = join(this.layout.snapshotsDir, ref);
     if ((await lstatOrNull(this.fs, byName)) !== null) return openSnapshot(this.fs, byName);
+    // a name in another indexed root (a load's or create's --dest): found by name as `ls` shows it
+    const named = (await this.list()).snapshots.filter((s) => s.name === ref);
+    if (named.length > 1) throw new InvalidArgument(`name ${JSON.stringify(ref)} names ${named.length} snapshots: ${named.map((s) => s.path).join(", ")}; name one by its path or digest`);
+    if (named.length === 1) return openSnapshot(this.fs, named[0]!.path);
     const found = await this.findByDigest(ref, { unique: true });
     if (found) return openSnapshot(this.fs, found.path);
-    throw new SnapshotNotFound(`no snapshot named ${JSON.stringify(ref)} in ${this.layout.snapshotsDir}, and no indexed snapshot has that digest`);
+    const short = /^(sha256:)?[0-9a-f]{1,11}$/.test(ref) ? `; a digest prefix needs at least 12 hex digits (${JSON.stringify(ref)} has ${ref.replace(/^sha256:/, "").length})` : "";
+    throw new SnapshotNotFound(`no snapshot named ${JSON.stringify(ref)} in ${this.layout.snapshotsDir} or another indexed directory, and no indexed snapshot has that digest${short}`);
+  }
+
+  /**
+   * Reclaim what killed operations left in this home (their owner provably
+   * gone), as every command that writes does first. Best effort: a sweep that
+   * fails is tried again by the next one.
+   */
+  private async reclaim(): Promise<void> {
+    await this.gc().catch(() => {});
   }
 
   /**
@@ -180,6 +213,7 @@ export class SnapshotStore {
   async create(name: string, options: CreateOptions & { readonly destDir?: string }): Promise<SnapshotInfo> {
     validateSnapshotName(name);
     const root = options.destDir === undefined ? this.layout.snapshotsDir : this.absolutePath(options.destDir);
+    await this.reclaim();
     return this.leavingNoTrace(root, async () => {
       // the home's form is read inside: a listing may write the index, which a failed create must not leave behind
       const form = options.form ?? (await this.homeForm());
@@ -242,12 +276,26 @@ export class SnapshotStore {
    * failure). See {@link saveArchive}.
    */
   async save(ref: string, out: string | WritableStream<Uint8Array>, options: SaveOptions & StoreSaveOptions = {}): Promise<SaveResult> {
+    await this.reclaim();
     const head = await this.resolve(ref);
+    const reading = await claimReading(this.fs, head);
+    try {
+      return await this.saveResolved(head, out, options);
+    } finally {
+      await reading?.release();
+    }
+  }
+
+  private async saveResolved(head: Snapshot, out: string | WritableStream<Uint8Array>, options: SaveOptions & StoreSaveOptions): Promise<SaveResult> {
     const findParent = async (digest: string) => {
       const found = await this.findByDigest(digest);
       return found === null ? null : openSnapshot(this.fs, found.path);
     };
     const target = typeof out === "string" ? this.absolutePath(out) : out;
+    if (typeof target === "string" && (await lstatOrNull(this.fs, target).catch(() => null))?.kind === "symlink") {
+      // renaming the archive into place would replace the link, not the file it names
+      throw withPath(new OutputRefused(`${target} is a symbolic link: name the file it points to (the CLI follows the link)`), target);
+    }
     const layout = options.layout ?? (head.form === "snapshot" ? "snapshot" : "manifest");
     if (layout === "manifest") {
       if (head.form === "snapshot") {
@@ -271,6 +319,11 @@ export class SnapshotStore {
    */
   async load(source: string | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<SnapshotInfo> {
     const dest = options.dest === undefined ? undefined : this.absolutePath(options.dest);
+    if (typeof source === "string") await checkBundlePath(this.fs, this.absolutePath(source));
+    if (dest !== undefined) {
+      const info = await this.fs.stat(dest).catch(() => null);
+      if (info !== null && info.kind !== "directory") throw withPath(new InvalidArgument(`cannot load into ${dest}: it is not a directory (--dest names the directory the snapshots go into)`), dest);
+    }
     return this.leavingNoTrace(dest ?? this.layout.snapshotsDir, async () => {
       // read-only: a load that fails must leave snapshots/ as it found it, index file included
       const findInstalled = async (digest: string) => (await this.findByDigest(digest, { readOnly: true }))?.path ?? null;
@@ -367,15 +420,24 @@ export class SnapshotStore {
    * renamed to a dot-name (so it vanishes from listings at once), then deleted.
    */
   async remove(ref: string, options: { force?: boolean } = {}): Promise<SnapshotInfo> {
+    await this.reclaim();
     const snap = await this.resolve(ref);
     const kids = (await this.children(snap.digest)).filter((c) => c.path !== snap.path);
     if (kids.length > 0 && !options.force) {
       throw new SnapshotInUse(
-        `snapshot ${snap.path} is the parent of ${kids.map((k) => k.path).join(", ")}; remove them first or force the removal`,
+        `snapshot ${snap.path} is the parent of ${kids.map((k) => k.path).join(", ")}; remove them first, or use --force (library: force: true) to remove it anyway`,
       );
     }
+    await refuseWhileRead(this.fs, snap.path);
     const trash = join(dirname(snap.path), stagingName(".msb-removing-"));
     await this.fs.rename(snap.path, trash);
+    // checked again once it is out of sight: a save that claimed it meanwhile keeps it
+    try {
+      await refuseWhileRead(this.fs, snap.path);
+    } catch (e) {
+      await this.fs.rename(trash, snap.path).catch(() => {});
+      throw e;
+    }
     try {
       await this.fs.syncDir(dirname(snap.path));
     } catch (e) {
@@ -397,6 +459,14 @@ export class SnapshotStore {
    */
   async reindex(dir?: string): Promise<{ snapshots: SnapshotInfo[]; problems: ListProblem[] }> {
     const extra = dir === undefined ? [] : [this.absolutePath(dir)];
+    for (const d of extra) {
+      const info = await lstatOrNull(this.fs, d).catch(() => null);
+      if (info?.kind !== "directory") {
+        const what = info === null ? "does not exist" : "is not a directory";
+        throw withPath(new InvalidArgument(`cannot index ${d}: it ${what}; nothing was added to the index`), d);
+      }
+    }
+    await this.reclaim();
     const prior = await this.readIndex();
     // a new root is remembered only by the index: writing it is then part of the command
     await this.reconcile({ fresh: true, roots: [...(prior?.roots ?? []), ...extra], mustWrite: extra.length > 0 });
@@ -437,6 +507,9 @@ export class SnapshotStore {
     try {
       const raw = plainJson(parseStrictJson(decodeUtf8Strict(bytes))) as IndexFile;
       if (raw?.version !== INDEX_VERSION || !Array.isArray(raw.roots) || !raw.roots.every((r) => typeof r === "string") || typeof raw.entries !== "object" || raw.entries === null) return null;
+      // The first root is always the home's own snapshots directory. Another one
+      // means the home was copied or moved here: that old path is not an extra root.
+      if (raw.roots.length > 0 && normalize(raw.roots[0]!) !== this.layout.snapshotsDir) return { version: INDEX_VERSION, roots: raw.roots.slice(1), entries: {} };
       return raw;
     } catch {
       return null; // corrupt: rebuild

@@ -79,7 +79,7 @@ describe(`strict CLI inputs on ${RUNTIME}`, () => {
     }
   });
 
-  test("--parent takes a name, a digest or a path of an existing snapshot, else fails naming it", async () => {
+  test("rule: --parent takes a name, a digest or a path of an existing snapshot; a missing one is a usage error (exit 2) naming it", async () => {
     const { root, home, upper, cleanup } = scratchDir("snapbundle-inputs-");
     try {
       const base = await createSnapshot(home, "base", upper);
@@ -90,7 +90,7 @@ describe(`strict CLI inputs on ${RUNTIME}`, () => {
       const missing = `sha256:${HEX64}`;
       for (const parent of ["nope", missing, join(root, "absent")]) {
         const r = await runCli(["--home", home, "create", "orphan", "--upper", upper, "--image", IMAGE_REF, "--image-digest", IMAGE_DIGEST, "--parent", parent]);
-        const line = errorLine(r, `--parent ${parent}`, 1);
+        const line = errorLine(r, `--parent ${parent}`, 2);
         assert.ok(line.startsWith(`error: --parent ${JSON.stringify(parent)}: `), line);
       }
       assert.equal(existsSync(join(home, "snapshots", "orphan")), false);

@@ -155,9 +155,9 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
       const fakeHome = join(root, "user");
       mkdirSync(fakeHome);
       assert.deepEqual(json(await runCli(["--json", "ls"], { env: { HOME: fakeHome } }), "ls in ~/.microsandbox"), []);
-      assert.equal(ok(await runCli(["ls"], { env: { HOME: fakeHome } }), "ls in ~/.microsandbox").stdout, `no snapshots in ${join(fakeHome, ".microsandbox", "snapshots")}\n`, "the default home is ~/.microsandbox");
+      assert.equal(ok(await runCli(["ls"], { env: { HOME: fakeHome } }), "ls in ~/.microsandbox").stdout, `no snapshots: the home ${join(fakeHome, ".microsandbox")} does not exist (choose another with --home or MSB_HOME)\n`, "the default home is ~/.microsandbox, and a missing one is said so");
       assert.equal(existsSync(join(fakeHome, ".microsandbox")), false, "ls, a read-only command, created nothing");
-      assert.match(ok(await runCli(["ls"], { env: { HOME: fakeHome } }), "empty ls").stdout, /^no snapshots in /);
+      assert.match(ok(await runCli(["ls"], { env: { HOME: fakeHome } }), "empty ls").stdout, /^no snapshots: the home /);
 
       const text = ok(await runCli(["--home", home, "inspect", "child"]), "inspect").stdout;
       assert.match(text, /^name:\s+child$/m);

@@ -71,6 +71,9 @@ describe("durable operation order", () => {
     assert.ok(promote >= 0, "the snapshot is promoted by a rename");
     const journal = indexOfOp(log, (o) => o.op === "rename" && o.to!.endsWith("/promote.json"));
     assert.ok(journal >= 0 && journal < promote, "the journal is in place before the promotion");
+    const cleared = indexOfOp(log, (o) => o.op === "remove" && o.path.endsWith("/promote.json"), promote);
+    assert.ok(cleared > promote, "the journal is removed after the promotion (the commit point)");
+    assert.ok(indexOfOp(log, (o) => o.op === "fsyncDir" && o.path === "/b/cache/tmp", cleared) > cleared, "and its removal fsynced: a journal back from a power cut would undo the load");
     const cacheRenames = log.filter((o) => o.op === "rename" && o.to!.startsWith("/b/cache/") && !o.to!.startsWith("/b/cache/tmp/"));
     assert.equal(cacheRenames.length, img.files.length);
     assert.equal(cacheRenames.at(-1)!.to, img.metadataPath.replace("/a/", "/b/"), "metadata installed last");

@@ -118,6 +118,11 @@ describe("grammar: duplicates", () => {
     refused([file(`${P}/manifest.json`, 1), file(`${P}/manifest.json`, 1)], [`"${P}/manifest.json"`, "appears twice"]);
     refused([dir("cache/"), dir("cache")], ['"cache"', "appears twice"]);
   });
+  test("rule: the duplicate rule compares paths byte for byte: snapshots Py/ and py/ are two (legal on Linux), and both load", () => {
+    const entries = ["Py", "py", "PY"].flatMap((p) => [dir(`${p}/`), file(`${p}/manifest.json`, 1), file(`${p}/upper.ext4`, 8192)]);
+    assert.deepEqual(run(entries).snapshots.map((s) => s.prefix), ["Py", "py", "PY"]);
+    refused([...entries, file("py/upper.ext4", 8192)], ['"py/upper.ext4"', "appears twice"]);
+  });
 });
 
 describe("grammar: types and paths", () => {

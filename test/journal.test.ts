@@ -16,6 +16,7 @@ import { HomeLayout } from "../src/layout.js";
 import { join } from "../src/path.js";
 import { BACKENDS, IMAGE, makeHome, writeSparse } from "./helpers/homes.js";
 import { FaultyFs } from "./helpers/faulty-fs.js";
+import { indexOfOp, RecordingFs } from "./helpers/recording-fs.js";
 import { errorRule, fsErrorRule } from "./helpers/error-rules.js";
 
 describe("promotion journal recovery", () => {
@@ -68,6 +69,17 @@ describe("promotion journal", () => {
       { to: "/h/snapshots//b/", digest: "sha256:" + "b".repeat(64) },
     ]);
     assert.deepEqual([...(await pendingPromotionTargets(fs, layout))], ["/h/snapshots/a", "/h/snapshots/b"]);
+  });
+
+  test("rule: committing removes the journal and then fsyncs its directory: after a power cut it cannot come back and undo a finished load", async () => {
+    const rec = new RecordingFs(memFs(new Volume()));
+    await rec.mkdir(layout.cacheTmpDir, { recursive: true });
+    await writePromoteJournal(rec, layout, [{ to: "/h/snapshots/a", digest: "sha256:" + "a".repeat(64) }]);
+    rec.reset();
+    await clearPromoteJournal(rec, layout);
+    const removed = indexOfOp(rec.log, (o) => o.op === "remove" && o.path === join(layout.cacheTmpDir, PROMOTE_JOURNAL));
+    assert.ok(removed >= 0, JSON.stringify(rec.log));
+    assert.ok(indexOfOp(rec.log, (o) => o.op === "fsyncDir" && o.path === layout.cacheTmpDir, removed) > removed, `the removal is made durable: ${JSON.stringify(rec.log)}`);
   });
 
   test("rule: committing removes the journal, and committing again finds none and succeeds", async () => {

@@ -309,7 +309,7 @@ describe("save's output", () => {
       writeFileSync(out, "keep me");
       const refused = await runCli(["--home", home, "save", "a", out]);
       assert.equal(refused.code, 1);
-      assert.equal(refused.stderr, `error: ${out} already exists; use --force (library: overwrite: true) to replace it\n`);
+      assert.equal(refused.stderr, `error: ${out} already exists; use --force to replace it\n`);
       assert.equal(readFileSync(out, "utf8"), "keep me");
       assert.equal((await runCli(["--home", home, "save", "a", out, "--force"])).code, 0);
       assert.notEqual(readFileSync(out, "latin1"), "keep me");

@@ -2,11 +2,12 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
 import { hashedChunks, hashingEntry, MEMBER_BLAKE3, MemberHasher, memberKind, sparseDescriptors } from "../src/archive/member-hash.js";
+import { discardSink, unpackArchive } from "../src/archive/unpack.js";
 import { readTar, type TarEntry } from "../src/tar/mod.js";
 import { noise } from "./helpers/homes.js";
 import { referenceMemberHash } from "./helpers/msb06-reference.js";
@@ -99,6 +100,45 @@ describe("member kinds", () => {
       ["other/a/b", null],
     ];
     for (const [path, kind] of cases) assert.equal(memberKind(path), kind, path);
+  });
+});
+
+describe("the member hash of a payload ending in a hole", () => {
+  test("rule: a load hashes a GNU sparse payload that ends in a hole with its (realsize, 0) descriptor: the reference hash of what GNU tar wrote", T, async () => {
+    const dir = tempDir("member-hole");
+    try {
+      const path = `files/${"c".repeat(64)}/upper.ext4`;
+      mkdirSync(join(dir, `files/${"c".repeat(64)}`), { recursive: true });
+      // data at 4 KiB, then 200 KB of hole to the end
+      makeSparseFile(join(dir, path), 212_992, [{ offset: 4096, data: noise(5000, 9) }]);
+      execFileSync("tar", ["--format=gnu", "-S", "-cf", "s.tar", path], { cwd: dir });
+      const bytes = new Uint8Array(readFileSync(join(dir, "s.tar")));
+      // the facts as GNU tar's old-GNU header records them, read by hand
+      const h = bytes.subarray(0, 512);
+      assert.equal(String.fromCharCode(h[156]!), "S");
+      const field = (o: number) => parseInt(new TextDecoder().decode(h.subarray(o, o + 11)), 8);
+      const ranges: [number, number][] = [];
+      for (let k = 0; k < 4 && h[386 + 24 * k] !== 0; k++) ranges.push([field(386 + 24 * k), field(398 + 24 * k)]);
+      const realSize = field(483);
+      assert.equal(realSize, 212_992);
+      assert.deepEqual(ranges.at(-1), [212_992, 0], "GNU tar ends the map with the (realsize, 0) terminator");
+      const encodedSize = field(124);
+      const stored = bytes.subarray(512, 512 + encodedSize);
+      const expected = await referenceMemberHash({ kind: "file-payload", path, encodedSize, apparentSize: realSize, ranges, stored });
+      const without = await referenceMemberHash({ kind: "file-payload", path, encodedSize, apparentSize: realSize, ranges: ranges.slice(0, -1), stored });
+      assert.notEqual(without, expected, "the terminator is part of the hash");
+      // what a load observes for the member (the unpack step hashes it as it streams)
+      let observed: string | null = null;
+      try {
+        const contents = await unpackArchive(bytesStream(concatBytes(bytes.subarray(0, 512 + Math.ceil(encodedSize / 512) * 512), craftHeader({ name: "archive.json", size: 2 }), craftData(new TextEncoder().encode("{}")), END)), discardSink, { label: "s.tar" });
+        observed = contents.msb06?.observed.get(path)?.memberHash ?? null;
+      } catch (e) {
+        observed = (e as Error).message;
+      }
+      assert.equal(observed, expected);
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

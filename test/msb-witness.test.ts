@@ -79,36 +79,36 @@ describe("msb witness: msb snapshot save → our inspect, verify, load", () => {
     const opts = layout === "snapshot" ? SKIP : { ...T, skip: MSB_SKIP || HEAVY };
     test(`rule: a bundle msb saves from a ${layout}-created chain is read and loaded intact by us (${saves.map((s) => s.join(" ") || "default").join("; ")})`, opts, async () => {
       await withMsbHome("msb-save-", async (root, home) => {
-      const upper = upperIn(root);
-      await create(home, "base", upper, ["--integrity", "--layout", layout]);
-      await create(home, "kid", upper, ["--parent", "base", "--layout", layout]);
-      msbOk(home, ["snapshot", "reindex"]);
-      // msb rewrote manifest.json artifacts into snapshot.json: read the identities after that
-      const listed = (await sb(home, ["ls"], NO_MSB)) as any[];
-      const base = listed.find((s) => s.name === "base")!;
-      const kid = listed.find((s) => s.name === "kid")!;
-      assert.equal(base.form, "snapshot");
-      assert.equal(kid.parent, base.digest);
-      for (const opts of saves) {
-        const out = join(root, `msb-${opts.join("") || "plain"}.tar${opts.includes("--plain-tar") ? "" : ".zst"}`);
-        msbOk(home, ["snapshot", "save", "kid", out, ...opts]);
-        const withParents = opts.includes("--with-parents");
-        const report = await sb(home, ["inspect", out], NO_MSB);
-        assert.equal(report.head, kid.digest, `${opts}: head`);
-        assert.deepEqual(report.snapshots.map((s: any) => s.digest), withParents ? [base.digest, kid.digest] : [kid.digest], `${opts}: snapshots`);
-        const verified = await runCli(["--home", join(root, "nowhere"), "verify", out]);
-        expectRun(verified, `verify ${out}`, 0);
-        const target = join(root, `target-${opts.join("")}`);
-        if (!withParents) {
-          // a child saved alone loads where its parent is installed already
-          const parent = join(root, "msb-base.tar.zst");
-          if (!existsSync(parent)) msbOk(home, ["snapshot", "save", "base", parent]);
-          assert.equal((await sb(target, ["load", parent], NO_MSB)).digest, base.digest);
+        const upper = upperIn(root);
+        await create(home, "base", upper, ["--integrity", "--layout", layout]);
+        await create(home, "kid", upper, ["--parent", "base", "--layout", layout]);
+        msbOk(home, ["snapshot", "reindex"]);
+        // msb rewrote manifest.json artifacts into snapshot.json: read the identities after that
+        const listed = (await sb(home, ["ls"], NO_MSB)) as any[];
+        const base = listed.find((s) => s.name === "base")!;
+        const kid = listed.find((s) => s.name === "kid")!;
+        assert.equal(base.form, "snapshot");
+        assert.equal(kid.parent, base.digest);
+        for (const opts of saves) {
+          const out = join(root, `msb-${opts.join("") || "plain"}.tar${opts.includes("--plain-tar") ? "" : ".zst"}`);
+          msbOk(home, ["snapshot", "save", "kid", out, ...opts]);
+          const withParents = opts.includes("--with-parents");
+          const report = await sb(home, ["inspect", out], NO_MSB);
+          assert.equal(report.head, kid.digest, `${opts}: head`);
+          assert.deepEqual(report.snapshots.map((s: any) => s.digest), withParents ? [base.digest, kid.digest] : [kid.digest], `${opts}: snapshots`);
+          const verified = await runCli(["--home", join(root, "nowhere"), "verify", out]);
+          expectRun(verified, `verify ${out}`, 0);
+          const target = join(root, `target-${opts.join("")}`);
+          if (!withParents) {
+            // a child saved alone loads where its parent is installed already
+            const parent = join(root, "msb-base.tar.zst");
+            if (!existsSync(parent)) msbOk(home, ["snapshot", "save", "base", parent]);
+            assert.equal((await sb(target, ["load", parent], NO_MSB)).digest, base.digest);
+          }
+          const loaded = await sb(target, ["load", out], NO_MSB);
+          assert.equal(loaded.digest, kid.digest);
+          assert.equal(sha(readFileSync(join(loaded.path, "upper.ext4"))), sha(readFileSync(upper)), `${opts}: upper bytes`);
         }
-        const loaded = await sb(target, ["load", out], NO_MSB);
-        assert.equal(loaded.digest, kid.digest);
-        assert.equal(sha(readFileSync(join(loaded.path, "upper.ext4"))), sha(readFileSync(upper)), `${opts}: upper bytes`);
-      }
       });
     });
   }
@@ -132,29 +132,29 @@ describe("msb witness: our save → msb snapshot load, verify, list", () => {
     const isHeavy = heavy.some(([f, o]) => f === form && o === opts);
     test(`rule: msb loads, verifies and lists the ${form}-form chain we save with ${opts.join(" ")}`, { ...T, skip: MSB_SKIP || (isHeavy && HEAVY) }, async () => {
       await withMsbHome("msb-load-", async (root, target) => {
-      // the source is a plain home (no db/msb.db), so its manifest.json artifacts stay as created
-      const source = join(root, "source");
-      const upper = upperIn(root, 5);
-      await create(source, "base", upper, ["--integrity", "--layout", form], NO_MSB);
-      await create(source, "kid", upper, ["--parent", "base", "--integrity", "--layout", form], NO_MSB);
-      const out = join(root, "ours.bundle");
-      const saved = await sb(source, ["save", "kid", out, ...opts], NO_MSB);
-      // the identities msb must end up with: ours, or for a manifest-layout bundle, msb's migration of it,
-      // which our own translation (--layout snapshot) must reproduce exactly
-      const expected = form === "manifest" && !opts.includes("--layout")
-        ? (await sb(source, ["save", "kid", join(root, "translated.tar.zst"), "--with-parents", "--layout", "snapshot"], NO_MSB)).snapshots
-        : saved.snapshots;
-      msbOk(target, ["snapshot", "load", out]);
-      assert.deepEqual(msbList(target).map((r) => r.digest).sort(), [...expected].sort(), "msb snapshot list shows the loaded chain");
-      const rows = msbList(target);
-      for (const d of expected) {
-        // msb's verify takes a path or name, not a digest
-        const v = runMsb(target, ["snapshot", "verify", rows.find((r) => r.digest === d)!.artifact_path]);
-        assert.equal(v.code, 0, `msb snapshot verify ${d}: ${v.stderr}`);
-        assert.match(v.stdout, /Verification:\s+verified/, `msb verified ${d} against its recorded integrity`);
-      }
-      const row = rows.find((r) => r.digest === expected[expected.length - 1])!;
-      assert.equal(sha(readFileSync(join(row.artifact_path, "upper.ext4"))), sha(readFileSync(upper)), "msb's loaded upper holds our bytes");
+        // the source is a plain home (no db/msb.db), so its manifest.json artifacts stay as created
+        const source = join(root, "source");
+        const upper = upperIn(root, 5);
+        await create(source, "base", upper, ["--integrity", "--layout", form], NO_MSB);
+        await create(source, "kid", upper, ["--parent", "base", "--integrity", "--layout", form], NO_MSB);
+        const out = join(root, "ours.bundle");
+        const saved = await sb(source, ["save", "kid", out, ...opts], NO_MSB);
+        // the identities msb must end up with: ours, or for a manifest-layout bundle, msb's migration of it,
+        // which our own translation (--layout snapshot) must reproduce exactly
+        const expected = form === "manifest" && !opts.includes("--layout")
+          ? (await sb(source, ["save", "kid", join(root, "translated.tar.zst"), "--with-parents", "--layout", "snapshot"], NO_MSB)).snapshots
+          : saved.snapshots;
+        msbOk(target, ["snapshot", "load", out]);
+        assert.deepEqual(msbList(target).map((r) => r.digest).sort(), [...expected].sort(), "msb snapshot list shows the loaded chain");
+        const rows = msbList(target);
+        for (const d of expected) {
+          // msb's verify takes a path or name, not a digest
+          const v = runMsb(target, ["snapshot", "verify", rows.find((r) => r.digest === d)!.artifact_path]);
+          assert.equal(v.code, 0, `msb snapshot verify ${d}: ${v.stderr}`);
+          assert.match(v.stdout, /Verification:\s+verified/, `msb verified ${d} against its recorded integrity`);
+        }
+        const row = rows.find((r) => r.digest === expected[expected.length - 1])!;
+        assert.equal(sha(readFileSync(join(row.artifact_path, "upper.ext4"))), sha(readFileSync(upper)), "msb's loaded upper holds our bytes");
       });
     });
   }
@@ -163,19 +163,24 @@ describe("msb witness: our save → msb snapshot load, verify, list", () => {
 describe("msb witness: our create --integrity → msb snapshot verify", () => {
   test("rule: msb verifies the integrity we record, and refuses it once the upper changes by one byte", NODE_OR_HEAVY, async () => {
     await withMsbHome("msb-verify-", async (root, home) => {
-    const upper = upperIn(root, 9);
-    const info = await create(home, "s", upper, ["--integrity", "--layout", "snapshot"]);
-    const ok = runMsb(home, ["snapshot", "verify", "s"]);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /Verification:\s+verified \(msb-file-merkle-blake3-v1 /);
-    const p = join(info.path, "upper.ext4");
-    const bytes = readFileSync(p);
-    bytes[(1 << 20) + 100]! ^= 1;
-    writeFileSync(p, bytes);
-    const bad = runMsb(home, ["snapshot", "verify", "s"]);
-    assert.notEqual(bad.code, 0, "msb must refuse a changed upper");
-    const ours = await runCli(["--home", home, "verify", "s"], NO_MSB);
-    assert.equal(ours.code, 1, "we refuse it too");
+      const upper = upperIn(root, 9);
+      const info = await create(home, "s", upper, ["--integrity", "--layout", "snapshot"]);
+      const ok = runMsb(home, ["snapshot", "verify", "s"]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /Verification:\s+verified \(msb-file-merkle-blake3-v1 /);
+      const p = join(info.path, "upper.ext4");
+      const bytes = readFileSync(p);
+      bytes[(1 << 20) + 100]! ^= 1;
+      writeFileSync(p, bytes);
+      const bad = runMsb(home, ["snapshot", "verify", "s"]);
+      assert.notEqual(bad.code, 0, "msb must refuse a changed upper");
+      const ours = await runCli(["--home", home, "verify", "s"], NO_MSB);
+      assert.equal(ours.code, 1, "we refuse it too");
+      // the manifest layout's msb-sparse-sha256-v1, which msb checks as it migrates the artifact
+      const old = await create(home, "old", upper, ["--integrity", "--layout", "manifest"], NO_MSB);
+      const migrated = runMsb(home, ["snapshot", "verify", old.path]);
+      assert.equal(migrated.code, 0, migrated.stderr);
+      assert.match(migrated.stdout, /Verification:\s+verified/);
     });
   });
 });
@@ -183,29 +188,29 @@ describe("msb witness: our create --integrity → msb snapshot verify", () => {
 describe("one index for both tools in an msb home (db/msb.db)", () => {
   test("rule: after our create, load, rm and reindex, msb snapshot list shows exactly what snapbundle ls shows", NODE_OR_HEAVY, async () => {
     await withMsbHome("msb-index-", async (root, home) => {
-    const upper = upperIn(root, 11);
-    await create(home, "base", upper, ["--integrity", "--layout", "snapshot"]);
-    await assertSameIndex(home, "create base");
-    await create(home, "kid", upper, ["--parent", "base"]);
-    await assertSameIndex(home, "create kid");
-    await create(home, "kid", upperIn(root, 12), ["--parent", "base", "--force"]);
-    await assertSameIndex(home, "create --force kid (replaced in place)");
-    // a bundle from another home
-    const other = join(root, "other");
-    await create(other, "far", upperIn(root, 13), ["--integrity", "--layout", "snapshot"], NO_MSB);
-    await sb(other, ["save", "far", join(root, "far.tar.zst")], NO_MSB);
-    await sb(home, ["load", join(root, "far.tar.zst")]);
-    await assertSameIndex(home, "load");
-    await sb(home, ["rm", "kid"]);
-    await assertSameIndex(home, "rm kid");
-    const extra = join(root, "extra");
-    mkdirSync(extra);
-    await create(other, "ext", upperIn(root, 14), ["--layout", "snapshot", "--dest-dir", extra], NO_MSB);
-    await sb(home, ["reindex", extra]);
-    await assertSameIndex(home, "reindex DIR");
-    await sb(home, ["rm", join(extra, "ext")]);
-    await assertSameIndex(home, "rm of a snapshot in an extra root");
-    assert.equal(msbList(home).length, 2, "base and the loaded one remain");
+      const upper = upperIn(root, 11);
+      await create(home, "base", upper, ["--integrity", "--layout", "snapshot"]);
+      await assertSameIndex(home, "create base");
+      await create(home, "kid", upper, ["--parent", "base"]);
+      await assertSameIndex(home, "create kid");
+      await create(home, "kid", upperIn(root, 12), ["--parent", "base", "--force"]);
+      await assertSameIndex(home, "create --force kid (replaced in place)");
+      // a bundle from another home
+      const other = join(root, "other");
+      await create(other, "far", upperIn(root, 13), ["--integrity", "--layout", "snapshot"], NO_MSB);
+      await sb(other, ["save", "far", join(root, "far.tar.zst")], NO_MSB);
+      await sb(home, ["load", join(root, "far.tar.zst")]);
+      await assertSameIndex(home, "load");
+      await sb(home, ["rm", "kid"]);
+      await assertSameIndex(home, "rm kid");
+      const extra = join(root, "extra");
+      mkdirSync(extra);
+      await create(other, "ext", upperIn(root, 14), ["--layout", "snapshot", "--dest-dir", extra], NO_MSB);
+      await sb(home, ["reindex", extra]);
+      await assertSameIndex(home, "reindex DIR");
+      await sb(home, ["rm", join(extra, "ext")]);
+      await assertSameIndex(home, "rm of a snapshot in an extra root");
+      assert.equal(msbList(home).length, 2, "base and the loaded one remain");
     });
   });
 
@@ -240,33 +245,33 @@ describe("one index for both tools in an msb home (db/msb.db)", () => {
 
   test("rule: without msb, our write leaves db/msb.db untouched and one line names the msb command to run", NODE_OR_HEAVY, async () => {
     await withMsbHome("msb-hint-", async (root, home) => {
-    const db = join(home, "db", "msb.db");
-    const before = sha(readFileSync(db));
-    const r = await runCli(["--home", home, "create", "s", "--upper", upperIn(root), "--image", IMAGE_REF, "--image-digest", IMAGE_DIGEST, "--layout", "snapshot"], NO_MSB);
-    expectRun(r, "create without msb", 0, { quietStderr: false });
-    const lines = r.stderr.split("\n").filter((l) => l !== "");
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, /^note: microsandbox's index .*msb\.db is not updated \(msb is not on PATH; set MSB_PATH\); run: MSB_HOME=\S+ msb snapshot reindex/);
-    assert.equal(sha(readFileSync(db)), before, "msb.db untouched");
-    assert.deepEqual(msbList(home), [], "msb still lists nothing: the hint is the remedy");
-    msbOk(home, ["snapshot", "reindex"]);
-    await assertSameIndex(home, "the hinted command");
+      const db = join(home, "db", "msb.db");
+      const before = sha(readFileSync(db));
+      const r = await runCli(["--home", home, "create", "s", "--upper", upperIn(root), "--image", IMAGE_REF, "--image-digest", IMAGE_DIGEST, "--layout", "snapshot"], NO_MSB);
+      expectRun(r, "create without msb", 0, { quietStderr: false });
+      const lines = r.stderr.split("\n").filter((l) => l !== "");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, /^note: microsandbox's index .*msb\.db is not updated \(msb is not on PATH; set MSB_PATH\); run: MSB_HOME=\S+ msb snapshot reindex/);
+      assert.equal(sha(readFileSync(db)), before, "msb.db untouched");
+      assert.deepEqual(msbList(home), [], "msb still lists nothing: the hint is the remedy");
+      msbOk(home, ["snapshot", "reindex"]);
+      await assertSameIndex(home, "the hinted command");
     });
   });
 
   test("rule: a db/msb.db whose schema is newer than msb knows is left untouched, with the one-line hint", { ...T, skip: NODE_OR_HEAVY.skip || (spawnSync("sqlite3", ["-version"]).status !== 0 && "sqlite3 CLI missing") }, async () => {
     await withMsbHome("msb-newer-", async (root, home) => {
-    const db = join(home, "db", "msb.db");
-    const add = spawnSync("sqlite3", [db, "INSERT INTO seaql_migrations VALUES ('m20991231_000001_from_the_future', 1)"], { encoding: "utf8" });
-    assert.equal(add.status, 0, add.stderr);
-    const files = () => ["msb.db", "msb.db-wal", "msb.db-shm"].map((f) => (existsSync(join(home, "db", f)) ? sha(readFileSync(join(home, "db", f))) : "-")).join(" ");
-    const before = files();
-    const r = await runCli(["--home", home, "create", "s", "--upper", upperIn(root), "--image", IMAGE_REF, "--image-digest", IMAGE_DIGEST, "--layout", "snapshot"], WITH_MSB);
-    expectRun(r, "create", 0, { quietStderr: false });
-    const lines = r.stderr.split("\n").filter((l) => l !== "");
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, /^note: .*not updated \(msb snapshot list failed: .*schema is newer than this msb binary.*\); run: MSB_HOME=\S+ msb snapshot reindex/);
-    assert.equal(files(), before, "the database files are byte for byte what they were");
+      const db = join(home, "db", "msb.db");
+      const add = spawnSync("sqlite3", [db, "INSERT INTO seaql_migrations VALUES ('m20991231_000001_from_the_future', 1)"], { encoding: "utf8" });
+      assert.equal(add.status, 0, add.stderr);
+      const files = () => ["msb.db", "msb.db-wal", "msb.db-shm"].map((f) => (existsSync(join(home, "db", f)) ? sha(readFileSync(join(home, "db", f))) : "-")).join(" ");
+      const before = files();
+      const r = await runCli(["--home", home, "create", "s", "--upper", upperIn(root), "--image", IMAGE_REF, "--image-digest", IMAGE_DIGEST, "--layout", "snapshot"], WITH_MSB);
+      expectRun(r, "create", 0, { quietStderr: false });
+      const lines = r.stderr.split("\n").filter((l) => l !== "");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, /^note: .*not updated \(msb snapshot list failed: .*schema is newer than this msb binary.*\); run: MSB_HOME=\S+ msb snapshot reindex/);
+      assert.equal(files(), before, "the database files are byte for byte what they were");
     });
   });
 

@@ -189,7 +189,7 @@ for (const backend of BACKENDS) {
         await assert.rejects(store.save("s", out), (e: unknown) => {
           fsErrorRule("ENOSPC", "write")(e);
           assert.equal((e as FsError).path, out);
-          assert.match((e as FsError).message, new RegExp(`^write ${out}: ENOSPC \\(while writing it under a temporary name beside it\\)$`));
+          assert.match((e as FsError).message, new RegExp(`^write ${out}: ENOSPC \\(no space left on device; while writing it under a temporary name beside it\\)$`));
           const cause = (e as FsError).cause;
           assert.ok(cause instanceof FsError && cause.path.startsWith(`${h.root}/.o.tar.zst.partial-`), "the temporary's own error is its cause");
           return true;

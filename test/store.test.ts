@@ -89,7 +89,7 @@ describe("paths and names", () => {
     await make(h, "a");
     await assert.rejects(
       h.store.resolve("nope"),
-      errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^no snapshot named "nope" in ${esc(h.home)}/snapshots, and no indexed snapshot has that digest$`)),
+      errorRule(SnapshotNotFound, "snapshot-not-found", new RegExp(`^no snapshot named "nope" in ${esc(h.home)}/snapshots or another indexed directory, and no indexed snapshot has that digest$`)),
     );
   });
 
@@ -433,6 +433,7 @@ describe("failed commands leave no trace", () => {
   test("rule: a failed create forgets the new root it recorded, keeping the others", T, async () => {
     const h = await memHome();
     await make(h, "a");
+    await h.fs.mkdir(`${h.root}/other`, { recursive: true });
     await h.store.reindex(`${h.root}/other`);
     await failCreate(h, { destDir: `${h.root}/new` });
     assert.deepEqual((await readIndexJson(h.fs, h.home)).roots, [`${h.home}/snapshots`, `${h.root}/other`]);
@@ -460,6 +461,7 @@ describe("failed commands leave no trace", () => {
 
   test("rule: a create into a new root records it, keeping the roots already indexed", T, async () => {
     const h = await memHome();
+    await h.fs.mkdir(`${h.root}/other`, { recursive: true });
     await h.store.reindex(`${h.root}/other`);
     await make(h, "y", { destDir: `${h.root}/new` });
     assert.deepEqual((await readIndexJson(h.fs, h.home)).roots, [`${h.home}/snapshots`, `${h.root}/other`, `${h.root}/new`]);
@@ -546,7 +548,7 @@ describe("remove", () => {
     const k2 = await make(h, "k2", { parent: base.digest });
     await assert.rejects(
       h.store.remove("base"),
-      errorRule(SnapshotInUse, "snapshot-in-use", new RegExp(`^snapshot ${esc(base.path)} is the parent of ${esc(k1.path)}, ${esc(k2.path)}; remove them first or force the removal$`)),
+      errorRule(SnapshotInUse, "snapshot-in-use", new RegExp(`^snapshot ${esc(base.path)} is the parent of ${esc(k1.path)}, ${esc(k2.path)}; remove them first, or use --force \\(library: force: true\\) to remove it anyway$`)),
     );
   });
 

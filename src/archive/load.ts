@@ -28,11 +28,11 @@
 
 import { checkMaxWindow } from "../zstd.js";
 import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
-import { ArchiveError, labelled } from "../errors.js";
+import { ArchiveError, labelled, SnapbundleError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
-import { join } from "../path.js";
+import { dirname, join } from "../path.js";
 import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } from "../snapshot.js";
 import { installStagedCache } from "./cache-install.js";
 import { importMsb06 } from "./load06.js";
@@ -188,6 +188,7 @@ export async function loadArchive(
     return installed;
   } catch (e) {
     const stuck = await undo.rollback();
+    nameTheBundle(e, stage, label, typeof source === "string" ? source : null);
     throw stuck.length > 0 ? labelled(`(and could not undo: ${stuck.join("; ")})`, e, "after") : e;
   } finally {
     await removeStaging(fs, stage);
@@ -204,6 +205,22 @@ async function noteMissingParents(imported: readonly Snapshot[], moves: readonly
     if (parent === null || digests.has(parent) || (await findInstalled(parent)) !== null) continue;
     notices.push(parentMissingNotice(moves.find((m) => m.from === s.path)!.to, s.digest, parent, "home"));
   }
+}
+
+/**
+ * An error about a file in the staging directories (a mismatch found in the
+ * unpacked copy, ENOSPC while unpacking) names that temporary copy, which is
+ * gone by the time the user reads it: name the bundle and the snapshot's
+ * entry instead, and say the copy was temporary. Its `path` becomes the bundle's.
+ */
+function nameTheBundle(e: unknown, stage: Staging, label: string, bundlePath: string | null): void {
+  if (!(e instanceof SnapbundleError)) return;
+  const inStage = (text: string) => text.includes(`${stage.snapshots}/`) || text.includes(`${stage.cache}/`);
+  if (!inStage(e.message)) return;
+  const where = dirname(stage.snapshots);
+  e.message = `${label}: ${e.message.split(`${stage.snapshots}/`).join("").split(`${stage.cache}/`).join("cache ")} (in the temporary copy unpacked into ${where}, now removed)`;
+  const path = (e as { path?: unknown }).path;
+  if (typeof path === "string" && inStage(path)) Object.defineProperty(e, "path", { value: bundlePath, enumerable: true, configurable: true, writable: true });
 }
 
 function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: LoadOptions): ReadableStream<Uint8Array> {

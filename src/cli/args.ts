@@ -317,7 +317,7 @@ nothing was installed).`,
     usage: "help [command]",
     summary: "show the usage of snapbundle or of one command",
     help: `Print the usage of snapbundle, or of <command> (the same as 'snapbundle <command> --help').`,
-    checkArg: (name) => (findCommand(name) === null ? "is not a command" : null),
+    checkArg: (name) => (findCommand(name) === null ? `is not a command; the commands are ${COMMANDS.map((c) => c.name).join(", ")}` : null),
   },
   {
     name: "gc",
@@ -484,7 +484,7 @@ function checkValues(command: CommandSpec, positionals: readonly string[], value
   }
   positionals.forEach((value, i) => {
     const problem = command.checkArg?.(value, i) ?? null;
-    if (problem !== null) throw new UsageError(`${command.args[i]} ${JSON.stringify(value)} ${problem}`, command);
+    if (problem !== null) throw new UsageError(`${command.args[i]!.replace(/^\[(.*)\]$/, "$1")} ${JSON.stringify(value)} ${problem}`, command);
   });
 }
 

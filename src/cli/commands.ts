@@ -11,16 +11,17 @@
  * @module
  */
 
-import { fstatSync, statSync } from "node:fs";
+import { fstatSync, lstatSync, readlinkSync, statSync } from "node:fs";
+import { dirname as hostDirname, resolve as hostResolve } from "node:path";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { scanCache } from "../archive/image-cache.js";
 import { type LoadNotice, parentMissingNotice } from "../archive/load.js";
-import { ImageCacheError, SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled } from "../errors.js";
-import { type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
+import { ImageCacheError, isFsError, SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled, SnapshotNotFound } from "../errors.js";
+import { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
 import { startProgress } from "./progress.js";
-import { fileStreamWritable, stdinSource, stdoutWritable } from "./stdio.js";
+import { countingWritable, fileStreamWritable, specialReadable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
 
 /** What a command needs from its surroundings. */
@@ -58,12 +59,12 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
-      if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
+      if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
       if (values.cache === true) return verifyCache(ctx, command, positionals);
       if (positionals.length === 0) throw new UsageError(`missing argument ${command.args[0]}`, command);
-      if (isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
+      if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
       return rm(ctx, positionals[0]!, values.force === true);
@@ -137,6 +138,8 @@ async function parentDigest(ctx: CommandContext, ref: string | undefined): Promi
   try {
     return (await ctx.store.resolve(ref)).digest;
   } catch (e) {
+    // a parent that is not there is a usage error (exit 2), as for any option value that names nothing
+    if (e instanceof SnapshotNotFound || isFsError(e, "ENOENT") || isFsError(e, "ENOTDIR")) throw new UsageError(`--parent ${JSON.stringify(ref)}: ${e.message}`, findCommand("create"));
     if (e instanceof SnapbundleError) e.message = `--parent ${JSON.stringify(ref)}: ${e.message}`;
     throw e;
   }
@@ -183,6 +186,7 @@ async function ls(ctx: CommandContext): Promise<void> {
     ctx.err(`warning: ${reclaimable.length} leftover${reclaimable.length === 1 ? "" : "s"} of interrupted operations hold ${humanBytes(bytes)}; run 'snapbundle gc' to reclaim ${reclaimable.length === 1 ? "it" : "them"}\n`);
   }
   if (ctx.json) ctx.out(jsonDocument(snapshots));
+  else if (snapshots.length === 0 && !existsDir(ctx.store.layout.home)) ctx.out(`no snapshots: the home ${printable(ctx.store.layout.home)} does not exist (choose another with --home or MSB_HOME)\n`);
   else if (snapshots.length === 0) ctx.out(`no snapshots in ${printable(ctx.store.layout.snapshotsDir)}\n`);
   else ctx.out(snapshotTable(snapshots));
 }
@@ -271,10 +275,13 @@ async function reindex(ctx: CommandContext, dir: string | undefined): Promise<vo
 }
 
 async function save(ctx: CommandContext, ref: string, out: string, values: Values): Promise<void> {
-  const toStdout = out === "-";
-  // An existing FIFO or device (e.g. /dev/stdout) is written into as a stream, never renamed over.
-  const special = !toStdout && isSpecialFile(ctx.store.absolutePath(out));
-  const sink = toStdout ? stdoutWritable() : special ? await fileStreamWritable(ctx.store.absolutePath(out)) : out;
+  // `-` and /dev/stdout are stdout, written as is. An existing FIFO or device is written into
+  // as a stream, never renamed over. A symbolic link is followed: the file it names is replaced.
+  const target = out === "-" ? null : followLinks(ctx.store.absolutePath(out));
+  const toStdout = target === null || STDOUT_PATHS.includes(target);
+  const special = !toStdout && (isUnderDevOrProc(target) || isSpecialFile(target));
+  const written = { bytes: 0 };
+  const sink = toStdout ? stdoutWritable() : special ? countingWritable(await fileStreamWritable(target, ctx.signal), written) : target;
   const verify = values["no-verify"] !== true;
   // In `save x - | snapbundle load -` only the reading end draws: two bars on one terminal line would overwrite each other.
   const bar = startProgress(ctx.progress && !(toStdout && stdoutIsPipe()), verify ? "verifying" : "reading", null);
@@ -297,15 +304,18 @@ async function save(ctx: CommandContext, ref: string, out: string, values: Value
     bar.stop();
   }
   if (toStdout) return; // stdout carries the archive and nothing else
-  const path = ctx.store.absolutePath(out);
-  const bytes = sizeOf(ctx, path) ?? 0;
+  const path = target;
+  const bytes = special ? written.bytes : (sizeOf(ctx, path) ?? 0);
+  // verified only when every snapshot shipped had an integrity to check its upper against
+  const unchecked = result.snapshots.filter((s) => s.upperPath === null || s.manifest.upper.integrity === null).length;
+  const allVerified = verify && unchecked === 0;
   if (ctx.json) {
-    ctx.out(jsonDocument({ path, snapshots: result.snapshots.map((s) => s.digest), cache_files: result.cacheFiles, bytes, verified: verify }));
+    ctx.out(jsonDocument({ path, snapshots: result.snapshots.map((s) => s.digest), cache_files: result.cacheFiles, bytes, verified: allVerified }));
     return;
   }
   const n = result.snapshots.length;
   const cache = result.cacheFiles.length > 0 ? ` and ${result.cacheFiles.length} image cache file${result.cacheFiles.length === 1 ? "" : "s"}` : "";
-  const checked = verify ? "" : "; not verified (--no-verify)";
+  const checked = !verify ? "; not verified (--no-verify)" : unchecked > 0 ? `; ${unchecked === n ? "not verified" : `${unchecked} of ${n} not verified`}: no integrity recorded` : "";
   say(ctx, `saved ${n} snapshot${n === 1 ? "" : "s"}${cache} to ${printable(path)} (${humanBytes(bytes)})${checked}\n`);
 }
 
@@ -334,12 +344,14 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
   let head: SnapshotInfo;
   const notices: LoadNotice[] = [];
   try {
-    head = await ctx.store.load(stdin ? stdin.stream : source, {
+    const special = !fromStdin && isSpecialFile(ctx.store.absolutePath(source));
+    const input = stdin ? stdin.stream : special ? specialReadable(ctx.store.absolutePath(source), ctx.signal) : source;
+    head = await ctx.store.load(input, {
       onNotice: (n) => notices.push(n),
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
       maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
-      label: fromStdin ? "stdin" : undefined,
+      label: fromStdin ? "stdin" : special ? ctx.store.absolutePath(source) : undefined,
       maxWindowBytes: maxWindowOption(values),
       onProgress: (bytes) => bar.update(bytes),
       onStep: (p) => bar.update(p.bytes, p.phase === "installing" ? null : p.total, p.phase),
@@ -371,11 +383,55 @@ async function alreadyInstalled(ctx: CommandContext, e: SnapshotAlreadyInstalled
   else say(ctx, `already installed: ${printable(info.name)} ${info.digest} at ${printable(info.path)}; nothing loaded (use --name NAME for a second copy)\n`);
 }
 
-/** A bundle rather than a snapshot: `-` (stdin) or a path to a regular file. */
-function isBundle(ctx: CommandContext, ref: string): boolean {
+/**
+ * A bundle rather than a snapshot: `-` (stdin), or a regular file. An
+ * argument that looks like a path (has a `/`, starts with `.` or `~`) is a
+ * path; any other is a snapshot's name or digest first, and a file in the
+ * current directory only when no snapshot answers to it.
+ */
+async function isBundle(ctx: CommandContext, ref: string): Promise<boolean> {
   if (ref === "-") return true;
+  const isFile = () => {
+    try {
+      return statSync(ctx.store.absolutePath(ref)).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (isPathLike(ref) || !isFile()) return isFile();
   try {
-    return statSync(ctx.store.absolutePath(ref)).isFile();
+    await ctx.store.resolve(ref);
+    return false;
+  } catch (e) {
+    if (e instanceof SnapshotNotFound) return true;
+    throw e;
+  }
+}
+
+/** What `/dev/stdout` names: stdout itself, written as `-` is (never reopened, truncated or renamed over). */
+const STDOUT_PATHS = ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"];
+
+/** Under /dev or /proc (e.g. /dev/stderr, /proc/self/fd/3): always written as a stream, whatever it names. */
+function isUnderDevOrProc(path: string): boolean {
+  return path.startsWith("/dev/") || path.startsWith("/proc/");
+}
+
+/** `path` with its symbolic links followed to the file they name (which need not exist). Stops under /dev and /proc. */
+function followLinks(path: string): string {
+  for (let hops = 0; hops < 40 && !isUnderDevOrProc(path); hops++) {
+    try {
+      if (!lstatSync(path).isSymbolicLink()) return path;
+      path = hostResolve(hostDirname(path), readlinkSync(path));
+    } catch {
+      return path;
+    }
+  }
+  return path;
+}
+
+function existsDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
   } catch {
     return false;
   }

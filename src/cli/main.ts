@@ -21,8 +21,8 @@
 
 import { homedir } from "node:os";
 import { stopAllProgress } from "./progress.js";
-import { type CliEnvironment, runCli, SIGNAL_EXIT_CODES } from "./run.js";
-import { describeStdioError } from "./stdio.js";
+import { BROKEN_PIPE_EXIT_CODE, type CliEnvironment, runCli, SIGNAL_EXIT_CODES } from "./run.js";
+import { describeStdioError, isBrokenPipe } from "./stdio.js";
 
 /**
  * Output to stdout and stderr. Every write's outcome is observed: a failure
@@ -131,9 +131,11 @@ if (code === 0 && pendingRejections > 0) {
 await streams.settle();
 const failed = streams.failure();
 if (failed !== null) {
-  // stdout failed: say so on stderr; stderr failed: nothing can be said, the status tells
-  if (failed.stream === "stdout" && code === 0) streams.err(`error: ${describeStdioError(failed.error, "stdout").message}\n`);
-  if (code === 0) code = 1;
+  // stdout failed: say so on stderr; stderr failed: nothing can be said, the status tells.
+  // A reader that left early (EPIPE, `snapbundle ls | head -1`) is normal: quiet, 141 as for SIGPIPE.
+  const brokenPipe = failed.stream === "stdout" && isBrokenPipe(failed.error);
+  if (failed.stream === "stdout" && code === 0 && !brokenPipe) streams.err(`error: ${describeStdioError(failed.error, "stdout").message}\n`);
+  if (code === 0) code = brokenPipe ? BROKEN_PIPE_EXIT_CODE : 1;
   await streams.settle();
 }
 if (controller.signal.aborted) process.exit(code); // nothing left to wait for (e.g. a stdin read)

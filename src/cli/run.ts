@@ -27,6 +27,7 @@ import { type CommandSpec, commandHelp, globalHelp, parseCommandLine, tryHelpLin
 import { runCommand } from "./commands.js";
 import { jsonDocument } from "./format.js";
 import { indexRoots, msbWouldMigrate, syncMsbIndex } from "./msb-index.js";
+import { isBrokenPipe } from "./stdio.js";
 import { packageVersion } from "./version.js";
 
 /** Where the process's text output goes (stdout, stderr) and what it runs in. */
@@ -40,6 +41,9 @@ export interface CliEnvironment {
   /** Aborted, with the signal's name as reason, when the process is interrupted. */
   readonly signal?: AbortSignal;
 }
+
+/** Exit status when the reader of stdout went away (EPIPE): 128 + SIGPIPE, what a tool killed by SIGPIPE reports. */
+export const BROKEN_PIPE_EXIT_CODE = 141;
 
 /** Exit status of a command interrupted by each signal: 128 + its number. */
 export const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
@@ -62,9 +66,10 @@ export function resolveHome(option: string | undefined, env: CliEnvironment): st
   return resolvePath(env.cwd, chosen);
 }
 
-/** A message on one line: newlines inside it become "; ", other control characters are escaped. */
+/** A message on one line: newlines inside it become "; ", other control characters are escaped; the library's option names are dropped. */
 function oneLine(message: string): string {
   return message
+    .replace(/ \(library: [^)]*\)/g, "")
     .trim()
     .replace(/\s*\n\s*/g, "; ")
     // deno-lint-ignore no-control-regex
@@ -133,9 +138,14 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     // Interrupted: whatever the command failed with on its way out (e.g. stdin
     // cut short by the same Ctrl-C in a pipeline), it stopped because of the signal.
     if (env.signal?.aborted || e instanceof OperationAborted) {
+      const reason = env.signal?.aborted ? env.signal.reason : (e as OperationAborted).reason;
       env.err("error: interrupted\n");
-      return interruptedExitCode(env.signal?.aborted ? env.signal.reason : (e as OperationAborted).reason);
+      if (json) env.out(jsonError("aborted", typeof reason === "string" ? `interrupted (${reason})` : "interrupted", null));
+      return interruptedExitCode(reason);
     }
+    // The reader of stdout went away (`… | head`): normal in a pipeline. Quiet, and
+    // 141 (128 + SIGPIPE) as tar, cat or ls report it, so `set -o pipefail` still sees it.
+    if (isBrokenPipe(e)) return BROKEN_PIPE_EXIT_CODE;
     if (e instanceof UsageError) {
       const command = e.command ?? usageCommand;
       env.err(`error: ${oneLine(e.message)}\n${usageLine(command)}\n${tryHelpLine(command)}\n`);

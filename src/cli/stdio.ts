@@ -19,7 +19,10 @@
  * @module
  */
 
+import { closeSync, constants, openSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { Readable } from "node:stream";
+import { abortError } from "../abort.js";
 import { SnapbundleError } from "../errors.js";
 
 /**
@@ -70,6 +73,14 @@ export function describeStdioError(e: unknown, stream: "stdout" | "stderr" | "st
   const detail = errno !== null ? (ERRNO_TEXT[errno] ?? errno) : String((e as { message?: unknown })?.message ?? e);
   const verb = stream === "stdin" ? `reading ${what || ""}${what ? " " : ""}from` : `writing ${what || ""}${what ? " " : ""}to`;
   return new StdioError(`${verb} ${stream}: ${detail}`, { cause: e });
+}
+
+/** True when `e` is (or was caused by) EPIPE: the reader of stdout went away. */
+export function isBrokenPipe(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c !== undefined && c !== null && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
+    if (errnoOf(c) === "EPIPE") return true;
+  }
+  return false;
 }
 
 function describe(e: unknown, stream: "stdout" | "stdin"): Error {
@@ -218,14 +229,8 @@ export function stdoutWritable(): WritableStream<Uint8Array> {
  * await store.save("base", await fileStreamWritable("/tmp/fifo"));
  * ```
  */
-export async function fileStreamWritable(path: string): Promise<WritableStream<Uint8Array>> {
-  const { open } = await import("node:fs/promises");
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(path, "w");
-  } catch (e) {
-    throw new StdioError(`opening ${path} for writing: ${(e as Error).message}`, { cause: e });
-  }
+export async function fileStreamWritable(path: string, signal?: AbortSignal): Promise<WritableStream<Uint8Array>> {
+  const fh = await openSpecial(path, "w", signal);
   const fail = (e: unknown) => new StdioError(`writing the archive to ${path}: ${describeStdioError(e, "stdout").message.replace(/^writing to stdout: /, "")}`, { cause: e });
   return new WritableStream<Uint8Array>(
     {
@@ -243,6 +248,88 @@ export async function fileStreamWritable(path: string): Promise<WritableStream<U
       async abort() {
         await fh.close().catch(() => {});
       },
+    },
+    { highWaterMark: 1 },
+  );
+}
+
+/**
+ * Open a FIFO or device for reading or writing, abortably. Opening a FIFO
+ * blocks until its other end is opened, and that blocked `open(2)` holds a
+ * runtime worker thread that no signal frees: the process could then not
+ * even exit (Node) or needed a second Ctrl-C (Deno, Bun). When `signal`
+ * fires first, we open the other end ourselves (`O_RDWR|O_NONBLOCK`, which
+ * never blocks on Linux), so the pending open returns; both are closed and
+ * the open rejects with `OperationAborted`.
+ */
+export async function openSpecial(path: string, mode: "r" | "w", signal?: AbortSignal): Promise<FileHandle> {
+  const pending = open(path, mode);
+  let unblocker: number | null = null;
+  const onAbort = () => {
+    try {
+      unblocker = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+    } catch {
+      // not a FIFO (or gone): nothing blocks on it
+    }
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  let fh: FileHandle;
+  try {
+    fh = await pending;
+  } catch (e) {
+    if (signal?.aborted) throw abortError(signal);
+    throw new StdioError(`opening ${path} for ${mode === "r" ? "reading" : "writing"}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    if (unblocker !== null) closeSync(unblocker);
+  }
+  if (signal?.aborted) {
+    await fh.close().catch(() => {});
+    throw abortError(signal);
+  }
+  return fh;
+}
+
+/**
+ * A FIFO or device read as a byte stream (`load FIFO`), opened abortably (see
+ * {@link openSpecial}) when the stream is first read.
+ */
+export function specialReadable(path: string, signal?: AbortSignal): ReadableStream<Uint8Array> {
+  let fh: FileHandle | null = null;
+  const close = async () => {
+    const h = fh;
+    fh = null;
+    await h?.close().catch(() => {});
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        fh ??= await openSpecial(path, "r", signal);
+        const buf = new Uint8Array(1 << 20);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) {
+          await close();
+          controller.close();
+        } else controller.enqueue(buf.subarray(0, bytesRead));
+      },
+      cancel: close,
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** `sink`, counting the bytes written through it into `count.bytes`. */
+export function countingWritable(sink: WritableStream<Uint8Array>, count: { bytes: number }): WritableStream<Uint8Array> {
+  const writer = sink.getWriter();
+  return new WritableStream<Uint8Array>(
+    {
+      async write(chunk) {
+        await writer.write(chunk);
+        count.bytes += chunk.length;
+      },
+      close: () => writer.close(),
+      abort: (reason) => writer.abort(reason),
     },
     { highWaterMark: 1 },
   );

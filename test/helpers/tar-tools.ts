@@ -12,6 +12,9 @@ import * as os from "node:os";
 import * as nodePath from "node:path";
 import { concat } from "./bytes.js";
 
+/** Old names of {@link noise} and {@link concat} (test/helpers/bytes.ts), kept for suites written before they moved. */
+export { concat, noise as pseudoRandom } from "./bytes.js";
+
 import { readTar, TarWriter, type TarEntry, type ReadTarOptions } from "../../src/tar/mod.js";
 
 /** A fresh temporary directory. */
