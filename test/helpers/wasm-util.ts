@@ -11,6 +11,9 @@ import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { concat, Rng } from "./bytes.js";
+
+/** Formerly defined here; now in test/helpers/bytes.ts. */
+export { concat, randomBytes, Rng } from "./bytes.js";
 import "./node-host.js";
 
 const WORDS = (() => {
