@@ -46,7 +46,7 @@ export { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, Snapshot
 export { type LoadOptions } from "./archive/load.js";
 export { type BundleReport, type BundleSnapshotReport, inspectBundle, type InspectOptions, verifyBundle } from "./archive/inspect.js";
 export { type SaveOptions, type SaveResult } from "./archive/save.js";
-export { readTar, type TarEntry, TarWriter } from "./tar/mod.js";
+export { readTar, type TarEntry, type TarInput, TarStream, TarWriter } from "./tar/mod.js";
 export { type Leftover, type SweepPolicy, type SweepResult } from "./staging.js";
 export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
 export { LockTimeout } from "./lock.js";

@@ -5,9 +5,9 @@
  *
  * @example
  * ```ts
- * import { readSmallFile, writeFileAtomic } from "./io.js";
+ * import { readSmallFile, writeAtomically } from "./io.js";
  * const bytes = await readSmallFile(fs, "/h/snapshots/a/manifest.json", 1 << 20);
- * await writeFileAtomic(fs, "/h/snapshots/a/manifest.json", bytes);
+ * await writeAtomically(fs, "/h/snapshots/a/manifest.json", bytes);
  * ```
  * @module
  */
@@ -99,8 +99,8 @@ export async function writeNewFile(fs: FileSystem, path: string, data: Uint8Arra
 
 let tmpCounter = 0;
 
-/** Options of {@link replaceAtomically}. */
-export interface ReplaceOptions {
+/** Options of {@link writeAtomically}. */
+export interface AtomicWriteOptions {
   /** The temporary's name, in `path`'s directory (default `.<name>.tmp-<unique>`). */
   readonly tmpName?: string;
   /** Runs once the temporary is complete, fsynced and closed, just before the rename; throwing leaves `path` as it was. */
@@ -109,17 +109,25 @@ export interface ReplaceOptions {
 
 /**
  * Replace `path` atomically — the one implementation every writer of a
- * whole file uses: `write` fills a new temporary file beside `path`, which
- * is fsynced, closed and renamed over `path`; then the directory is fsynced.
+ * whole file uses: `content` (the bytes, or a function that writes them
+ * through the handle) fills a new temporary file beside `path`, which is
+ * fsynced, closed and renamed over `path`; then the directory is fsynced.
  * Readers see the old or the new content, never a mix; a failure leaves the
- * old file and no temporary. Resolves what `write` resolves.
+ * old file and no temporary. Resolves what `content` resolves.
  *
  * @example
  * ```ts
- * await replaceAtomically(fs, "/h/snapshots/.snapbundle-index.json", (h) => h.write(bytes, 0));
+ * await writeAtomically(fs, "/h/snapshots/.snapbundle-index.json", bytes);
+ * const n = await writeAtomically(fs, "/tmp/out.tar", async (h) => { await h.write(data, 0); return data.length; });
  * ```
  */
-export async function replaceAtomically<T>(fs: FileSystem, path: string, write: (h: FileHandle) => Promise<T>, options: ReplaceOptions = {}): Promise<T> {
+export async function writeAtomically<T = void>(
+  fs: FileSystem,
+  path: string,
+  content: Uint8Array | ((h: FileHandle) => Promise<T>),
+  options: AtomicWriteOptions = {},
+): Promise<T> {
+  const write = content instanceof Uint8Array ? (h: FileHandle) => h.write(content, 0) as Promise<T> : content;
   const dir = dirname(path);
   const tmp = join(dir, options.tmpName ?? `.${basename(path)}.tmp-${Date.now().toString(36)}-${(tmpCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`);
   let h: FileHandle | null = null;
@@ -140,18 +148,6 @@ export async function replaceAtomically<T>(fs: FileSystem, path: string, write: 
   }
   await fs.syncDir(dir);
   return result;
-}
-
-/**
- * Replace `path` atomically with `data` (see {@link replaceAtomically}).
- *
- * @example
- * ```ts
- * await writeFileAtomic(fs, "/h/snapshots/a/manifest.json", bytes);
- * ```
- */
-export async function writeFileAtomic(fs: FileSystem, path: string, data: Uint8Array): Promise<void> {
-  await replaceAtomically(fs, path, (h) => h.write(data, 0));
 }
 
 /** Options of {@link readChunks}. */

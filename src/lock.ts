@@ -22,11 +22,17 @@ import { isFsError, SnapbundleError } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
 import type { HomeLayout } from "./layout.js";
 import { describeOwner, judgeLease, Lease, LEASE_TTL_MS, readLease } from "./lease.js";
-import { join } from "./path.js";
-import type { SweepPolicy } from "./staging.js";
+import { dirname, join } from "./path.js";
+import { BROKEN_LOCK_PREFIX, type SweepPolicy } from "./staging.js";
 
 /** Name of the install lock in `<home>/cache/tmp`. */
 export const INSTALL_LOCK = "install.lock";
+/**
+ * A lock file that names no owner (its holder died between creating and
+ * writing it, or is writing it now) is broken once untouched this long, or
+ * the lease TTL if shorter: writing a few hundred bytes takes far less.
+ */
+export const EMPTY_LOCK_TTL_MS = 10_000;
 /** Default bound on waiting for a live holder. */
 export const LOCK_WAIT_MS = 10 * 60 * 1000;
 
@@ -83,7 +89,7 @@ export async function withInstallLock<T>(fs: FileSystem, layout: HomeLayout, pol
     const ttl = policy.ttlMs ?? LEASE_TTL_MS;
     const verdict = held.owner !== null
       ? judgeLease(held.owner, held.heartbeatMs, { ...policy, now })
-      : now - held.heartbeatMs > Math.min(ttl, 10_000) ? { state: "gone" as const, why: "an empty lock" } : { state: "live" as const, why: "being written" };
+      : now - held.heartbeatMs > Math.min(ttl, EMPTY_LOCK_TTL_MS) ? { state: "gone" as const, why: "an empty lock" } : { state: "live" as const, why: "being written" };
     if (verdict.state === "gone") {
       await breakLock(fs, lock, held.owner?.token ?? null);
       continue;
@@ -111,7 +117,7 @@ export async function withInstallLock<T>(fs: FileSystem, layout: HomeLayout, pol
  * meanwhile broken it and taken the lock.
  */
 async function breakLock(fs: FileSystem, lock: string, token: string | null): Promise<void> {
-  const aside = `${lock}.broken-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  const aside = join(dirname(lock), `${BROKEN_LOCK_PREFIX}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
   try {
     await fs.rename(lock, aside);
   } catch {

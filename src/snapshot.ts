@@ -23,7 +23,7 @@ import {
   SnapshotNotFound,
 } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
-import { isRenameCollision, lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { isRenameCollision, lstatOrNull, readSmallFile, writeAtomically } from "./io.js";
 import {
   canonicalManifest,
   isDigestForm,
@@ -364,7 +364,7 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
         requires: [],
       };
       const descriptor = validateDescriptor(draft, `snapshot.json for ${dir}`);
-      await writeFileAtomic(fs, join(stage, DESCRIPTOR_FILENAME), canonicalDescriptor(descriptor));
+      await writeAtomically(fs, join(stage, DESCRIPTOR_FILENAME), canonicalDescriptor(descriptor));
     } else {
       const draft: Manifest = {
         schema: 1,
@@ -374,7 +374,7 @@ export async function createSnapshot(fs: FileSystem, dir: string, options: Creat
         upper: { file: upperFile, size_bytes: srcInfo.size, integrity: copied.digest ? { algorithm: SPARSE_SHA256, digest: copied.digest } : null },
       };
       const manifest = validateManifest(draft, `manifest for ${dir}`);
-      await writeFileAtomic(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
+      await writeAtomically(fs, join(stage, MANIFEST_FILENAME), canonicalManifest(manifest));
     }
     // Open it while it is still staged: once it is renamed into place, nothing may fail any more.
     staged = await openSnapshot(fs, stage);

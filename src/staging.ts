@@ -42,6 +42,22 @@ export const REMOVING_PREFIX = ".msb-removing-";
 export const REPLACED_PREFIX = ".msb-replaced-";
 /** Dot-directories that snapshot operations leave in a snapshots directory while they run. */
 export const SNAPSHOTS_DIR_STAGING_PREFIXES = [SNAPSHOT_STAGE_PREFIX, CREATE_STAGE_PREFIX, REMOVING_PREFIX, REPLACED_PREFIX] as const;
+/** Prefix of an install lock set aside to be broken (`cache/tmp/install.lock.broken-<stamp>`, see `lock.ts`). */
+export const BROKEN_LOCK_PREFIX = "install.lock.broken-";
+
+/**
+ * Every name an operation leaves while it runs, with the kind of file it
+ * must be and the kind of leftover it is: the one list {@link findLeftovers}
+ * reads. (A save's partial output, `.<name>.partial-…`, is matched by
+ * pattern: its prefix is the output's name.)
+ */
+const LEFTOVER_NAMES: readonly { readonly prefix: string; readonly file: "file" | "directory"; readonly kind: Leftover["kind"] }[] = [
+  ...SNAPSHOTS_DIR_STAGING_PREFIXES.map((prefix) => ({ prefix, file: "directory" as const, kind: "staging" as const })),
+  { prefix: CACHE_STAGE_PREFIX, file: "directory", kind: "staging" },
+  { prefix: LEASE_PREFIX, file: "file", kind: "lease" },
+  // judged as a partial file of old: gone once untouched for an hour (its breaker needs milliseconds)
+  { prefix: BROKEN_LOCK_PREFIX, file: "file", kind: "partial" },
+];
 
 /** Old names (no lease): age after which a leftover may be swept, when its process is known to be gone. */
 export const STALE_AFTER_MS = 60 * 60 * 1000;
@@ -145,11 +161,11 @@ export interface SweepResult {
   readonly failed: Leftover[];
 }
 
-function classify(name: string, kind: string): "staging" | "partial" | "lease" | null {
-  if (name.startsWith(LEASE_PREFIX)) return kind === "file" ? "lease" : null;
-  if (PARTIAL.test(name)) return kind === "file" ? "partial" : null;
-  if (kind === "directory" && (SNAPSHOTS_DIR_STAGING_PREFIXES.some((p) => name.startsWith(p)) || name.startsWith(CACHE_STAGE_PREFIX))) return "staging";
-  return null;
+/** The leftover a name could be, by {@link LEFTOVER_NAMES} and the partial-output pattern; null for any other name. */
+function leftoverName(name: string): { readonly file: "file" | "directory"; readonly kind: Leftover["kind"] } | null {
+  const known = LEFTOVER_NAMES.find((n) => name.startsWith(n.prefix));
+  if (known !== undefined) return known;
+  return PARTIAL.test(name) ? { file: "file", kind: "partial" } : null;
 }
 
 /** The old rule for names without a lease token. */
@@ -197,12 +213,11 @@ export async function findLeftovers(fs: FileSystem, dirs: readonly string[], pol
     }
     const found: { name: string; path: string; kind: "staging" | "partial" | "lease"; mtimeMs: number }[] = [];
     for (const name of names.sort()) {
-      if (!name.startsWith(".") && !name.startsWith(CACHE_STAGE_PREFIX)) continue;
+      const known = leftoverName(name);
+      if (known === null) continue;
       const path = join(dir, name);
       const info = await lstatOrNull(fs, path).catch(() => null);
-      if (info === null) continue;
-      const kind = classify(name, info.kind);
-      if (kind !== null) found.push({ name, path, kind, mtimeMs: info.mtimeMs });
+      if (info !== null && info.kind === known.file) found.push({ name, path, kind: known.kind, mtimeMs: info.mtimeMs });
     }
     // verdict per lease token, from the lease file in this directory
     const verdicts = new Map<string, LeaseVerdict>();

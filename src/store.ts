@@ -21,12 +21,12 @@
 
 import { pendingPromotionTargets } from "./archive/journal.js";
 import { loadArchive, type LoadOptions } from "./archive/load.js";
-import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
+import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, REMOVING_PREFIX, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
 import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
 import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
 import { FsError, InvalidArgument, isFsError, OutputRefused, SnapbundleError, SnapshotInUse, SnapshotNotFound } from "./errors.js";
 import type { FileSystem } from "./fs/types.js";
-import { lstatOrNull, readSmallFile, writeFileAtomic } from "./io.js";
+import { lstatOrNull, readSmallFile, writeAtomically } from "./io.js";
 import { decodeUtf8Strict, parseStrictJson, plainJson } from "./json.js";
 import { HomeLayout } from "./layout.js";
 import { DESCRIPTOR_FILENAME } from "./descriptor.js";
@@ -429,7 +429,7 @@ export class SnapshotStore {
       );
     }
     await refuseWhileRead(this.fs, snap.path);
-    const trash = join(dirname(snap.path), stagingName(".msb-removing-"));
+    const trash = join(dirname(snap.path), stagingName(REMOVING_PREFIX));
     await this.fs.rename(snap.path, trash);
     // checked again once it is out of sight: a save that claimed it meanwhile keeps it
     try {
@@ -567,7 +567,7 @@ export class SnapshotStore {
     if (!options.readOnly && JSON.stringify(prior) !== JSON.stringify(next)) {
       const write = async () => {
         if (options.mustWrite) await this.fs.mkdir(this.layout.snapshotsDir, { recursive: true });
-        await writeFileAtomic(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));
+        await writeAtomically(this.fs, this.layout.indexPath, new TextEncoder().encode(JSON.stringify(next)));
       };
       if (options.mustWrite) await write();
       // A cache refresh: only into a snapshots directory that exists (a read-only

@@ -264,16 +264,16 @@ describe(`inspect and verify a microsandbox 0.6 bundle on ${RUNTIME}`, () => {
       expectRun(await runCli(["--home", home, "save", "c", bundle, "--with-parents"]), "save", 0);
       const noHome = join(root, "no-home");
 
-      const doc = stdoutJson(expectRun(await runCli(["--home", noHome, "--json", "inspect", bundle]), "inspect --json", 0), "inspect --json");
+      const doc = stdoutJson(expectRun(await runCli(["--home", noHome, "--json", "inspect", "--verify", bundle]), "inspect --json", 0), "inspect --json"); // --verify: the CLI's plain inspect hashes nothing
       assert.equal(doc.layout, "snapshot");
       assert.equal(doc.head, c.digest);
       assert.deepEqual(doc.snapshots.map((s: { digest: string }) => s.digest), [p.digest, c.digest]);
       assert.equal(doc.snapshots[0].integrity.status, "verified");
       assert.equal(doc.snapshots[0].integrity.recorded, recordedOf(p.text)!.recorded);
       assert.equal(doc.snapshots[1].integrity.status, "not-recorded");
-      assert.deepEqual(stdoutJson(expectRun(await runCli(["--json", "inspect", "-"], { input: readFileSync(bundle) }), "inspect -", 0), "inspect -"), doc, "stdin reports the same");
+      assert.deepEqual(stdoutJson(expectRun(await runCli(["--json", "inspect", "--verify", "-"], { input: readFileSync(bundle) }), "inspect -", 0), "inspect -"), doc, "stdin reports the same");
 
-      const text = expectRun(await runCli(["--home", noHome, "inspect", bundle]), "inspect", 0).stdout;
+      const text = expectRun(await runCli(["--home", noHome, "inspect", "--verify", bundle]), "inspect", 0).stdout;
       assert.match(text, /^layout: +snapshot$/m);
       assert.match(text, new RegExp(`^head: +${c.digest}$`, "m"));
       assert.match(text, new RegExp(`^snapshot: +${p.digest.slice(7)}$`, "m"));

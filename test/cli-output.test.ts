@@ -6,33 +6,13 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { progressLine } from "../src/cli/progress.js";
 import { createSnapshot, errorLine, expectRun, IMAGE_DIGEST, IMAGE_REF, scratchDir, stdoutJson } from "./helpers/cli-assert.js";
-import { noise } from "./helpers/bytes.js";
-import { childEnv, cliInvocation, PACKAGE_VERSION, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { noiseBytes, PACKAGE_VERSION, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { cliWords, drawnLines, hasScript, underTerminal } from "./helpers/terminal.js";
 
-/** Run a shell command line under a pseudo-terminal `cols` wide; resolves everything the terminal received. */
-function underTerminal(commandLine: string, cols: number): { status: number | null; output: string } {
-  const r = spawnSync("script", ["-qec", `stty cols ${cols} rows 24; ${commandLine}`, "/dev/null"], { encoding: "utf8", env: childEnv(), timeout: 120_000 });
-  return { status: r.status, output: r.stdout };
-}
-
-/** The CLI as a shell word list for this runtime. */
-function cliWords(): string {
-  const inv = cliInvocation();
-  return [inv.command, ...inv.args].map((a) => `'${a}'`).join(" ");
-}
-
-/** Every state a progress line showed: the text between carriage returns, escape codes removed. */
-function drawnLines(output: string): string[] {
-  // deno-lint-ignore no-control-regex
-  return output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").split(/[\r\n]/).filter((l) => l.trim() !== "");
-}
-
-const hasScript = spawnSync("script", ["--version"]).status === 0;
 
 describe(`CLI output on ${RUNTIME}`, () => {
   test("--json failures: {error:{code,message,path}} on stdout, the same exit status, the error line kept on stderr", async () => {
@@ -98,7 +78,7 @@ describe(`CLI output on ${RUNTIME}`, () => {
     try {
       const base = await createSnapshot(home, "base", upper);
       // corrupt the installed upper (same size): only a verifying save notices
-      writeSparseFile(join(base.path, "upper.ext4"), 4 << 20, [[0, "jello"], [1 << 20, noise(64 << 10)]]);
+      writeSparseFile(join(base.path, "upper.ext4"), 4 << 20, [[0, "jello"], [1 << 20, noiseBytes(64 << 10)]]);
       assert.match(errorLine(await runCli(["--home", home, "save", "base", join(root, "a.tar.zst")]), "save (verifying)", 1), /does not match its recorded integrity/);
       assert.equal(existsSync(join(root, "a.tar.zst")), false);
       const skipped = expectRun(await runCli(["--home", home, "save", "base", join(root, "b.tar.zst"), "--no-verify"]), "save --no-verify", 0);
@@ -118,7 +98,7 @@ describe(`CLI output on ${RUNTIME}`, () => {
         if (cols > 12) assert.ok(line.startsWith("verifying"), line);
       }
     }
-    assert.match(progressLine("unpacking", 50, 100, 1000, 80), /^unpacking \[█+░+\]  50% \| 50 B \/ 100 B \| 50 B\/s$/);
+    assert.match(progressLine("unpacking", 50, 100, 1000, 80), /^unpacking \[█+░+\]  50% \| 50 B \/ 100 B \| 50 B\/s \| ETA 0:01$/);
   });
 
   test("under a terminal: load shows unpacking, verifying and installing, in 60 columns; in save - | load - only load draws", { skip: !hasScript && "no script(1) for a pseudo-terminal" }, async () => {
@@ -131,13 +111,13 @@ describe(`CLI output on ${RUNTIME}`, () => {
       const load = underTerminal(`${cli} --home '${join(root, "other")}' load '${bundle}'`, 60);
       assert.equal(load.status, 0, load.output);
       const lines = drawnLines(load.output);
-      for (const phase of ["unpacking", "verifying", "installing"]) assert.ok(lines.some((l) => l.startsWith(phase)), `${phase} is shown: ${JSON.stringify(lines)}`);
+      for (const phase of ["unpacking", "verifying", "installing"]) assert.ok(lines.some((l) => new RegExp(`^\\[\\d/3\\] ${phase}`).test(l)), `${phase} is shown: ${JSON.stringify(lines)}`);
       for (const l of lines.filter((l) => !l.startsWith("loaded "))) assert.ok(l.length <= 59, `fits 60 columns: ${JSON.stringify(l)}`);
 
       const piped = underTerminal(`${cli} --home '${home}' save base - --no-verify | ${cli} --home '${join(root, "third")}' load -`, 60);
       assert.equal(piped.status, 0, piped.output);
       const pipedLines = drawnLines(piped.output);
-      assert.ok(pipedLines.some((l) => l.startsWith("unpacking")), `load draws: ${JSON.stringify(pipedLines)}`);
+      assert.ok(pipedLines.some((l) => l.startsWith("[1/3] unpacking")), `load draws: ${JSON.stringify(pipedLines)}`);
       assert.ok(!pipedLines.some((l) => /^(reading|writing)\b/.test(l)), `save, writing into a pipe, does not draw: ${JSON.stringify(pipedLines)}`);
 
       const quiet = underTerminal(`${cli} --home '${join(root, "fourth")}' --no-progress load '${bundle}'`, 60);

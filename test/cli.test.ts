@@ -17,6 +17,8 @@ const IMAGE_REF = "docker.io/library/python:3.12";
 const IMAGE_DIGEST = "sha256:" + "a".repeat(64);
 const INFO_KEYS = ["created_at", "digest", "form", "format", "fstype", "image_manifest_digest", "image_ref", "labels", "name", "parent", "path", "scope", "size_bytes", "state_kind"];
 const UPPER_SIZE = 8 << 20;
+/** An `ls --json` entry without the `disk_bytes` only `ls` and `inspect` add: the snapshot as every other command prints it. */
+const withoutDiskUse = ({ disk_bytes: _, ...rest }: { disk_bytes: unknown }) => rest;
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
 /** A scratch directory with a sparse upper (data at 0 and 256 KiB of noise at 1 MiB). */
@@ -123,7 +125,7 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
       );
       assert.match(created.stdout, new RegExp(`^created base sha256:[0-9a-f]{64} at ${home}/snapshots/base\\n$`));
       const base = json(await runCli(["--home", home, "--json", "inspect", "base"]), "inspect --json");
-      assert.deepEqual(Object.keys(base).sort(), INFO_KEYS);
+      assert.deepEqual(Object.keys(base).sort(), [...INFO_KEYS, "disk_bytes"].sort()); // inspect adds the disk use (issue 24 gap 6)
       assert.equal(base.name, "base");
       assert.equal(base.path, join(home, "snapshots", "base"));
       assert.equal(base.size_bytes, UPPER_SIZE);
@@ -141,12 +143,12 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
 
       const table = ok(await runCli(["--home", home, "ls"]), "ls").stdout.trimEnd().split("\n");
       assert.equal(table.length, 3);
-      assert.match(table[0]!, /^NAME\s+FORM\s+DIGEST\s+SIZE\s+CREATED\s+PARENT\s+LABELS$/);
-      assert.match(table[1]!, new RegExp(`^base\\s+manifest\\s+${base.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+${base.created_at}\\s+-\\s+note=a=b, owner=alice$`));
-      assert.match(table[2]!, new RegExp(`^child\\s+manifest\\s+${child.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+\\S+\\s+${base.digest.slice(7, 19)}\\s+-$`));
+      assert.match(table[0]!, /^NAME\s+FORM\s+DIGEST\s+SIZE\s+DISK\s+CREATED\s+PARENT\s+LABELS$/);
+      assert.match(table[1]!, new RegExp(`^base\\s+manifest\\s+${base.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+[0-9.]+ (?:B|KiB|MiB)\\s+${base.created_at}\\s+-\\s+note=a=b, owner=alice$`));
+      assert.match(table[2]!, new RegExp(`^child\\s+manifest\\s+${child.digest.slice(7, 19)}\\s+8\\.0 MiB\\s+[0-9.]+ (?:B|KiB|MiB)\\s+\\S+\\s+${base.digest.slice(7, 19)}\\s+-$`));
 
       const list = json(await runCli(["ls", "--json", "--home", home]), "ls --json");
-      assert.deepEqual(list, [base, child]);
+      assert.deepEqual(list.map(withoutDiskUse), [withoutDiskUse(base), child]);
       assert.deepEqual(json(await runCli(["--json", "ls"], { env: { MSB_HOME: home } }), "ls with $MSB_HOME"), list);
       assert.deepEqual(json(await runCli(["--json", "ls"], { env: { MSB_HOME: "home" }, cwd: root }), "relative $MSB_HOME"), list);
       // --home wins over $MSB_HOME
@@ -257,16 +259,16 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
       // a relative DIR resolves against the working directory
       const indexed = json(await runCli(["--home", homeB, "--json", "reindex", "a/snapshots"], { cwd: root }), "reindex DIR --json");
       assert.deepEqual(indexed, [snap]);
-      assert.deepEqual(json(await runCli(["--home", homeB, "--json", "ls"]), "ls after reindex"), [snap]);
+      assert.deepEqual(json(await runCli(["--home", homeB, "--json", "ls"]), "ls after reindex").map(withoutDiskUse), [snap]);
       assert.match(ok(await runCli(["--home", homeB, "reindex"]), "reindex").stdout, /^indexed 1 snapshot\n/);
-      assert.deepEqual(json(await runCli(["--home", homeB, "--json", "inspect", snap.digest]), "resolve by digest in the new root"), snap);
+      assert.deepEqual(withoutDiskUse(json(await runCli(["--home", homeB, "--json", "inspect", snap.digest]), "resolve by digest in the new root")), snap);
 
       // a directory with a broken manifest: ls still succeeds, with a warning line
       mkdirSync(join(homeA, "snapshots", "broken"));
       writeFileSync(join(homeA, "snapshots", "broken", "manifest.json"), "{}");
       const r = await runCli(["--home", homeB, "--json", "ls"]);
       assert.equal(r.code, 0);
-      assert.deepEqual(JSON.parse(r.stdout), [snap]);
+      assert.deepEqual(JSON.parse(r.stdout).map(withoutDiskUse), [snap]);
       const warnings = r.stderr.split("\n").filter((l) => l !== "");
       assert.equal(warnings.length, 1, r.stderr);
       assert.match(warnings[0]!, /^warning: .*broken/);

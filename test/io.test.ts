@@ -2,7 +2,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgument } from "../src/errors.js";
-import { lstatOrNull, readChunks, readSmallFile, replaceAtomically, withFile, writeNewFile } from "../src/io.js";
+import type { FileHandle } from "../src/fs/types.js";
+import { lstatOrNull, readChunks, readSmallFile, writeAtomically, withFile, writeNewFile } from "../src/io.js";
 import { BACKENDS, withBackend } from "./helpers/backends.js";
 import { noise } from "./helpers/bytes.js";
 
@@ -38,14 +39,14 @@ for (const backend of BACKENDS) {
     test("rule: an atomic replacement that fails leaves the old file and no temporary", T, () =>
       withBackend(backend, async (fs, root) => {
         await writeNewFile(fs, `${root}/f`, enc.encode("old"));
-        await assert.rejects(replaceAtomically(fs, `${root}/f`, async (h) => {
+        await assert.rejects(writeAtomically(fs, `${root}/f`, async (h: FileHandle) => {
           await h.write(enc.encode("half"), 0);
           throw new Error("writer failed");
         }), /writer failed/);
-        await assert.rejects(replaceAtomically(fs, `${root}/f`, (h) => h.write(enc.encode("new"), 0), { beforeRename: async () => { throw new Error("refused"); } }), /refused/);
+        await assert.rejects(writeAtomically(fs, `${root}/f`, enc.encode("new"), { beforeRename: async () => { throw new Error("refused"); } }), /refused/);
         assert.equal(new TextDecoder().decode(await readSmallFile(fs, `${root}/f`, 10)), "old");
         assert.deepEqual(await fs.readdir(root), ["f"]);
-        await replaceAtomically(fs, `${root}/f`, (h) => h.write(enc.encode("new"), 0));
+        await writeAtomically(fs, `${root}/f`, enc.encode("new"));
         assert.equal(new TextDecoder().decode(await readSmallFile(fs, `${root}/f`, 10)), "new");
         assert.deepEqual(await fs.readdir(root), ["f"]);
       }));

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { nodeFs } from "../src/fs/node.js";
 import { judgeLease, type LeaseOwner, processProbe } from "../src/lease.js";
 import { LockTimeout } from "../src/lock.js";
+import { BROKEN_LOCK_PREFIX, findLeftovers } from "../src/staging.js";
 import { SnapshotStore } from "../src/store.js";
 import { noise } from "./helpers/bytes.js";
 import { childEnv, cliInvocation, runCli, writeSparseFile } from "./helpers/cli-run.js";
@@ -236,6 +237,26 @@ describe("the install lock is a lease", () => {
       assert.match(waits[0]!, /held by pid 4242 on host builder-7 \(another host or pid namespace\)/);
       assert.deepEqual(names(join(home, "snapshots")).filter((n) => n !== ".snapbundle-index.json"), ["a", "b", "c"], "the refused load left nothing");
       assert.deepEqual(names(tmp), ["install.lock"]);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe("the leftover names are one list", () => {
+  test("rule: an install lock set aside to be broken (install.lock.broken-*, a breaker killed mid-break) is a leftover: kept while fresh, gone once an hour untouched", async () => {
+    const { root, cleanup } = scratch();
+    try {
+      const tmp = join(root, "cache", "tmp");
+      mkdirSync(tmp, { recursive: true });
+      const aside = join(tmp, `${BROKEN_LOCK_PREFIX}mf3k2a9x1b2c`);
+      writeFileSync(aside, JSON.stringify({ version: 1, token: "lockholder09", pid: 1 }));
+      writeFileSync(join(tmp, "install.lockx"), "not ours");
+      const now = Date.now();
+      const found = await findLeftovers(nodeFs(), [tmp], { now });
+      assert.deepEqual(found.map((l) => [l.path, l.kind, l.verdict.state]), [[aside, "partial", "live"]]);
+      const later = await findLeftovers(nodeFs(), [tmp], { now: now + 61 * 60_000 });
+      assert.deepEqual(later.map((l) => [l.path, l.verdict.state]), [[aside, "gone"]]);
     } finally {
       cleanup();
     }

@@ -278,7 +278,7 @@ for (const backend of BACKENDS) {
         faulty.arm({ at: 3, kind: "rename", match: (op) => op.path.includes(".msb-snapshot-import-") || op.to!.includes(".msb-snapshot-import-"), sticky: true, errno: "EIO" });
         await assert.rejects(loadArchive(faulty, r.layout, r.path), (e: unknown) => {
           assert.ok(e instanceof SnapbundleError, String(e));
-          assert.match(e.message, /^rename .*: EIO .*\(and could not undo: [^;]+; [^;]+\)$/, "each step left undone is named");
+          assert.match(e.message, /^\/.*: rename .*: EIO .*\(and could not undo: [^;]+; [^;]+\)/, "the bundle, then each step left undone, is named");
           return true;
         });
         faulty.disarm();

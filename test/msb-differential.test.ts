@@ -8,7 +8,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstatSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SnapbundleError } from "../src/errors.js";
@@ -18,7 +19,8 @@ import { fileEntry, snapEntries, snapFixture, tarOf, zstdCli } from "./helpers/a
 import { RUNTIME } from "./helpers/cli-run.js";
 import { HEAVY } from "./helpers/heavy.js";
 import { noise } from "./helpers/homes.js";
-import { MSB_SKIP, runMsb } from "./helpers/msb.js";
+import { buildMsbImage, MKFS_EROFS_SKIP, MSB_SKIP, runMsb } from "./helpers/msb.js";
+import { walkHeaders } from "./helpers/archive-headers.js";
 import { craftBundle06, crafted06, referenceMemberHash } from "./helpers/msb06-reference.js";
 import { concatBytes, craftHeader, craftPax, END, paxRecord } from "./helpers/tar-craft.js";
 import { skippableFrame } from "./helpers/wasm-util.js";
@@ -350,8 +352,50 @@ const snapshotCases: Case[] = [
   },
 ];
 
+// ── --with-image bundles: image cache files msb itself accepts, then broken ──
+/** Members of a plain tar of regular entries (our save of a dense upper writes only those). */
+function membersOf(tar: Uint8Array): Member[] {
+  return walkHeaders(tar).map((h) => {
+    assert.equal(h.typeflag, "0", `${h.name}: a regular entry`);
+    return { path: h.name, data: tar.slice(h.offset + 512, h.offset + 512 + h.size) };
+  });
+}
+
+/** A with-image bundle (no member hashes) saved by us from a home whose image cache msb accepts; `layer` replaces a layer file's bytes, its sha256 in archive.json recomputed. */
+async function imageBundle(layer?: Uint8Array): Promise<Uint8Array> {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), "msb-diff-image-")));
+  try {
+    const home = join(root, "home");
+    const ref = "docker.io/library/python:3.12";
+    const image = await buildMsbImage(home, ref, "differential");
+    writeFileSync(join(root, "upper"), noise(8192, 41));
+    const store = new SnapshotStore(nodeFs(), home);
+    await store.create("s", { upper: join(root, "upper"), image: { ref, manifest_digest: image.manifestDigest }, form: "snapshot", integrity: true });
+    await store.save("s", join(root, "b.tar"), { withImage: true, plainTar: true, memberHashes: false });
+    const members = membersOf(new Uint8Array(readFileSync(join(root, "b.tar"))));
+    if (layer === undefined) return tarMembers(members);
+    const target = members.find((x) => x.path.startsWith("images/layers/"))!;
+    target.data = layer;
+    const inv = members.find((x) => x.path === "archive.json")!;
+    const doc = JSON.parse(new TextDecoder().decode(inv.data));
+    const entry = doc.entries.find((e: any) => e.path === target.path);
+    entry.integrity = { algorithm: "sha256", digest: `sha256:${createHash("sha256").update(layer).digest("hex")}` };
+    entry.encoded_size = entry.apparent_size = layer.length;
+    inv.data = enc(JSON.stringify(doc));
+    return tarMembers(members);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+const imageCases: Case[] = [
+  { name: "with image: the unmodified bundle (real EROFS images)", bytes: async () => zstdCli(await imageBundle()), ours: "accept", msb: "accept" },
+  { name: "with image: a layer of 4096 random bytes, hashes recomputed (not EROFS)", bytes: async () => zstdCli(await imageBundle(noise(4096, 43))), ours: "refuse", msb: "refuse" },
+  { name: "with image: a layer of 8192 zero bytes, hashes recomputed (not EROFS)", bytes: async () => zstdCli(await imageBundle(new Uint8Array(8192))), ours: "refuse", msb: "refuse" },
+];
+
 describe("differential: mutated bundles loaded by our loader and by msb 0.6.18", () => {
-  for (const c of [...manifestCases, ...snapshotCases]) {
+  for (const c of [...manifestCases, ...snapshotCases, ...(MKFS_EROFS_SKIP ? [] : imageCases)]) {
     const agree = c.ours === c.msb;
     test(`${agree ? "agreed" : "known disagreement"}: ${c.name} — ours ${c.ours}, msb ${c.msb}`, { ...T, skip: SKIP }, async () => {
       assert.ok(agree || (c.why ?? "").length > 20, "a disagreement carries its justification");

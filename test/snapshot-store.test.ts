@@ -12,7 +12,7 @@ import {
 import { canonicalManifestText, parseManifest } from "../src/manifest.js";
 import { digestProblem } from "../src/reference.js";
 import { openSnapshot, verifySnapshot } from "../src/snapshot.js";
-import { readSmallFile, writeFileAtomic } from "../src/io.js";
+import { readSmallFile, writeAtomically } from "../src/io.js";
 import { BACKENDS, IMAGE, makeHome, noise, writeSparse } from "./helpers/homes.js";
 
 const SPARSE_VECTOR = "sha256:a3157ae46e0fbbd80e1518e90831fe4e95af30db7069ada93853d1615fe51b87";
@@ -150,10 +150,10 @@ for (const backend of BACKENDS) {
         const bytes = await readSmallFile(fs, snap.upperPath!, 1 << 20);
         const { sha256Hex } = await import("../wasm/mod.js");
         const m = { ...snap.manifest, upper: { ...snap.manifest.upper, integrity: { algorithm: "sha256", digest: `sha256:${await sha256Hex(bytes)}` } } };
-        await writeFileAtomic(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m)));
+        await writeAtomically(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m)));
         assert.equal((await verifySnapshot(fs, await openSnapshot(fs, info.path))).status, "verified");
         const m2 = { ...m, upper: { ...m.upper, integrity: { algorithm: "md5", digest: "md5:00" } } };
-        await writeFileAtomic(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m2)));
+        await writeAtomically(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m2)));
         await assert.rejects(verifySnapshot(fs, await openSnapshot(fs, info.path)), (e) => e instanceof SnapshotIntegrityError && /"md5" is not supported/.test(e.message));
       } finally {
         cleanup();
@@ -236,16 +236,16 @@ for (const backend of BACKENDS) {
         const stale = new TextDecoder().decode(await readSmallFile(fs, indexPath, 1 << 20));
         await fs.remove(`${home}/snapshots/a`, { recursive: true });
         const b = await store.create("a", { upper: `${root}/u`, image: IMAGE, labels: { v: "2" } });
-        await writeFileAtomic(fs, indexPath, new TextEncoder().encode(stale));
+        await writeAtomically(fs, indexPath, new TextEncoder().encode(stale));
         assert.notEqual(a.digest, b.digest);
         assert.equal((await store.resolve(b.digest)).path, b.path);
         await assert.rejects(store.resolve(a.digest), SnapshotNotFound);
         // a child created behind the index's back still blocks rm
-        await writeFileAtomic(fs, indexPath, new TextEncoder().encode(stale));
+        await writeAtomically(fs, indexPath, new TextEncoder().encode(stale));
         await fs.mkdir(`${home}/snapshots/kid`);
         const kid = parseManifest(new TextDecoder().decode(await readSmallFile(fs, `${b.path}/manifest.json`, 1 << 20)));
         await writeSparse(fs, `${home}/snapshots/kid/upper.ext4`, 4096, [[0, "x"]]);
-        await writeFileAtomic(fs, `${home}/snapshots/kid/manifest.json`, new TextEncoder().encode(canonicalManifestText({ ...kid, parent: b.digest })));
+        await writeAtomically(fs, `${home}/snapshots/kid/manifest.json`, new TextEncoder().encode(canonicalManifestText({ ...kid, parent: b.digest })));
         await assert.rejects(store.remove("a"), SnapshotInUse);
         // an upper truncated behind the index's back is reported, not listed
         const h = await fs.open(`${home}/snapshots/kid/upper.ext4`, "r+");
@@ -301,7 +301,7 @@ describe("real disk only", () => {
       const snap = await openSnapshot(fs, info.path);
       const expected = execFileSync("sha256sum", [snap.upperPath!]).toString().split(" ")[0];
       const m = { ...snap.manifest, upper: { ...snap.manifest.upper, integrity: { algorithm: "sha256", digest: `sha256:${expected}` } } };
-      await writeFileAtomic(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m)));
+      await writeAtomically(fs, `${info.path}/manifest.json`, new TextEncoder().encode(canonicalManifestText(m)));
       assert.equal((await store.verify(info.path)).integrity.status, "verified");
     } finally {
       cleanup();

@@ -2,7 +2,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgument } from "../src/errors.js";
-import { readSmallFile, writeFileAtomic } from "../src/io.js";
+import { readSmallFile, writeAtomically } from "../src/io.js";
 import { HomeLayout } from "../src/layout.js";
 import { BACKENDS, IMAGE, makeHome, writeSparse } from "./helpers/homes.js";
 import { errorRule } from "./helpers/error-rules.js";
@@ -26,7 +26,7 @@ describe("digest prefix lookup", () => {
         const index = JSON.parse(new TextDecoder().decode(await readSmallFile(fs, indexPath, 1 << 20)));
         index.entries[one.path].info.digest = a;
         index.entries[two.path].info.digest = bb;
-        await writeFileAtomic(fs, indexPath, new TextEncoder().encode(JSON.stringify(index)));
+        await writeAtomically(fs, indexPath, new TextEncoder().encode(JSON.stringify(index)));
         assert.deepEqual((await store.list()).snapshots.map((s) => s.digest), [a, bb], `${b.label}: the edited cache is what the store reads`);
         for (const prefix of ["0123456789ab", "sha256:0123456789abc"]) {
           await assert.rejects(store.findByDigest(prefix), errorRule(InvalidArgument, "invalid-argument", /is ambiguous/), `${b.label} ${prefix}`);
@@ -37,7 +37,7 @@ describe("digest prefix lookup", () => {
         assert.equal((await store.findByDigest("0123456789abc1"))?.path, two.path, b.label);
         // the same digest in two places is not ambiguous without `unique`
         index.entries[two.path].info.digest = a;
-        await writeFileAtomic(fs, indexPath, new TextEncoder().encode(JSON.stringify(index)));
+        await writeAtomically(fs, indexPath, new TextEncoder().encode(JSON.stringify(index)));
         assert.equal((await store.findByDigest("0123456789ab"))?.path, one.path, b.label);
         await assert.rejects(store.findByDigest("0123456789ab", { unique: true }), errorRule(InvalidArgument, "invalid-argument", /is ambiguous/), b.label);
       } finally {

@@ -11,7 +11,7 @@ import { writePromoteJournal } from "../src/archive/journal.js";
 import { ArchiveError, InvalidArgument, SnapshotAlreadyInstalled, SnapshotInUse, SnapshotNotFound } from "../src/errors.js";
 import { memFs } from "../src/fs/memfs.js";
 import type { FileSystem } from "../src/fs/types.js";
-import { readSmallFile, writeFileAtomic } from "../src/io.js";
+import { readSmallFile, writeAtomically } from "../src/io.js";
 import { HomeLayout } from "../src/layout.js";
 import { stagingName } from "../src/staging.js";
 import { isPathLike, SnapshotStore } from "../src/store.js";
@@ -48,7 +48,7 @@ async function readIndexJson(fs: FileSystem, home: string): Promise<RawIndex> {
   return JSON.parse(new TextDecoder().decode(await readSmallFile(fs, indexPath(home), 1 << 24))) as RawIndex;
 }
 async function writeIndexJson(fs: FileSystem, home: string, index: unknown): Promise<void> {
-  await writeFileAtomic(fs, indexPath(home), new TextEncoder().encode(JSON.stringify(index)));
+  await writeAtomically(fs, indexPath(home), new TextEncoder().encode(JSON.stringify(index)));
 }
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 

@@ -9,7 +9,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { ArchiveError, InvalidArgument } from "../src/errors.js";
-import { TarWriter, type SparseSegment, type TarData, type TarFileOptions } from "../src/tar/mod.js";
+import { type SparseSegment, type TarData, type TarFileOptions, type TarInput, TarStream, TarWriter } from "../src/tar/mod.js";
 import { concatBytes, craftData, craftHeader, craftSparseExtension, END } from "./helpers/tar-craft.js";
 import { concat, noise } from "./helpers/bytes.js";
 import { memorySink, sha256, writeTarBytes } from "./helpers/tar-tools.js";
@@ -504,5 +504,51 @@ describe("third-party readers", () => {
       for (const f of files) assert.deepEqual(got.get(f.name), [f.data.length, sha256(f.data)], `${judge}: ${f.name}`);
       for (const s of sparse) assert.deepEqual(got.get(s.name), [s.realSize, sha256(s.logical)], `${judge}: ${s.name}`);
     }
+  });
+});
+
+describe("TarStream: the writer as a pair for pipeThrough", () => {
+  /** `ReadableStream.from`, which TypeScript's DOM library does not declare yet. */
+  const from = <E>(items: Iterable<E>): ReadableStream<E> => (ReadableStream as unknown as { from(i: Iterable<E>): ReadableStream<E> }).from(items);
+  /** `entries` through a TarStream with `options`, read by a reader that holds each chunk until it asks for the next. */
+  async function throughStream(entries: TarInput[], options: { recycleChunks?: boolean; chunkSize?: number } = {}) {
+    const tar = new TarStream(options);
+    const reader = from(entries).pipeThrough(tar).getReader();
+    const copies: Uint8Array[] = [];
+    let overwritten = 0;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      const copy = r.value.slice();
+      copies.push(copy);
+      // hold the chunk a while, the writer free to run meanwhile: it must not reuse the chunk before the next read
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (!r.value.every((b, i) => b === copy[i])) overwritten++;
+    }
+    return { bytes: concat(copies), overwritten, tarBytes: tar.bytesWritten };
+  }
+
+  test("rule: a TarStream writes byte for byte what TarWriter writes (regular and sparse entries), recycling or not, and never changes a chunk its reader holds", T, async () => {
+    const big = noise(3 * 1024 * 1024 + 17, 41);
+    const map: SparseSegment[] = [{ offset: 0, length: 4096 }, { offset: 1 << 20, length: 8192 }];
+    const sparseData = concat([big.subarray(0, 4096), big.subarray(4096, 4096 + 8192)]);
+    const viaWriter = await writeTarBytes(async (tar) => {
+      await tar.addFile("a/big.bin", big.length, [big], { mtime: 1714560000 });
+      await tar.addSparseFile("a/sparse.img", 4 << 20, map, [sparseData], { mtime: 1714560000 });
+    });
+    const entries: TarInput[] = [
+      { path: "a/big.bin", size: big.length, data: [big], options: { mtime: 1714560000 } },
+      { path: "a/sparse.img", size: 4 << 20, sparseMap: map, data: [sparseData], options: { mtime: 1714560000 } },
+    ];
+    for (const recycleChunks of [false, true]) {
+      const { bytes, overwritten, tarBytes } = await throughStream(entries, { recycleChunks, chunkSize: 64 * 1024 });
+      assert.ok(sha256(bytes) === sha256(viaWriter), `recycleChunks ${recycleChunks}: same bytes as TarWriter`);
+      assert.equal(tarBytes, viaWriter.length);
+      assert.equal(overwritten, 0, "no chunk changed while its reader held it");
+    }
+  });
+
+  test("rule: an entry whose data is shorter than its size errors the readable with the ArchiveError that names it", T, async () => {
+    const tar = new TarStream();
+    const reading = new Response(from<TarInput>([{ path: "a/short", size: 10, data: [new Uint8Array(3)] }]).pipeThrough(tar)).arrayBuffer();
+    await assert.rejects(reading, (e: unknown) => e instanceof ArchiveError && /a\/short/.test(e.message));
   });
 });

@@ -67,7 +67,8 @@ import { ArchiveError, InvalidSnapshot, labelled } from "../errors.js";
 import { CACHE_KINDS, type CacheKind } from "../layout.js";
 import { type Manifest, MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
 import { MAX_METADATA_BYTES } from "./image-cache.js";
-import { INVENTORY_PATH, MAX_INVENTORY_BYTES, type ObservedMember } from "./inventory.js";
+import { MAX_INVENTORY_BYTES, type ObservedMember } from "./inventory.js";
+import { INVENTORY_PATH, MSB06_ROOTS } from "./msb06-paths.js";
 
 /** A snapshot directory entry `<prefix>/`. */
 export interface SnapshotDirPlace {
@@ -321,7 +322,6 @@ export function classifyEntry(path: string, kind: AcceptedKind): EntryPlace {
 }
 
 /** The top-level names of the 0.6 layout. */
-const MSB06_ROOTS = ["snapshots", "files", "images"];
 
 /**
  * The layout rule: which paths belong to the microsandbox 0.6 layout —

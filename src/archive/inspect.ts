@@ -34,7 +34,7 @@ import type { BundleContents, FilePlace, Msb06Contents } from "./grammar.js";
 import { ErofsStreamCheck } from "./erofs.js";
 import { type CarriedCache, checkCarriedCache } from "./image-cache.js";
 import { parseInventory } from "./inventory.js";
-import { headIndex } from "./load.js";
+import { headIndex, noHeadSnapshot } from "./load.js";
 import { checkMsb06Contents, readMsb06Snapshot } from "./load06.js";
 import { openBundle } from "./sniff.js";
 import { countingStream, fileReadable } from "./streams.js";
@@ -56,10 +56,11 @@ export interface BundleSnapshotReport {
    * The recorded integrity (a Merkle root for `msb-file-merkle-blake3-v1`),
    * and what the upper streaming past hashed to with that algorithm.
    * `unsupported`: checkpoint state, no payload to check; `missing`: the
-   * descriptor names a payload the archive does not carry.
+   * descriptor names a payload the archive does not carry; `not-checked`:
+   * a quick pass ({@link InspectOptions.quick}) hashed nothing.
    */
   readonly integrity: {
-    readonly status: "verified" | "mismatch" | "not-recorded" | "unsupported" | "missing";
+    readonly status: "verified" | "mismatch" | "not-recorded" | "unsupported" | "missing" | "not-checked";
     readonly algorithm: string | null;
     readonly recorded: string | null;
     readonly computed: string | null;
@@ -77,6 +78,12 @@ export interface BundleReport {
    * one names as parent (null if none); for `snapshot` the `head` of archive.json.
    */
   readonly head: string | null;
+  /**
+   * A microsandbox 0.6 bundle's `suggested_name` (archive.json: the head's
+   * directory name where it was saved; the CLI's load installs the head under
+   * it where it is free), else null.
+   */
+  readonly suggested_name: string | null;
   /** Image cache files by archive path, in archive order: `cache/<kind>/<file>`, or `images/<kind>/<file>` in a 0.6 bundle. */
   readonly cache_files: readonly string[];
   readonly compression: "zstd" | "none";
@@ -90,6 +97,14 @@ export interface InspectOptions {
   readonly label?: string;
   /** Called with the number of bundle bytes read so far. */
   readonly onProgress?: (bytes: number) => void;
+  /**
+   * A quick listing, as `tar -t`: the data is decoded and skipped, no upper is
+   * hashed, and each recorded integrity is reported `not-checked`
+   * ({@link inspectBundle} only; {@link verifyBundle} always hashes).
+   */
+  readonly quick?: boolean;
+  /** Called with each member the grammar admitted, before its data is read: what was read so far when a later one fails. */
+  readonly onMember?: (member: { readonly path: string; readonly size: number; readonly sparse: boolean }) => void;
 }
 
 const ZEROS = new Uint8Array(1 << 20);
@@ -164,8 +179,9 @@ async function hashUpper(entry: TarEntry, algorithms: readonly string[]): Promis
  * ```
  */
 export async function inspectBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions = {}): Promise<BundleReport> {
-  const pass = await streamBundle(fs, source, options);
-  return (await reportOf(pass, pass.contents.msb06 === null ? null : parseInventory(pass.contents.msb06.inventory, `${pass.label}: archive.json`).head)).report;
+  const pass = await streamBundle(fs, source, options, options.quick !== true);
+  const inventory = pass.contents.msb06 === null ? null : parseInventory(pass.contents.msb06.inventory, `${pass.label}: archive.json`);
+  return (await reportOf(pass, inventory?.head ?? null, inventory?.suggested_name ?? null)).report;
 }
 
 /** What one pass over a bundle saw: what the unpack step accepted, the uppers' hashes, the cache carried. No upper bytes. */
@@ -181,10 +197,12 @@ interface BundlePass {
   /** Image cache files by archive path, in archive order. */
   readonly cacheFiles: readonly string[];
   readonly cache: CarriedCache;
+  /** Whether the uppers were hashed (not a quick pass). */
+  readonly hashed: boolean;
 }
 
 /** The pass of {@link inspectBundle} and {@link verifyBundle}: the load's unpack step into a sink that keeps hashes and small documents. */
-async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions): Promise<BundlePass> {
+async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions, hash: boolean): Promise<BundlePass> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
   let raw = typeof source === "string" ? fileReadable(fs, source) : source;
   if (options.onProgress) raw = raw.pipeThrough(countingStream(options.onProgress));
@@ -198,13 +216,15 @@ async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint
   const cache = new CacheRecorder();
   const upper = async (path: string, entry: TarEntry, integrity: { readonly algorithm: string } | null | undefined) => {
     if (entry.sparse) formats.add("gnu-sparse");
-    uppers.set(path, await hashUpper(entry, algorithmsFor(integrity)));
+    uppers.set(path, await hashUpper(entry, hash ? algorithmsFor(integrity) : []));
   };
   const sink: UnpackSink = {
     directory: async () => {},
     async file(place: FilePlace, data: Uint8Array | TarEntry) {
+      const path = place.area === "msb06" ? place.path : place.area === "cache" ? `cache/${place.kind}/${place.file}` : `${place.prefix}/${place.file}`;
+      options.onMember?.({ path, size: data instanceof Uint8Array ? data.length : data.size, sparse: !(data instanceof Uint8Array) && data.sparse });
       if (place.area === "cache" || (place.area === "msb06" && place.role === "image")) {
-        cacheFiles.push(place.area === "cache" ? `cache/${place.kind}/${place.file}` : place.path);
+        cacheFiles.push(path);
         return cache.add(place.kind!, place.file, data);
       }
       if (place.area === "msb06") {
@@ -221,20 +241,21 @@ async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint
         manifests.set(place.prefix, parseManifest(data, `${label}: ${place.prefix}/${place.file}`));
         return;
       }
-      await upper(`${place.prefix}/${place.file}`, data, manifests.has(place.prefix) ? manifests.get(place.prefix)!.upper.integrity : undefined);
+      await upper(path, data, manifests.has(place.prefix) ? manifests.get(place.prefix)!.upper.integrity : undefined);
     },
   };
   // the load's own unpack step (it sniffs again: a plain tar now, already checked)
-  const contents = await unpackArchive(opened.tar, sink, { label });
-  return { label, contents, compression: opened.compression, formats, uppers, manifests, cacheFiles, cache: cache.carried() };
+  const contents = await unpackArchive(opened.tar, sink, { label, memberHashes: hash });
+  return { label, contents, compression: opened.compression, formats, uppers, manifests, cacheFiles, cache: cache.carried(), hashed: hash };
 }
 
 /** One snapshot's integrity report: its state, what it records, what its upper (if carried) hashed to. */
-function integrityReport(state: "file" | "checkpoint", recorded: { readonly algorithm: string; readonly digest: string } | null, hashed: ReadonlyMap<string, string> | undefined): BundleSnapshotReport["integrity"] {
+function integrityReport(state: "file" | "checkpoint", recorded: { readonly algorithm: string; readonly digest: string } | null, hashed: ReadonlyMap<string, string> | undefined, checked: boolean): BundleSnapshotReport["integrity"] {
   const none = { algorithm: recorded?.algorithm ?? null, recorded: recorded?.digest ?? null, computed: null };
   if (state === "checkpoint") return { status: "unsupported", ...none };
   if (hashed === undefined) return { status: "missing", ...none };
   if (recorded === null) return { status: "not-recorded", ...none };
+  if (!checked) return { status: "not-checked", ...none };
   const computed = hashed.get(recorded.algorithm) ?? null;
   return { status: computed === recorded.digest ? "verified" : "mismatch", algorithm: recorded.algorithm, recorded: recorded.digest, computed };
 }
@@ -252,7 +273,7 @@ interface Seen {
  * The report of a pass, with each snapshot's manifest (a 0.6 descriptor in
  * manifest shape) for the checks after it. `head` is the 0.6 inventory's.
  */
-async function reportOf(pass: BundlePass, head: string | null): Promise<{ report: BundleReport; seen: Seen[] }> {
+async function reportOf(pass: BundlePass, head: string | null, suggestedName: string | null): Promise<{ report: BundleReport; seen: Seen[] }> {
   const seen: Seen[] = [];
   const add = (digest: string, name: string, form: SnapshotForm, state: "file" | "checkpoint", m: Manifest, upperPath: string) => {
     seen.push({
@@ -268,7 +289,7 @@ async function reportOf(pass: BundlePass, head: string | null): Promise<{ report
         image_manifest_digest: m.image.manifest_digest,
         size_bytes: m.upper.size_bytes,
         labels: m.labels,
-        integrity: integrityReport(state, m.upper.integrity, pass.uppers.get(upperPath)),
+        integrity: integrityReport(state, m.upper.integrity, pass.uppers.get(upperPath), pass.hashed),
       },
     });
   };
@@ -289,6 +310,7 @@ async function reportOf(pass: BundlePass, head: string | null): Promise<{ report
     layout: msb06 === null ? "manifest" : "snapshot",
     snapshots: seen.map((s) => s.report),
     head,
+    suggested_name: suggestedName,
     cache_files: [...pass.cacheFiles],
     compression: pass.compression,
     tar_formats: [...pass.formats].sort(),
@@ -361,11 +383,11 @@ class CacheRecorder {
  * ```
  */
 export async function verifyBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions = {}): Promise<BundleReport> {
-  const pass = await streamBundle(fs, source, options);
+  const pass = await streamBundle(fs, source, options, true);
   const label = pass.label;
   // the 0.6 load's steps 3, 5, 6, 7 first, as a load takes them
   const bundle = pass.contents.msb06 === null ? null : await checkMsb06Contents(pass.contents.msb06, label);
-  const { report, seen } = await reportOf(pass, bundle?.head ?? null);
+  const { report, seen } = await reportOf(pass, bundle?.head ?? null, bundle?.inventory.suggested_name ?? null);
   // integrity in the order the load verifies: archive order, or the inventory's
   const byDigest = new Map(seen.map((s) => [s.report.digest, s]));
   const order = bundle === null ? seen : bundle.snapshots.map((s) => byDigest.get(s.digest)!);
@@ -375,7 +397,7 @@ export async function verifyBundle(fs: FileSystem, source: string | ReadableStre
     checkIntegrityAlgorithm(s.where, recorded.algorithm);
     checkIntegrityMatch(s.where, s.form, recorded, s.report.integrity.computed);
   }
-  if (report.head === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  if (report.head === null) throw noHeadSnapshot(label);
   // the load's own cache rule, on what the pass kept: nothing is staged
   await checkCarriedCache(ARCHIVE_NAMES, byDigest.get(report.head)!.manifest, pass.cache, label);
   return report;

@@ -19,13 +19,12 @@ import { descriptorIntegrityText, type DescriptorIntegrity, isBlake3Digest, isSh
 import { compareCodePoints, decodeUtf8Strict, JsonSyntaxError, type JsonValue, parseStrictJson, serdeValueText } from "../json.js";
 import { SPARSE_SHA256 } from "../manifest.js";
 import { MEMBER_BLAKE3 } from "./member-hash.js";
+import { descriptorPath, INVENTORY_PATH, MEMBER_KINDS, payloadPath } from "./msb06-paths.js";
 
 /** The largest `archive.json` a load reads (4 MiB, as upstream). */
 export const MAX_INVENTORY_BYTES = 4 << 20;
-/** The inventory's path in the archive. */
-export const INVENTORY_PATH = "archive.json";
 /** The entry kinds an inventory may name. */
-export const ENTRY_KINDS = ["snapshot-descriptor", "file-payload", "image-metadata", "image-object"] as const;
+export const ENTRY_KINDS = MEMBER_KINDS;
 
 /** A member hash as recorded. */
 export interface TransportIntegrity {
@@ -260,7 +259,7 @@ function validateInventoryShape(inv: ArchiveInventory, r: Reader): void {
   for (const x of inv.snapshots) {
     if (!isSha256Digest(x.snapshot_id)) throw r.bad(`archive.json snapshot_id ${s(x.snapshot_id)} must be "sha256:" followed by 64 lowercase hex digits`);
     if (prior !== null && prior >= x.snapshot_id) throw r.bad("archive.json snapshots are not strictly sorted by snapshot_id");
-    if (x.descriptor !== `snapshots/${x.snapshot_id.slice(7)}/snapshot.json`) throw r.bad(`archive.json descriptor path ${s(x.descriptor)} does not match snapshot ${x.snapshot_id}`);
+    if (x.descriptor !== descriptorPath(x.snapshot_id.slice(7))) throw r.bad(`archive.json descriptor path ${s(x.descriptor)} does not match snapshot ${x.snapshot_id}`);
     prior = x.snapshot_id;
   }
   if (!inv.snapshots.some((x) => x.snapshot_id === inv.head)) throw r.bad(`archive.json head ${s(inv.head)} is not one of its snapshots`);
@@ -352,7 +351,7 @@ export function checkInventoryBindings(inv: ArchiveInventory, imported: Readonly
       const d = e.owner_snapshot === null ? undefined : imported.get(e.owner_snapshot);
       if (d === undefined) throw r.bad(`file payload ${s(e.path)}: its owner_snapshot ${s(e.owner_snapshot)} is not in the archive`);
       if (d.state.kind !== "file") throw r.bad(`file payload ${s(e.path)}: its owner ${e.owner_snapshot} is checkpoint state, which has no payload`);
-      const want = `files/${e.owner_snapshot!.slice(7)}/${d.state.upper.file}`;
+      const want = payloadPath(e.owner_snapshot!.slice(7), d.state.upper.file);
       if (e.path !== want || integrityOrNull(e.integrity) !== integrityOrNull(d.state.upper.integrity) || e.apparent_size !== d.state.upper.size_bytes) {
         throw r.bad(`file payload binding disagrees with descriptor: ${s(e.path)} (the descriptor names ${s(want)}, ${d.state.upper.size_bytes} bytes, integrity ${integrityOrNull(d.state.upper.integrity)})`);
       }

@@ -27,12 +27,12 @@
 
 import { FsError, isFsError, SnapbundleError } from "../errors.js";
 import type { FileSystem } from "../fs/types.js";
-import { lstatOrNull, readSmallJson, writeFileAtomic } from "../io.js";
+import { lstatOrNull, readSmallJson, writeAtomically } from "../io.js";
 import { plainJson } from "../json.js";
 import type { HomeLayout } from "../layout.js";
 import { dirname, join, normalize } from "../path.js";
 import { openSnapshot } from "../snapshot.js";
-import { stagingName } from "../staging.js";
+import { REMOVING_PREFIX, stagingName } from "../staging.js";
 
 /** Name of the journal in `<home>/cache/tmp`. */
 export const PROMOTE_JOURNAL = "promote.json";
@@ -60,7 +60,7 @@ function journalPath(layout: HomeLayout): string {
  */
 export async function writePromoteJournal(fs: FileSystem, layout: HomeLayout, targets: readonly PromoteTarget[]): Promise<void> {
   const body = { version: 1, targets: targets.map((t) => ({ to: normalize(t.to), digest: t.digest })) };
-  await writeFileAtomic(fs, journalPath(layout), new TextEncoder().encode(JSON.stringify(body)));
+  await writeAtomically(fs, journalPath(layout), new TextEncoder().encode(JSON.stringify(body)));
 }
 
 /**
@@ -133,7 +133,7 @@ export async function recoverInterruptedPromotion(fs: FileSystem, layout: HomeLa
     if (info === null || info.kind !== "directory") continue; // never promoted
     const digest = await openSnapshot(fs, t.to).then((s) => s.digest, () => null);
     if (digest !== t.digest) continue; // not what the dead load put there: not ours to remove
-    const trash = join(dirname(t.to), stagingName(".msb-removing-"));
+    const trash = join(dirname(t.to), stagingName(REMOVING_PREFIX));
     await fs.rename(t.to, trash);
     await fs.syncDir(dirname(t.to));
     await fs.remove(trash, { recursive: true, force: true }).catch(() => {}); // a dot-name: swept later if left

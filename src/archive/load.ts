@@ -28,14 +28,16 @@
 
 import { checkMaxWindow } from "../zstd.js";
 import { abortableReadable, abortingProgress, throwIfAborted } from "../abort.js";
-import { ArchiveError, labelled, SnapbundleError } from "../errors.js";
+import { descriptorDigest, parseDescriptor } from "../descriptor.js";
+import { ArchiveError, labelled, SnapbundleError, SnapshotAlreadyInstalled } from "../errors.js";
+import { MANIFEST_FILENAME, manifestDigest, parseManifest } from "../manifest.js";
 import type { FileSystem } from "../fs/types.js";
 import { lstatOrNull } from "../io.js";
 import type { HomeLayout } from "../layout.js";
 import { dirname, join } from "../path.js";
-import { openSnapshot, type Snapshot, validateSnapshotName, verifySnapshot } from "../snapshot.js";
+import { openSnapshot, type Snapshot, validateSnapshotName } from "../snapshot.js";
 import { installStagedCache } from "./cache-install.js";
-import { importMsb06 } from "./load06.js";
+import { importMsb06, verifyStaged } from "./load06.js";
 import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { ensureNotInstalled, ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
@@ -44,7 +46,7 @@ import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, type StagingDirs, unpackArchive } from "./unpack.js";
+import { stagingSink, type StagingDirs, type UnpackSink, unpackArchive } from "./unpack.js";
 
 export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 
@@ -56,6 +58,15 @@ export interface LoadOptions {
   readonly sweep?: SweepPolicy;
   /** Install the head under this name instead of its archive directory name. */
   readonly name?: string;
+  /**
+   * A microsandbox 0.6 bundle's `suggested_name` (archive.json: the head's
+   * directory name where it was saved) becomes the head's name when no `name`
+   * is given, it is a valid snapshot name and nothing lies at that name in the
+   * destination; otherwise the head keeps its 64-hex name, as msb 0.6.18
+   * always does. Unlike `name`, it never asks for a second copy: a head
+   * installed already is still "already installed". Default false (msb's way).
+   */
+  readonly useSuggestedName?: boolean;
   /** Called with the number of archive bytes read so far. */
   readonly onProgress?: (bytes: number) => void;
   /** Used in messages for a stream source (a path source names itself). */
@@ -140,19 +151,23 @@ export async function loadArchive(
   await sweepStaleStaging(fs, layout, snapshotsDir, policy);
   if (snapshotsDir !== layout.snapshotsDir) await sweepStaleStaging(fs, layout, layout.snapshotsDir, policy);
   const lease = new Lease(fs, policy.probe);
+  // `--name EXISTING` needs no byte of the archive: the head's target is known (checked again under the lock)
+  if (options.name !== undefined) await ensurePromoteTargetsAvailable(fs, [{ from: "", to: join(snapshotsDir, options.name) }]);
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
-    const contents = await unpackArchive(openArchive(fs, source, options), stagingSink(fs, stage), { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
+    const sink = earlyInstalledCheck(fs, stagingSink(fs, stage), snapshotsDir, options, label);
+    const contents = await unpackArchive(openArchive(fs, source, options), sink, { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
     let imported: Snapshot[];
     let head: Snapshot;
+    let suggested: string | null = null;
     if (contents.msb06 !== null) {
-      ({ imported, head } = await importMsb06(fs, stage, contents.msb06, label, options.signal));
+      ({ imported, head, suggestedName: suggested } = await importMsb06(fs, stage, contents.msb06, label, options.signal, options.onStep));
     } else {
       imported = await verifyImportedSnapshots(fs, stage, contents, options.signal, options.onStep);
       head = imported[selectHeadSnapshot(imported, label)]!;
     }
     await ensureNotInstalled(head, options.name, options.findInstalled, label);
-    const moves = promotionPlan(imported, head, snapshotsDir, options.name);
+    const moves = promotionPlan(imported, head, snapshotsDir, options.name ?? (await usableSuggestedName(fs, snapshotsDir, options.useSuggestedName === true ? suggested : null)));
     await noteMissingParents(imported, moves, options.findInstalled, notices);
     options.onStep?.({ phase: "installing", bytes: 0, total: 0 });
     throwIfAborted(options.signal);
@@ -194,6 +209,56 @@ export async function loadArchive(
     await removeStaging(fs, stage);
     await lease.release();
   }
+}
+
+/**
+ * The early "already installed" decision, made on the bundle's first snapshot
+ * document (its `manifest.json`, or a 0.6 `snapshot.json`), before its
+ * payload is read: when no `name` is given, that snapshot's digest is
+ * installed already, and its own target in `snapshotsDir` exists, this load
+ * cannot install anything — either that snapshot is the head (nothing to
+ * do) or a later one is and step 4 would refuse the existing target — so it
+ * stops at once with {@link SnapshotAlreadyInstalled}. A load that could
+ * install something (the snapshot is installed elsewhere, its target is free)
+ * is never stopped here; the late check (and its re-check under the install
+ * lock) still decides it.
+ */
+function earlyInstalledCheck(fs: FileSystem, sink: UnpackSink, snapshotsDir: string, options: LoadOptions, label: string): UnpackSink {
+  if (options.name !== undefined || options.findInstalled === undefined) return sink;
+  const findInstalled = options.findInstalled;
+  let first = true;
+  return {
+    directory: (place) => sink.directory(place),
+    file: async (place, data) => {
+      const document = data instanceof Uint8Array &&
+        ((place.area === "snapshot" && place.file === MANIFEST_FILENAME) || (place.area === "msb06" && place.role === "descriptor"));
+      if (first && document) {
+        first = false;
+        const dirName = place.area === "snapshot" ? place.prefix : (place as { hex: string }).hex;
+        // a document that does not parse decides nothing here: the load's own step reports it, naming its member
+        const digest = await (async () => (place.area === "snapshot" ? manifestDigest(parseManifest(data)) : descriptorDigest(parseDescriptor(data))))().catch(() => null);
+        const existing = digest === null ? null : await findInstalled(digest);
+        if (existing !== null && (await lstatOrNull(fs, join(snapshotsDir, dirName))) !== null) {
+          throw new SnapshotAlreadyInstalled(
+            `${label}: snapshot ${digest}, the bundle's first, is already installed at ${existing}; nothing was loaded (give a name to install a second copy)`,
+            existing,
+          );
+        }
+      }
+      return sink.file(place, data);
+    },
+  };
+}
+
+/** `name` when it is a valid snapshot name with nothing at `<snapshotsDir>/<name>` (a link counts), else undefined. */
+async function usableSuggestedName(fs: FileSystem, snapshotsDir: string, name: string | null): Promise<string | undefined> {
+  if (name === null) return undefined;
+  try {
+    validateSnapshotName(name);
+  } catch {
+    return undefined;
+  }
+  return (await lstatOrNull(fs, join(snapshotsDir, name))) === null ? name : undefined;
 }
 
 /** A {@link parentMissingNotice} for each imported snapshot whose parent is neither imported nor installed (when the caller can tell: `findInstalled`). */
@@ -287,13 +352,7 @@ export async function verifyImportedSnapshots(
 ): Promise<Snapshot[]> {
   const snapshots: Snapshot[] = [];
   for (const { prefix } of contents.snapshots) snapshots.push(await openSnapshot(fs, join(stage.snapshots, prefix)));
-  const total = snapshots.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
-  let done = 0;
-  onStep?.({ phase: "verifying", bytes: 0, total });
-  for (const snap of snapshots) {
-    await verifySnapshot(fs, snap, { signal, onProgress: onStep && ((b) => onStep({ phase: "verifying", bytes: done + b, total })) });
-    done += snap.manifest.upper.size_bytes;
-  }
+  await verifyStaged(fs, snapshots, signal, onStep);
   return snapshots;
 }
 
@@ -317,6 +376,19 @@ export function headIndex(snapshots: readonly { readonly digest: string; readonl
 /** Step 3. The head: the last snapshot, in archive order, that no other imported snapshot names as parent ({@link headIndex}). */
 export function selectHeadSnapshot(snapshots: readonly Snapshot[], label: string): number {
   const i = headIndex(snapshots.map((s) => ({ digest: s.digest, parent: s.manifest.parent })));
-  if (i === null) throw new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
+  if (i === null) throw noHeadSnapshot(label);
   return i;
+}
+
+/**
+ * The refusal of an archive with no head ({@link headIndex} null), in the one
+ * wording load, inspect and verify share.
+ *
+ * @example
+ * ```ts
+ * if (headIndex(snapshots) === null) throw noHeadSnapshot("backup.tar.zst");
+ * ```
+ */
+export function noHeadSnapshot(label: string): ArchiveError {
+  return new ArchiveError(`${label}: the archive contains no head snapshot (every snapshot is another's parent)`);
 }

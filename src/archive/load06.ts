@@ -93,16 +93,42 @@ export async function checkMsb06Contents(contents: Msb06Contents, label: string)
 }
 
 /**
+ * Verify each staged snapshot's recorded integrity, in order, reporting the
+ * bytes verified of all of them (a load's "verifying" step, either layout).
+ */
+export async function verifyStaged(
+  fs: FileSystem,
+  snapshots: readonly Snapshot[],
+  signal?: AbortSignal,
+  onStep?: (p: { phase: "verifying"; bytes: number; total: number }) => void,
+): Promise<void> {
+  const total = snapshots.reduce((n, s) => n + s.manifest.upper.size_bytes, 0);
+  let done = 0;
+  onStep?.({ phase: "verifying", bytes: 0, total });
+  for (const snap of snapshots) {
+    await verifySnapshot(fs, snap, { signal, onProgress: onStep && ((b) => onStep({ phase: "verifying", bytes: done + b, total })) });
+    done += snap.manifest.upper.size_bytes;
+  }
+}
+
+/**
  * {@link checkMsb06Contents}, then open the staged snapshots (staged as the
  * members came, so they are what was checked) and verify each one's recorded
  * integrity. Throws {@link ArchiveError} (or the integrity/manifest errors of
  * open and verify) naming the archive and the rule.
  */
-export async function importMsb06(fs: FileSystem, stage: { readonly snapshots: string }, contents: Msb06Contents, label: string, signal?: AbortSignal): Promise<{ imported: Snapshot[]; head: Snapshot }> {
+export async function importMsb06(
+  fs: FileSystem,
+  stage: { readonly snapshots: string },
+  contents: Msb06Contents,
+  label: string,
+  signal?: AbortSignal,
+  onStep?: (p: { phase: "verifying"; bytes: number; total: number }) => void,
+): Promise<{ imported: Snapshot[]; head: Snapshot; suggestedName: string | null }> {
   const bundle = await checkMsb06Contents(contents, label);
   const imported: Snapshot[] = [];
   for (const { hex } of bundle.snapshots) imported.push(await openSnapshot(fs, join(stage.snapshots, hex)));
-  for (const snap of imported) await verifySnapshot(fs, snap, { signal });
+  await verifyStaged(fs, imported, signal, onStep);
   const head = imported.find((s) => s.digest === bundle.head)!;
-  return { imported, head };
+  return { imported, head, suggestedName: bundle.inventory.suggested_name };
 }

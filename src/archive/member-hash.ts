@@ -49,25 +49,6 @@ function u64(n: number): Uint8Array {
 }
 
 /**
- * The archive member kind of an inventoried path, as upstream names it:
- * `snapshot-descriptor`, `file-payload`, `image-metadata`, `image-object`,
- * or `null` for a path that is none of them.
- *
- * @example
- * ```ts
- * memberKind("images/manifests/abc.json"); // "image-metadata"
- * ```
- */
-export function memberKind(path: string): "snapshot-descriptor" | "file-payload" | "image-metadata" | "image-object" | null {
-  const p = path.split("/");
-  if (p.length !== 3) return null;
-  if (p[0] === "snapshots") return "snapshot-descriptor";
-  if (p[0] === "files") return "file-payload";
-  if (p[0] === "images") return p[1] === "manifests" ? "image-metadata" : "image-object";
-  return null;
-}
-
-/**
  * The descriptors an old-GNU sparse entry carries for a data map (as our
  * writer and upstream's write it): the map, then `(realsize, 0)` when the
  * file ends in a hole. Our tar reader reports the map without zero-length

@@ -23,21 +23,19 @@
  * @module
  */
 
-import { checkLevel, ZSTD_DEFAULT_LEVEL, zstdCompressStream } from "../zstd.js";
 import { abortableWritable, throwIfAborted } from "../abort.js";
-import { FsError, InvalidArgument, isFsError, OutputRefused, SnapshotNotFound } from "../errors.js";
-import type { FileHandle, FileInfo, FileSystem } from "../fs/types.js";
-import { Lease } from "../lease.js";
-import { defaultSweepPolicy, partialName, sweepLeftovers } from "../staging.js";
-import { readChunks, readSmallFile, replaceAtomically } from "../io.js";
+import { InvalidArgument, SnapshotNotFound } from "../errors.js";
+import type { FileSystem } from "../fs/types.js";
+import { readSmallFile } from "../io.js";
 import { archivePrefix, type HomeLayout } from "../layout.js";
 import { MANIFEST_FILENAME, MAX_MANIFEST_BYTES } from "../manifest.js";
-import { basename, dirname, join } from "../path.js";
+import { join } from "../path.js";
 import { type Extent, scanFile } from "../sparse.js";
 import { type Snapshot, verifySnapshot } from "../snapshot.js";
-import { TarWriter } from "../tar/mod.js";
+import type { TarInput } from "../tar/mod.js";
+import { checkLevel } from "../zstd.js";
 import { type CacheFile, requiredCacheFiles } from "./image-cache.js";
-import { handleWritable } from "./streams.js";
+import { checkOutput, isDense, readRanges, writeOutput, writeTar } from "./output.js";
 
 /** Options of {@link saveArchive}. */
 export interface SaveOptions {
@@ -110,7 +108,7 @@ export async function saveArchive(
   const planned = await verifyChain(fs, chain, options);
   const cache = options.withImage ? await requiredCacheFiles(fs, layout, head.manifest) : [];
   const write = (sink: WritableStream<Uint8Array>) => writeBundle(fs, planned, cache, abortableWritable(sink, options.signal), options);
-  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, write, options) : await write(out);
+  const tarBytes = typeof out === "string" ? await writeOutput(fs, out, write, options) : await write(out);
   return { snapshots: chain, cacheFiles: cache.map((c) => c.path), tarBytes };
 }
 
@@ -150,88 +148,6 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
   return planned;
 }
 
-/**
- * Refuse, before any work, an output that cannot or may not be written: a
- * directory, a FIFO or device (it would be renamed over), a path whose
- * directory is missing, an existing file without `overwrite`.
- */
-export async function checkOutput(fs: FileSystem, out: string, overwrite: boolean): Promise<void> {
-  const info = await statOrNull(fs, out);
-  if (info === null) {
-    const dir = await statOrNull(fs, dirname(out));
-    if (dir === null) throw new OutputRefused(`cannot write ${out}: its directory ${dirname(out)} does not exist`);
-    if (dir.kind !== "directory") throw new OutputRefused(`cannot write ${out}: ${dirname(out)} is not a directory`);
-    return;
-  }
-  if (info.kind === "directory") throw new OutputRefused(`${out} is a directory; name the archive file to write, e.g. ${join(out, "snapshot.tar.zst")}`);
-  if (info.kind !== "file") throw new OutputRefused(`${out} is not a regular file (a FIFO or device): it is never replaced; write into it as a stream instead (the CLI does this)`);
-  if (!overwrite) throw new OutputRefused(`${out} already exists; use --force (library: overwrite: true) to replace it`);
-}
-
-async function statOrNull(fs: FileSystem, path: string): Promise<FileInfo | null> {
-  try {
-    return await fs.stat(path);
-  } catch (e) {
-    if (isFsError(e, "ENOENT") || isFsError(e, "ENOTDIR")) return null;
-    throw e;
-  }
-}
-
-/**
- * Write to a leased temporary file beside `out` (reclaiming those of killed
- * saves first) and replace `out` with it ({@link replaceAtomically}). On
- * failure the temporary is removed. Errors name `out`, never the temporary.
- */
-export async function writeAtomically(fs: FileSystem, out: string, write: (sink: WritableStream<Uint8Array>) => Promise<number>, options: { readonly signal?: AbortSignal; readonly overwrite?: boolean }): Promise<number> {
-  const dir = dirname(out);
-  await sweepLeftovers(fs, [dir], defaultSweepPolicy()).catch(() => {});
-  const lease = new Lease(fs);
-  const tmpName = partialName(basename(out), lease);
-  const tmp = join(dir, tmpName);
-  try {
-    await lease.cover(dir);
-    return await replaceAtomically(fs, out, (h) => write(handleWritable(h)), {
-      tmpName,
-      beforeRename: async () => {
-        throwIfAborted(options.signal);
-        // re-checked at the end: the output may have appeared meanwhile
-        if (!options.overwrite && (await statOrNull(fs, out)) !== null) throw new OutputRefused(`${out} appeared while the archive was being written; use --force (library: overwrite: true) to replace it`);
-      },
-    });
-  } catch (e) {
-    if (isFsError(e) && e.path === tmp) throw new FsError(e.errno, e.op, out, "while writing it under a temporary name beside it", { cause: e });
-    throw e;
-  } finally {
-    await lease.release();
-  }
-}
-
-/**
- * Run `body` with a {@link TarWriter} over `sink` (through zstd at
- * `options.level`, default 3, unless `plainTar`), finish the tar, close the
- * stream and wait for the sink; on failure abort it. Resolves the tar byte count.
- */
-export async function withTarSink(sink: WritableStream<Uint8Array>, options: Pick<SaveOptions, "plainTar" | "level">, body: (tar: TarWriter) => Promise<void>): Promise<number> {
-  const compress = options.plainTar ? null : zstdCompressStream({ level: options.level ?? ZSTD_DEFAULT_LEVEL });
-  const piping = compress ? compress.readable.pipeTo(sink) : null;
-  piping?.catch(() => {}); // observed below; without this a failing sink is an unhandled rejection meanwhile
-  const writer = (compress ? compress.writable : sink).getWriter();
-  try {
-    // The zstd stream copies each chunk into the WASM heap before its write
-    // resolves, so the tar chunks can be reused; a caller's plain-tar sink may keep them.
-    const tar = new TarWriter(writer, { recycleChunks: compress !== null });
-    await body(tar);
-    await tar.finish();
-    await writer.close();
-    await piping;
-    return tar.bytesWritten;
-  } catch (e) {
-    await writer.abort(e).catch(() => {});
-    await piping?.catch(() => {});
-    throw e;
-  }
-}
-
 /** The tar entries in the order of docs/format.md §8.1, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
 async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
   const total = planned.reduce((n, p) => n + dataBytes(p), 0);
@@ -241,81 +157,30 @@ async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: r
     done += n;
     options.onProgress?.({ phase: "write", bytes: done, total });
   };
-  return withTarSink(sink, options, async (tar) => {
+  async function* entries(): AsyncGenerator<TarInput> {
     for (const { snap, extents } of planned) {
       const prefix = archivePrefix(snap.digest);
       const upperPath = snap.upperPath!; // checked by saveArchive: manifest form, file state
-      const mtime = Math.floor((await fs.lstat(upperPath)).mtimeMs / 1000);
+      const options = { mtime: Math.floor((await fs.lstat(upperPath)).mtimeMs / 1000) };
       const manifest = await readSmallFile(fs, join(snap.path, MANIFEST_FILENAME), MAX_MANIFEST_BYTES);
-      await tar.addFile(`${prefix}/${MANIFEST_FILENAME}`, manifest.length, [manifest], { mtime });
+      yield { path: `${prefix}/${MANIFEST_FILENAME}`, size: manifest.length, data: [manifest], options };
       const size = snap.manifest.upper.size_bytes;
-      const name = `${prefix}/${snap.manifest.upper.file}`;
+      const path = `${prefix}/${snap.manifest.upper.file}`;
       if (extents === null || isDense(extents, size)) {
-        await tar.addFile(name, size, readRanges(fs, upperPath, [{ offset: 0, length: size }], progress), { mtime });
+        yield { path, size, data: readRanges(fs, upperPath, [{ offset: 0, length: size }], progress), options };
       } else {
-        await tar.addSparseFile(name, size, extents, readRanges(fs, upperPath, extents, progress), { mtime });
+        yield { path, size, sparseMap: extents, data: readRanges(fs, upperPath, extents, progress), options };
       }
     }
     for (const f of cache) {
       const info = await fs.lstat(f.path);
-      await tar.addFile(f.archivePath, info.size, readRanges(fs, f.path, [{ offset: 0, length: info.size }], () => throwIfAborted(options.signal)), { mtime: Math.floor(info.mtimeMs / 1000) });
+      const data = readRanges(fs, f.path, [{ offset: 0, length: info.size }], () => throwIfAborted(options.signal));
+      yield { path: f.archivePath, size: info.size, data, options: { mtime: Math.floor(info.mtimeMs / 1000) } };
     }
-  });
+  }
+  return writeTar(sink, entries(), options);
 }
 
 function dataBytes(p: Planned): number {
   return p.extents === null ? p.snap.manifest.upper.size_bytes : p.extents.reduce((n, e) => n + e.length, 0);
-}
-
-export function isDense(extents: readonly Extent[], size: number): boolean {
-  return size === 0 || (extents.length === 1 && extents[0]!.offset === 0 && extents[0]!.length === size);
-}
-
-/** Ranges closer than this are read as one span (the gap is read and skipped). */
-const MERGE_GAP_BYTES = 64 * 1024;
-
-/**
- * The bytes of `ranges` of a file, in order, in bounded chunks. Ranges less
- * than {@link MERGE_GAP_BYTES} apart are read as one span, so a fragmented
- * upper (thousands of 4 KiB extents) costs a few large reads, not one round
- * trip per extent. The chunk buffers are recycled: {@link TarWriter} copies
- * each piece before it asks for the next.
- */
-export async function* readRanges(fs: FileSystem, path: string, ranges: readonly Extent[], onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
-  const h = await fs.open(path, "r");
-  try {
-    for (const span of spansOf(ranges)) {
-      let i = 0;
-      for await (const c of readChunks(h, span.length, path, { start: span.offset, reuse: true })) {
-        const end = c.offset + c.data.length;
-        for (; i < span.ranges.length; i++) {
-          const r = span.ranges[i]!;
-          const from = Math.max(r.offset, c.offset);
-          const to = Math.min(r.offset + r.length, end);
-          if (from < to) {
-            onBytes?.(to - from);
-            yield c.data.subarray(from - c.offset, to - c.offset);
-          }
-          if (r.offset + r.length > end) break; // continues in the next chunk
-        }
-      }
-    }
-  } finally {
-    await h.close();
-  }
-}
-
-/** Group sorted, disjoint ranges into spans whose gaps are under {@link MERGE_GAP_BYTES}. */
-function spansOf(ranges: readonly Extent[]): { offset: number; length: number; ranges: Extent[] }[] {
-  const spans: { offset: number; length: number; ranges: Extent[] }[] = [];
-  for (const r of ranges) {
-    const last = spans[spans.length - 1];
-    if (last && r.offset - (last.offset + last.length) < MERGE_GAP_BYTES) {
-      last.length = r.offset + r.length - last.offset;
-      last.ranges.push(r);
-    } else {
-      spans.push({ offset: r.offset, length: r.length, ranges: [r] });
-    }
-  }
-  return spans;
 }

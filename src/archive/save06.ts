@@ -31,11 +31,14 @@ import type { HomeLayout } from "../layout.js";
 import { basename, join } from "../path.js";
 import { type Extent, scanFile } from "../sparse.js";
 import { type Snapshot, verifySnapshot } from "../snapshot.js";
+import type { TarData, TarInput } from "../tar/mod.js";
 import { blockAlignMap } from "../tar/sparse.js";
 import { requiredCacheFiles } from "./image-cache.js";
-import { type ArchiveInventory, INVENTORY_PATH, type InventoryEntry, serializeInventory } from "./inventory.js";
-import { hashedChunks, MEMBER_BLAKE3, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
-import { checkOutput, isDense, readRanges, type SaveOptions, type SaveResult, withTarSink, writeAtomically } from "./save.js";
+import { type ArchiveInventory, type InventoryEntry, serializeInventory } from "./inventory.js";
+import { hashedChunks, MEMBER_BLAKE3, MemberHasher, sparseDescriptors } from "./member-hash.js";
+import { descriptorPath, imagePath, INVENTORY_PATH, type MemberKind, memberKindOf, payloadPath } from "./msb06-paths.js";
+import { checkOutput, isDense, readRanges, writeOutput, writeTar } from "./output.js";
+import type { SaveOptions, SaveResult } from "./save.js";
 import { abortableWritable, abortingProgress, throwIfAborted } from "../abort.js";
 
 /**
@@ -124,18 +127,20 @@ export async function saveArchive06(
     written += n;
     options.onProgress?.({ phase: "write", bytes: written, total: toWrite });
   };
-  const write = async (sink: WritableStream<Uint8Array>): Promise<number> => {
-    return withTarSink(sink, options, async (tar) => {
-      const entries: InventoryEntry[] = [];
-      const add = async (path: string, apparent: number, map: Extent[] | null, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, mtime: number, owner: string | null, integrity: InventoryEntry["integrity"], sha: boolean) => {
-        const kind = memberKind(path)!;
-        const encoded = map === null ? apparent : map.reduce((n, e) => n + e.length, 0);
-        const member = await MemberHasher.create({ kind, path, encodedSize: encoded, apparentSize: apparent, ranges: map === null ? [] : sparseDescriptors(map, apparent) });
-        const sha256 = sha ? await createSha256() : null;
-        const hashers = sha256 === null ? [member] : [member, sha256];
-        if (map === null) await tar.addFile(path, apparent, hashedChunks(data, ...hashers), { mtime });
-        else await tar.addSparseFile(path, apparent, map, hashedChunks(data, ...hashers), { mtime });
-        entries.push({
+  const records: InventoryEntry[] = [];
+  /** Settle when each member's data has been written (or failed): the inventory is built after them. */
+  const finished: Promise<void>[] = [];
+  /** The tar entry of one member, its hashes taken as its data is written and its inventory record made at its end. */
+  const member = async (kind: MemberKind, path: string, apparent: number, map: Extent[] | null, data: TarData, mtime: number, owner: string | null, integrity: InventoryEntry["integrity"], sha: boolean): Promise<TarInput> => {
+    const encoded = map === null ? apparent : map.reduce((n, e) => n + e.length, 0);
+    const hasher = await MemberHasher.create({ kind, path, encodedSize: encoded, apparentSize: apparent, ranges: map === null ? [] : sparseDescriptors(map, apparent) });
+    const sha256 = sha ? await createSha256() : null;
+    let done!: () => void;
+    finished.push(new Promise<void>((resolve) => (done = resolve)));
+    async function* recorded(): AsyncGenerator<Uint8Array> {
+      try {
+        yield* hashedChunks(data, ...(sha256 === null ? [hasher] : [hasher, sha256]));
+        records.push({
           path,
           owner_snapshot: owner,
           kind,
@@ -143,55 +148,62 @@ export async function saveArchive06(
           encoded_size: encoded,
           apparent_size: apparent,
           integrity: sha256 === null ? integrity : { algorithm: "sha256", digest: `sha256:${sha256.digestHex()}` },
-          ...(memberHashes ? { transport_integrity: { algorithm: MEMBER_BLAKE3, digest: member.digest() } } : {}),
+          ...(memberHashes ? { transport_integrity: { algorithm: MEMBER_BLAKE3, digest: hasher.digest() } } : {}),
         });
-        if (!memberHashes) member.digest();
-      };
-      for (let i = 0; i < chain.length; i++) {
-        const snap = chain[i]!;
-        const hex = snap.digest.slice(7);
-        const dInfo = await fs.lstat(join(snap.path, snap.form === "manifest" ? MANIFEST_FILENAME : DESCRIPTOR_FILENAME));
-        await add(`snapshots/${hex}/${DESCRIPTOR_FILENAME}`, descriptors[i]!.length, null, [descriptors[i]!], Math.floor(dInfo.mtimeMs / 1000), snap.digest, null, true);
-        if (snap.upperPath === null) continue;
-        const size = snap.manifest.upper.size_bytes;
-        const ext = extents[i]!;
-        const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);
-        const path = `files/${hex}/${snap.manifest.upper.file}`;
-        const integrity = snap.descriptor!.state.kind === "file" ? snap.descriptor!.state.upper.integrity : null;
-        if (isDense(ext, size) || size === 0) {
-          await add(path, size, null, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), mtime, snap.digest, integrity, false);
-        } else {
-          // the map as written (widened to 512, merged): its data is exactly the stored bytes
-          const map = blockAlignMap(ext, size);
-          await add(path, size, map, readRanges(fs, snap.upperPath, map, progress), mtime, snap.digest, integrity, false);
-        }
+        if (!memberHashes) hasher.digest();
+      } finally {
+        done();
       }
-      for (const f of cache) {
-        const info = await fs.lstat(f.path);
-        const path = f.archivePath.replace(/^cache\//, "images/");
-        await add(path, info.size, null, readRanges(fs, f.path, [{ offset: 0, length: info.size }]), Math.floor(info.mtimeMs / 1000), null, null, true);
-      }
-      const suggested = basename(head().path);
-      inventory = {
-        schema: 1,
-        artifact: "snapshot-archive",
-        head: head().digest,
-        suggested_name: suggested !== "" && new TextEncoder().encode(suggested).length <= 255 && !suggested.includes("\\") ? suggested : null,
-        completeness: "boot-complete",
-        with_parents: chain.length > 1,
-        with_image: options.withImage === true,
-        snapshots: chain.map((c) => ({ snapshot_id: c.digest, descriptor: `snapshots/${c.digest.slice(7)}/${DESCRIPTOR_FILENAME}` })).sort((a, b) => (a.snapshot_id < b.snapshot_id ? -1 : 1)),
-        entries: entries.sort((a, b) => compareUtf8(a.path, b.path)),
-        protection_requirements: [],
-        extensions: {},
-        requires: memberHashes ? [MEMBER_BLAKE3] : [],
-      };
-      const json = serializeInventory(inventory);
-      await tar.addFile(INVENTORY_PATH, json.length, [json], { mtime: Math.floor(Date.now() / 1000), mode: 0o644 });
-    });
+    }
+    return { path, size: apparent, ...(map === null ? {} : { sparseMap: map }), data: recorded(), options: { mtime } };
   };
+  async function* entries(): AsyncGenerator<TarInput> {
+    for (let i = 0; i < chain.length; i++) {
+      const snap = chain[i]!;
+      const hex = snap.digest.slice(7);
+      const dInfo = await fs.lstat(join(snap.path, snap.form === "manifest" ? MANIFEST_FILENAME : DESCRIPTOR_FILENAME));
+      yield await member("snapshot-descriptor", descriptorPath(hex), descriptors[i]!.length, null, [descriptors[i]!], Math.floor(dInfo.mtimeMs / 1000), snap.digest, null, true);
+      if (snap.upperPath === null) continue;
+      const size = snap.manifest.upper.size_bytes;
+      const ext = extents[i]!;
+      const mtime = Math.floor((await fs.lstat(snap.upperPath)).mtimeMs / 1000);
+      const path = payloadPath(hex, snap.manifest.upper.file);
+      const integrity = snap.descriptor!.state.kind === "file" ? snap.descriptor!.state.upper.integrity : null;
+      if (isDense(ext, size) || size === 0) {
+        yield await member("file-payload", path, size, null, readRanges(fs, snap.upperPath, [{ offset: 0, length: size }], progress), mtime, snap.digest, integrity, false);
+      } else {
+        // the map as written (widened to 512, merged): its data is exactly the stored bytes
+        const map = blockAlignMap(ext, size);
+        yield await member("file-payload", path, size, map, readRanges(fs, snap.upperPath, map, progress), mtime, snap.digest, integrity, false);
+      }
+    }
+    for (const f of cache) {
+      const info = await fs.lstat(f.path);
+      const data = readRanges(fs, f.path, [{ offset: 0, length: info.size }]);
+      yield await member(memberKindOf({ role: "image", kind: f.kind })!, imagePath(f.kind, basename(f.archivePath)), info.size, null, data, Math.floor(info.mtimeMs / 1000), null, null, true);
+    }
+    await Promise.all(finished);
+    const suggested = basename(head().path);
+    inventory = {
+      schema: 1,
+      artifact: "snapshot-archive",
+      head: head().digest,
+      suggested_name: suggested !== "" && new TextEncoder().encode(suggested).length <= 255 && !suggested.includes("\\") ? suggested : null,
+      completeness: "boot-complete",
+      with_parents: chain.length > 1,
+      with_image: options.withImage === true,
+      snapshots: chain.map((c) => ({ snapshot_id: c.digest, descriptor: descriptorPath(c.digest.slice(7)) })).sort((a, b) => (a.snapshot_id < b.snapshot_id ? -1 : 1)),
+      entries: records.sort((a, b) => compareUtf8(a.path, b.path)),
+      protection_requirements: [],
+      extensions: {},
+      requires: memberHashes ? [MEMBER_BLAKE3] : [],
+    };
+    const json = serializeInventory(inventory);
+    yield { path: INVENTORY_PATH, size: json.length, data: [json], options: { mtime: Math.floor(Date.now() / 1000), mode: 0o644 } };
+  }
+  const write = (sink: WritableStream<Uint8Array>): Promise<number> => writeTar(sink, entries(), options);
   const guarded = (sink: WritableStream<Uint8Array>) => write(abortableWritable(sink, options.signal));
-  const tarBytes = typeof out === "string" ? await writeAtomically(fs, out, guarded, options) : await guarded(out);
+  const tarBytes = typeof out === "string" ? await writeOutput(fs, out, guarded, options) : await guarded(out);
   return { snapshots: chain, cacheFiles: cache.map((c) => c.path), tarBytes, inventory: inventory! };
 }
 

@@ -25,7 +25,8 @@ import { readTar, type TarEntry } from "../tar/mod.js";
 import { createSha256 } from "../../wasm/mod.js";
 import { type BundleContents, BundleGrammar, type DirectoryPlace, type FilePlace, type GrammarOptions, type Msb06DirPlace, type Msb06FilePlace } from "./grammar.js";
 import type { ObservedMember } from "./inventory.js";
-import { hashingEntry, MemberHasher, memberKind, sparseDescriptors } from "./member-hash.js";
+import { hashingEntry, MemberHasher, sparseDescriptors } from "./member-hash.js";
+import { memberKindOf } from "./msb06-paths.js";
 import { openBundleStream } from "./sniff.js";
 import { lendStream, type ZstdReadOptions } from "./streams.js";
 
@@ -118,11 +119,11 @@ function msb06StagingDir(stage: StagingDirs, place: Msb06DirPlace | Msb06FilePla
 export async function unpackArchive(
   source: ReadableStream<Uint8Array>,
   sink: UnpackSink,
-  options: GrammarOptions & ZstdReadOptions,
+  options: GrammarOptions & ZstdReadOptions & { readonly memberHashes?: boolean },
 ): Promise<BundleContents> {
   const lent = lendStream(await openBundleStream(source, options.label, options));
   try {
-    const contents = await unpackEntries(lent.stream, sink, new BundleGrammar(options));
+    const contents = await unpackEntries(lent.stream, sink, new BundleGrammar(options), options.memberHashes !== false);
     await lent.drain();
     return contents;
   } catch (e) {
@@ -131,8 +132,12 @@ export async function unpackArchive(
   }
 }
 
-/** The entry loop: each entry through the grammar, then into the sink. */
-async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar): Promise<BundleContents> {
+/**
+ * The entry loop: each entry through the grammar, then into the sink.
+ * Without `memberHashes` (a quick listing, which checks no inventory) a 0.6
+ * payload or image goes to the sink unhashed and is not recorded as observed.
+ */
+async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, memberHashes: boolean): Promise<BundleContents> {
   for await (const entry of readTar(tar, { label: grammar.label })) {
     const act = grammar.admit(entry);
     if (act.do === "directory") {
@@ -146,7 +151,7 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
       grammar.document(act.place, bytes);
       if (act.place.role !== "inventory") grammar.observed(act.place, await observeMember(entry, act.place, [bytes], true));
       await sink.file(act.place, bytes);
-    } else if (act.place.area === "msb06") {
+    } else if (act.place.area === "msb06" && memberHashes) {
       // the member hash (and an image's sha256) is computed as the bytes stream to the sink
       const place = act.place;
       const hashers = await memberHashers(entry, place, place.role === "image");
@@ -164,7 +169,7 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
 /** The member hash (and optionally sha256) of one 0.6 member, ready for its stored bytes. */
 async function memberHashers(entry: TarEntry, place: Msb06FilePlace, sha: boolean) {
   const member = await MemberHasher.create({
-    kind: memberKind(place.path)!,
+    kind: memberKindOf(place)!,
     path: place.path,
     encodedSize: entry.storedSize,
     apparentSize: entry.size,

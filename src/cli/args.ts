@@ -29,6 +29,10 @@ export interface OptionSpec {
   readonly required?: boolean;
   /** Why a value is refused (a usage error: `--flag "value" <reason>`), or null. Runs on each value. */
   readonly check?: (value: string) => string | null;
+  /** The values it allows, for shell completion (the check still decides). */
+  readonly choices?: readonly string[];
+  /** Its value is a directory (shell completion offers directories). */
+  readonly directory?: boolean;
 }
 
 /** A command: how it is called and what it accepts. */
@@ -38,6 +42,10 @@ export interface CommandSpec {
   readonly args: readonly string[];
   /** How many trailing positionals are optional. */
   readonly optionalArgs?: number;
+  /** The last positional may repeat (`rm A B C`, as `msb snapshot remove` takes). */
+  readonly variadic?: boolean;
+  /** Other names the command answers to (msb's: `list` for `ls`, `remove` for `rm`). */
+  readonly aliases?: readonly string[];
   readonly options: Readonly<Record<string, OptionSpec>>;
   /** The synopsis after `snapbundle `, e.g. `save <name|path> <out|-> [--with-parents]`. */
   readonly usage: string;
@@ -51,8 +59,9 @@ export interface CommandSpec {
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  home: { type: "string", check: nonEmpty },
+  home: { type: "string", check: nonEmpty, directory: true },
   json: { type: "boolean" },
+  format: { type: "string", choices: ["json"], check: (v) => (v === "json" ? null : 'is not a format: the only one is "json" (as msb\'s --format)') },
   quiet: { type: "boolean", short: "q" },
   "no-progress": { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -63,6 +72,7 @@ const GLOBAL_HELP = `Global options (before or after the command):
   --home DIR       the microsandbox home (default: $MSB_HOME, else ~/.microsandbox)
   --json           print exactly one JSON document on stdout (on failure too:
                    {"error": {"code", "message", "path"}}, same exit status)
+  --format json    the same as --json (msb's spelling)
   -q, --quiet      no progress bars and no summary lines (errors still print)
   --no-progress    no progress bars
   -h, --help       show help
@@ -96,9 +106,9 @@ export const COMMANDS: readonly CommandSpec[] = [
       label: { type: "string", multiple: true },
       integrity: { type: "boolean" },
       "source-sandbox": { type: "string" },
-      "dest-dir": { type: "string" },
+      "dest-dir": { type: "string", directory: true },
       force: { type: "boolean" },
-      layout: { type: "string" },
+      layout: { type: "string", choices: ["manifest", "snapshot"] },
     },
     usage:
       "create <name> --upper FILE --image REF --image-digest DIGEST [--parent SNAPSHOT] [--label K=V]… [--integrity] [--source-sandbox NAME] [--dest-dir DIR] [--force] [--layout manifest|snapshot]",
@@ -129,12 +139,14 @@ With --json, prints the new snapshot.`,
   },
   {
     name: "ls",
+    aliases: ["list"],
     args: [],
     options: {},
-    usage: "ls",
+    usage: "ls [-q]",
     summary: "list the snapshots of the home",
     help: `List every snapshot in the indexed roots: NAME, FORM (manifest.json or
 snapshot.json), DIGEST, SIZE, CREATED, PARENT, LABELS.
+With -q (--quiet), only the full digests, one a line (as 'msb snapshot list -q').
 Artifacts that do not open are reported on stderr as "warning: …" lines; they
 do not change the exit status.
 
@@ -151,13 +163,18 @@ least 12 hex digits.
 
 A regular file (or "-" for stdin) is a bundle, of either layout (manifest, or
 snapshot: microsandbox 0.6.7+ with archive.json): it is streamed through the
-load's own checks, writing nothing, and its layout, snapshots (digest, parent,
-image, size, integrity checked as the data streams past, labels), head, image
-cache files, compression and tar formats are shown. No home is needed.
+load's reader and grammar, writing nothing, and its layout, snapshots (digest,
+parent, image, size, recorded integrity, labels), head, image cache files,
+compression and tar formats are shown. No home is needed. This is a quick
+listing, as 'tar -tv': the data is decoded and skipped, nothing is hashed
+("not checked"); --verify hashes it and makes every check a load makes. When
+the bundle is corrupt, the members read before the corruption are listed,
+then the error (exit status 1).
 
 Options:
   --verify   also read the whole upper and check its recorded integrity
-             (exit status 1 on a mismatch)
+             (exit status 1 on a mismatch); for a bundle, every check of
+             'snapbundle verify BUNDLE', then the listing
 
 With --json, prints the snapshot (with --verify, plus "integrity").`,
   },
@@ -192,17 +209,22 @@ With --json, prints the snapshot plus "integrity": {status, algorithm, digest}
   },
   {
     name: "rm",
-    args: ["<name|digest|path>"],
-    options: { force: { type: "boolean" } },
-    usage: "rm <name|digest|path> [--force]",
-    summary: "remove a snapshot",
-    help: `Remove a snapshot. Refused while other indexed snapshots name it as their
-parent, unless --force.
+    aliases: ["remove"],
+    args: ["<name|digest|path>…"],
+    variadic: true,
+    options: { force: { type: "boolean", short: "f" } },
+    usage: "rm <name|digest|path>… [-f|--force]",
+    summary: "remove one or more snapshots",
+    help: `Remove snapshots, in the order given. Each is refused while other indexed
+snapshots name it as their parent, unless --force. A snapshot that cannot be
+removed does not stop the others (as 'msb snapshot remove'): each failure is
+reported, and the exit status is 1 if any failed.
 
 Options:
-  --force   remove it even if it is a parent
+  -f, --force   remove it even if it is a parent
 
-With --json, prints the removed snapshot.`,
+With --json, prints the removed snapshot (an array of them when several are
+named; on any failure, the error document of the last failure).`,
   },
   {
     name: "reindex",
@@ -226,8 +248,8 @@ With --json, prints the array of indexed snapshots.`,
       sparse: { type: "boolean" },
       dense: { type: "boolean" },
       "no-verify": { type: "boolean" },
-      layout: { type: "string" },
-      "member-hashes": { type: "string" },
+      layout: { type: "string", choices: ["manifest", "snapshot"] },
+      "member-hashes": { type: "string", choices: ["auto", "yes", "no"] },
       force: { type: "boolean" },
       level: { type: "string" },
     },
@@ -240,7 +262,8 @@ place when complete.
 Options:
   --with-parents   include every ancestor, oldest first
   --with-image     include the image cache files the snapshot's image needs
-  --plain-tar      write a plain .tar instead of zstd
+  --plain-tar      write a plain .tar instead of zstd (an <out> named .tar
+                   is always a plain tar)
   --sparse         store only the data of uppers with holes, as old-GNU sparse
                    (S) entries: smaller and faster, but microsandbox before
                    0.6.7 (and the npm tar package) cannot load them. The
@@ -266,6 +289,12 @@ Options:
                    not load the bundle anyway (auto, the default)
   --force          replace an existing <out> (otherwise refused)
 
+The name of <out> picks the format, as 'tar -a' does: .tar is a plain tar,
+.tar.zst, .tzst or .zst zstd; a compression snapbundle does not write
+(.tar.gz, .tgz, .tar.bz2, .tar.xz, .zip, …) is refused before any work,
+saying why. Any other name, "-", a FIFO or a device gets zstd (what msb
+writes whatever the name) unless --plain-tar.
+
 <out> must be a new file in an existing directory, an existing file with
 --force, or an existing FIFO or device (written into as a stream).
 
@@ -277,18 +306,22 @@ a terminal).`,
   },
   {
     name: "load",
-    args: ["<archive|->"],
+    args: ["<archive|->", "[DEST]"],
+    optionalArgs: 1,
     options: {
-      dest: { type: "string", check: nonEmpty },
+      dest: { type: "string", check: nonEmpty, directory: true },
       name: { type: "string", check: snapshotNameProblem },
       "max-apparent-size": { type: "string" },
       "max-window": { type: "string" },
     },
-    usage: "load <archive|-> [--dest DIR] [--name NAME] [--max-apparent-size SIZE] [--max-window SIZE]",
+    usage: "load <archive|-> [DEST] [--dest DIR] [--name NAME] [--max-apparent-size SIZE] [--max-window SIZE]",
     summary: "install a bundle from a file or stdin",
     help: `Load a .tar.zst or .tar bundle (compression is detected from its first bytes)
 from <archive>, or from stdin when it is "-". All or nothing: on any failure
 nothing new is left in the home.
+
+DEST, as in 'msb snapshot load ARCHIVE DEST', is the same as --dest DEST
+(give one of them).
 
 Options:
   --dest DIR    install into DIR instead of <home>/snapshots (DIR becomes an indexed root)
@@ -305,6 +338,13 @@ Options:
 
 A bundle whose head snapshot is installed already (same digest) installs
 nothing and says so (exit status 0), unless --name asks for a second copy.
+When the bundle's first snapshot is installed and its directory here exists,
+this is decided from the first entry, before the payload is read; --name NAME
+where NAME exists is refused before anything is read.
+
+A microsandbox 0.6 bundle's suggested_name (shown by inspect) names the head
+when no --name is given and nothing lies at that name; otherwise the head
+keeps its 64-hex id, the name msb 0.6.18 always gives it.
 
 With --json, prints the head snapshot (plus "already_installed": true when
 nothing was installed).`,
@@ -338,6 +378,31 @@ Options:
   --dry-run   only list what would be removed
 
 With --json, prints {dry_run, removed, kept, failed, freed_bytes}.`,
+  },
+  {
+    name: "completions",
+    args: ["<bash|zsh|fish>"],
+    options: {},
+    usage: "completions <bash|zsh|fish>",
+    summary: "print a shell completion script",
+    help: `Print the completion script for bash, zsh or fish, generated from the same
+table as the parser and --help (so it knows every command, alias and option).
+
+  bash   eval "$(snapbundle completions bash)", or save it as
+         ~/.local/share/bash-completion/completions/snapbundle
+  zsh    snapbundle completions zsh > "\${fpath[1]}/_snapbundle"
+  fish   snapbundle completions fish > ~/.config/fish/completions/snapbundle.fish`,
+    checkArg: (shell) => (["bash", "zsh", "fish"].includes(shell) ? null : 'is not a shell: give "bash", "zsh" or "fish"'),
+  },
+  {
+    name: "man",
+    args: [],
+    options: {},
+    usage: "man",
+    summary: "print the snapbundle(1) man page (roff)",
+    help: `Print the manual page, generated from the same table as --help:
+  snapbundle man | man -l -
+  snapbundle man > ~/.local/share/man/man1/snapbundle.1`,
   },
 ];
 
@@ -376,7 +441,7 @@ export class UsageError extends Error {
  * ```
  */
 export function findCommand(name: string): CommandSpec | null {
-  return COMMANDS.find((c) => c.name === name) ?? null;
+  return COMMANDS.find((c) => c.name === name || (c.aliases ?? []).includes(name)) ?? null;
 }
 
 /**
@@ -413,17 +478,26 @@ export function tryHelpLine(command: CommandSpec | null): string {
  */
 export function globalHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  // msb's way of showing an alias: "list  List indexed snapshots [alias: ls]"
+  const aliases = (c: CommandSpec) => (c.aliases ?? []).map((a) => ` [alias: ${a}]`).join("");
   return `snapbundle — create, inspect, verify, save and load microsandbox disk snapshots
 
 ${usageLine(null)}
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}${aliases(c)}`).join("\n")}
 
 ${GLOBAL_HELP}
 
 Run 'snapbundle <command> --help' for a command's options.
-Exit status: 0 success, 1 failure (one "error: …" line on stderr), 2 bad usage.
+Exit status: 0 success, 1 failure (one "error: …" line on stderr), 2 bad usage,
+130, 143, 129 interrupted by SIGINT (Ctrl-C), SIGTERM, SIGHUP (128 + the signal's
+number; what the command had begun is undone, as after a failure).
+
+Environment:
+  MSB_HOME           the home when --home is not given
+  SNAPBUNDLE_DEBUG   1: after an "error: …" line, print the error's stack trace
+  NO_COLOR, TERM     TERM=dumb: progress as plain lines, no escape codes
 `;
 }
 
@@ -484,7 +558,7 @@ function checkValues(command: CommandSpec, positionals: readonly string[], value
   }
   positionals.forEach((value, i) => {
     const problem = command.checkArg?.(value, i) ?? null;
-    if (problem !== null) throw new UsageError(`${command.args[i]!.replace(/^\[(.*)\]$/, "$1")} ${JSON.stringify(value)} ${problem}`, command);
+    if (problem !== null) throw new UsageError(`${command.args[Math.min(i, command.args.length - 1)]!.replace(/^\[(.*)\]$/, "$1")} ${JSON.stringify(value)} ${problem}`, command);
   });
 }
 
@@ -556,7 +630,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const positionals = parsed.positionals;
   const required = command.args.length - (command.optionalArgs ?? 0);
   if (positionals.length < required) throw new UsageError(`missing argument ${command.args[positionals.length]}`, command);
-  if (positionals.length > command.args.length) throw new UsageError(`unexpected argument '${positionals[command.args.length]}'`, command);
+  if (positionals.length > command.args.length && !command.variadic) throw new UsageError(`unexpected argument '${positionals[command.args.length]}'`, command);
   checkValues(command, positionals, values);
   if (command.name === "help") return { kind: "help", command: positionals[0] === undefined ? null : findCommand(positionals[0]) };
   parseLabels(values.label as string[] | undefined, command); // its rules are usage rules too

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { fstatSync, lstatSync, readlinkSync, statSync } from "node:fs";
+import { fstatSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname as hostDirname, resolve as hostResolve } from "node:path";
 import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
 import { scanCache } from "../archive/image-cache.js";
@@ -20,7 +20,9 @@ import { ImageCacheError, isFsError, SnapbundleError, SnapshotAlreadyExists, Sna
 import { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
+import { completionScript, manPage, type Shell } from "./completions.js";
 import { startProgress } from "./progress.js";
+import { packageVersion } from "./version.js";
 import { countingWritable, fileStreamWritable, specialReadable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
 
@@ -59,7 +61,7 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
-      if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "verify" : "inspect");
+      if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "inspect --verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
       if (values.cache === true) return verifyCache(ctx, command, positionals);
@@ -67,15 +69,19 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
-      return rm(ctx, positionals[0]!, values.force === true);
+      return rm(ctx, positionals, values.force === true);
     case "reindex":
       return reindex(ctx, positionals[0]);
     case "save":
       return save(ctx, positionals[0]!, positionals[1]!, values);
     case "load":
-      return load(ctx, positionals[0]!, values);
+      return load(ctx, positionals[0]!, loadDest(command, positionals, values));
     case "gc":
       return gc(ctx, positionals, values["dry-run"] === true);
+    case "completions":
+      return ctx.out(completionScript(positionals[0] as Shell));
+    case "man":
+      return ctx.out(manPage(packageVersion()));
     default:
       throw new UsageError(`unknown command '${command.name}'`);
   }
@@ -185,10 +191,33 @@ async function ls(ctx: CommandContext): Promise<void> {
     const bytes = reclaimable.reduce((n, l) => n + l.bytes, 0);
     ctx.err(`warning: ${reclaimable.length} leftover${reclaimable.length === 1 ? "" : "s"} of interrupted operations hold ${humanBytes(bytes)}; run 'snapbundle gc' to reclaim ${reclaimable.length === 1 ? "it" : "them"}\n`);
   }
-  if (ctx.json) ctx.out(jsonDocument(snapshots));
+  if (ctx.json) ctx.out(jsonDocument(snapshots.map(withDiskUse)));
+  else if (ctx.quiet) ctx.out(snapshots.map((s) => `${s.digest}\n`).join("")); // `msb snapshot list -q`: digests only
   else if (snapshots.length === 0 && !existsDir(ctx.store.layout.home)) ctx.out(`no snapshots: the home ${printable(ctx.store.layout.home)} does not exist (choose another with --home or MSB_HOME)\n`);
   else if (snapshots.length === 0) ctx.out(`no snapshots in ${printable(ctx.store.layout.snapshotsDir)}\n`);
-  else ctx.out(snapshotTable(snapshots));
+  else ctx.out(snapshotTable(snapshots, snapshots.map((s) => diskBytes(s.path))));
+}
+
+/**
+ * The disk space a snapshot's artifact takes (`du`'s figure): the allocated
+ * bytes of the files in its directory, holes not counted; null when it cannot
+ * be read. Beside the apparent `size_bytes`, it shows what a sparse upper costs.
+ */
+function diskBytes(dir: string): number | null {
+  try {
+    let total = 0;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isFile()) total += lstatSync(`${dir}/${e.name}`).blocks * 512;
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
+/** A snapshot as `ls --json` and `inspect --json` print it: with `disk_bytes` ({@link diskBytes}). */
+function withDiskUse(s: SnapshotInfo): SnapshotInfo & { disk_bytes: number | null } {
+  return { ...s, disk_bytes: diskBytes(s.path) };
 }
 
 /** Resolve, then verify with a progress bar sized to the upper. */
@@ -234,7 +263,7 @@ async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promi
     return;
   }
   const snap = await ctx.store.resolve(ref);
-  const info = snapshotInfo(snap);
+  const info = withDiskUse(snapshotInfo(snap));
   if (ctx.json) {
     ctx.out(jsonDocument(info));
     return;
@@ -243,6 +272,7 @@ async function inspect(ctx: CommandContext, ref: string, verify: boolean): Promi
   const children = await ctx.store.children(snap.digest);
   ctx.out(
     describeSnapshot(info, [
+      ["disk use", info.disk_bytes === null ? "-" : `${humanBytes(info.disk_bytes)} (${info.disk_bytes} bytes allocated)`],
       ["integrity", recorded === null ? "not recorded" : `${recorded.algorithm} ${recorded.digest} (not checked; use --verify)`],
       ["source sandbox", snap.manifest.source_sandbox === null ? "-" : printable(snap.manifest.source_sandbox)],
       ["children", String(children.filter((c) => c.path !== snap.path).length)],
@@ -258,10 +288,30 @@ async function verify(ctx: CommandContext, ref: string): Promise<void> {
   else ctx.out(`${printable(v.name)} ${v.digest}: no integrity recorded; nothing to verify\n`);
 }
 
-async function rm(ctx: CommandContext, ref: string, force: boolean): Promise<void> {
-  const info = await ctx.store.remove(ref, { force });
-  if (ctx.json) ctx.out(jsonDocument(info));
-  else say(ctx, `removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
+/** `rm A B …`: each in turn; a failure does not stop the others (as `msb snapshot remove`); the last is thrown at the end, the others reported before it. */
+async function rm(ctx: CommandContext, refs: readonly string[], force: boolean): Promise<void> {
+  const removed: SnapshotInfo[] = [];
+  const failures: SnapbundleError[] = [];
+  for (const ref of refs) {
+    try {
+      const info = await ctx.store.remove(ref, { force });
+      removed.push(info);
+      if (!ctx.json) say(ctx, `removed ${printable(info.name)} ${info.digest} from ${printable(info.path)}\n`);
+    } catch (e) {
+      if (!(e instanceof SnapbundleError) || ctx.signal?.aborted) throw e;
+      failures.push(e);
+    }
+  }
+  for (const e of failures.slice(0, -1)) ctx.err(`error: ${printable(e.message)}\n`);
+  if (failures.length > 0) throw failures[failures.length - 1];
+  if (ctx.json) ctx.out(jsonDocument(refs.length === 1 ? removed[0] : removed));
+}
+
+/** `load ARCHIVE DEST` (msb's positional) or `--dest DEST`; not both. */
+function loadDest(command: CommandSpec, positionals: readonly string[], values: Values): Values {
+  if (positionals[1] === undefined) return values;
+  if (values.dest !== undefined) throw new UsageError(`give the destination once: as DEST or as --dest, not both`, command);
+  return { ...values, dest: positionals[1] };
 }
 
 async function reindex(ctx: CommandContext, dir: string | undefined): Promise<void> {
@@ -274,23 +324,60 @@ async function reindex(ctx: CommandContext, dir: string | undefined): Promise<vo
   }
 }
 
+/** Compressions an output name may ask for that snapbundle does not write, by suffix (as `tar -a` reads them). */
+const UNWRITABLE_SUFFIXES: readonly (readonly [RegExp, string])[] = [
+  [/\.(tar\.gz|tgz|taz|gz)$/i, "gzip"],
+  [/\.(tar\.bz2|tbz2?|tz2|tb2|bz2)$/i, "bzip2"],
+  [/\.(tar\.xz|txz|xz)$/i, "xz"],
+  [/\.(tar\.lzma|tlz|lzma|tar\.lz|lz)$/i, "lzma/lzip"],
+  [/\.(tar\.lzo|tzo|lzo)$/i, "lzop"],
+  [/\.(tar\.lz4|lz4)$/i, "lz4"],
+  [/\.(tar\.z|taz)$/i, "compress"],
+  [/\.(zip|7z|rar|jar)$/i, "a non-tar archive format"],
+];
+
+/**
+ * Plain tar or zstd for `save`'s `<out>`, from its name as `tar -a` decides:
+ * `.tar` is a plain tar, `.tar.zst`/`.tzst`/`.zst` zstd, a compression we do
+ * not write is refused before any work. Any other name (and `-`, a FIFO, a
+ * device) is zstd, as msb writes, unless `--plain-tar`.
+ */
+function plainTarFor(out: string, values: Values, command: CommandSpec): boolean {
+  const asked = values["plain-tar"] === true;
+  const name = out.slice(out.lastIndexOf("/") + 1);
+  for (const [suffix, what] of UNWRITABLE_SUFFIXES) {
+    if (suffix.test(name)) {
+      throw new UsageError(
+        `<out> ${JSON.stringify(out)} asks by its name for ${what}, which snapbundle does not write: name it .tar.zst (zstd, the default) or .tar (--plain-tar); microsandbox loads only those`,
+        command,
+      );
+    }
+  }
+  if (/\.(tar\.zst|tzst|zst)$/i.test(name)) {
+    if (asked) throw new UsageError(`--plain-tar writes a plain tar, but <out> ${JSON.stringify(out)} is named as zstd: name it .tar, or drop --plain-tar`, command);
+    return false;
+  }
+  return asked || /\.tar$/i.test(name);
+}
+
 async function save(ctx: CommandContext, ref: string, out: string, values: Values): Promise<void> {
   // `-` and /dev/stdout are stdout, written as is. An existing FIFO or device is written into
   // as a stream, never renamed over. A symbolic link is followed: the file it names is replaced.
   const target = out === "-" ? null : followLinks(ctx.store.absolutePath(out));
   const toStdout = target === null || STDOUT_PATHS.includes(target);
+  const plainTar = toStdout ? values["plain-tar"] === true : plainTarFor(out, values, findSaveCommand());
   const special = !toStdout && (isUnderDevOrProc(target) || isSpecialFile(target));
   const written = { bytes: 0 };
   const sink = toStdout ? stdoutWritable() : special ? countingWritable(await fileStreamWritable(target, ctx.signal), written) : target;
   const verify = values["no-verify"] !== true;
   // In `save x - | snapbundle load -` only the reading end draws: two bars on one terminal line would overwrite each other.
-  const bar = startProgress(ctx.progress && !(toStdout && stdoutIsPipe()), verify ? "verifying" : "reading", null);
+  const bar = startProgress(ctx.progress && !(toStdout && stdoutIsPipe()), verify ? "verifying" : "reading", null, undefined, { steps: verify ? ["verifying", "writing"] : ["writing"] });
   let result;
   try {
     result = await ctx.store.save(ref, sink, {
       withParents: values["with-parents"] === true,
       withImage: values["with-image"] === true,
-      plainTar: values["plain-tar"] === true,
+      plainTar,
       sparse: values.sparse === true,
       verify,
       layout: artifactLayout(values, findSaveCommand()),
@@ -339,21 +426,24 @@ async function load(ctx: CommandContext, source: string, values: Values): Promis
 async function loadFrom(ctx: CommandContext, source: string, values: Values): Promise<void> {
   const fromStdin = source === "-";
   const stdin = fromStdin ? stdinSource() : null;
-  const total = fromStdin || !ctx.progress ? null : sizeOf(ctx, source);
-  const bar = startProgress(ctx.progress, "unpacking", total);
+  const special = !fromStdin && isSpecialFile(ctx.store.absolutePath(source));
+  const total = !ctx.progress || special ? null : fromStdin ? stdinFileSize() : sizeOf(ctx, source);
+  // From a pipe, nothing may come for a while (in `save - | load -` the save verifies first): say so rather than "unpacking 0 B".
+  const waiting = fromStdin ? "waiting for input on stdin" : `waiting for input from ${printable(source)}`;
+  const bar = startProgress(ctx.progress, (fromStdin || special) && total === null ? waiting : "unpacking", total, undefined, { steps: LOAD_STEPS });
   let head: SnapshotInfo;
   const notices: LoadNotice[] = [];
   try {
-    const special = !fromStdin && isSpecialFile(ctx.store.absolutePath(source));
     const input = stdin ? stdin.stream : special ? specialReadable(ctx.store.absolutePath(source), ctx.signal) : source;
     head = await ctx.store.load(input, {
       onNotice: (n) => notices.push(n),
       dest: optionalString(values, "dest"),
       name: optionalString(values, "name"),
+      useSuggestedName: true, // a 0.6 bundle's suggested_name, where free (msb 0.6.18 ignores it: 64-hex names)
       maxApparentBytes: values["max-apparent-size"] === undefined ? undefined : parseByteSize(String(values["max-apparent-size"]), "--max-apparent-size"),
       label: fromStdin ? "stdin" : special ? ctx.store.absolutePath(source) : undefined,
       maxWindowBytes: maxWindowOption(values),
-      onProgress: (bytes) => bar.update(bytes),
+      onProgress: (bytes) => bar.update(bytes, undefined, "unpacking"),
       onStep: (p) => bar.update(p.bytes, p.phase === "installing" ? null : p.total, p.phase),
       signal: ctx.signal,
       onLockWait: (holder) => ctx.err(`waiting: ${printable(holder)}\n`),
@@ -373,6 +463,19 @@ async function loadFrom(ctx: CommandContext, source: string, values: Values): Pr
   if (!ctx.json) for (const n of notices) ctx.err(`warning: ${printable(n.message)}\n`);
   if (ctx.json) ctx.out(jsonDocument(notices.length === 0 ? head : { ...head, notices }));
   else say(ctx, `loaded ${printable(head.name)} ${head.digest} into ${printable(head.path)}\n`);
+}
+
+/** The steps of a load, as its progress line counts them. */
+const LOAD_STEPS = ["unpacking", "verifying", "installing"];
+
+/** The size of stdin when it is a regular file (`load - < file`), else null. */
+function stdinFileSize(): number | null {
+  try {
+    const st = fstatSync(0);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The bundle's head is installed already: nothing was loaded, which is success. */
@@ -437,19 +540,34 @@ function existsDir(path: string): boolean {
   }
 }
 
-/** `inspect BUNDLE` / `verify BUNDLE`: stream the bundle through the load's checks, writing nothing. */
-async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "verify"): Promise<void> {
+/**
+ * `inspect BUNDLE` (a quick listing: data decoded and skipped, nothing
+ * hashed), `inspect --verify BUNDLE` (the listing after every check a load
+ * makes) and `verify BUNDLE` (those checks, one summary line): the bundle
+ * streams through the load's reader and grammar, writing nothing. When a
+ * listing fails part way, the members read before the failure are printed
+ * first (as `tar -tv` lists up to a corrupt member), then the error.
+ */
+async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "inspect --verify" | "verify"): Promise<void> {
   const fromStdin = source === "-";
   const path = fromStdin ? null : ctx.store.absolutePath(source);
   return about(path, async () => {
     const stdin = fromStdin ? stdinSource() : null;
-    const bar = startProgress(ctx.progress, "reading", path === null || !ctx.progress ? null : sizeOf(ctx, path));
+    const bar = startProgress(ctx.progress, "reading", !ctx.progress ? null : path === null ? stdinFileSize() : sizeOf(ctx, path));
     let report: BundleReport;
+    const members: string[] = [];
     try {
-      const run = mode === "verify" ? verifyBundle : inspectBundle;
-      report = await run(ctx.store.fs, stdin ? stdin.stream : path!, { label: fromStdin ? "stdin" : undefined, onProgress: (b) => bar.update(b) });
+      const run = mode === "inspect" ? inspectBundle : verifyBundle;
+      report = await run(ctx.store.fs, stdin ? stdin.stream : path!, {
+        label: fromStdin ? "stdin" : undefined,
+        onProgress: (b) => bar.update(b),
+        quick: mode === "inspect",
+        onMember: (m) => members.push(`${printable(m.path)} (${humanBytes(m.size)}${m.sparse ? ", sparse" : ""})`),
+      });
     } catch (e) {
       stdin?.close();
+      bar.stop();
+      if (mode !== "verify" && !ctx.json && members.length > 0) ctx.out(`read before the error (${members.length} member${members.length === 1 ? "" : "s"}):\n${members.map((m) => `  ${m}\n`).join("")}`);
       throw e;
     } finally {
       bar.stop();
@@ -475,6 +593,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
         ["compression", report.compression],
         ["tar formats", report.tar_formats.join(", ") || "-"],
         ["head", report.head ?? "-"],
+        ...(report.layout === "snapshot" ? [["suggested name", report.suggested_name === null ? "-" : printable(report.suggested_name)] as const] : []),
         ["cache files", report.cache_files.length === 0 ? "-" : report.cache_files.map(printable).join(", ")],
       ]),
     );
@@ -499,6 +618,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "ve
 /** A bundle snapshot's integrity line of `inspect BUNDLE`. */
 function bundleIntegrityText(i: BundleReport["snapshots"][number]["integrity"]): string {
   if (i.status === "not-recorded") return "not recorded";
+  if (i.status === "not-checked") return `${i.algorithm} ${i.recorded} (not checked; use --verify)`;
   if (i.status === "unsupported") return "unsupported (checkpoint state has no payload to verify)";
   if (i.status === "missing") return `missing: the archive does not carry the payload${i.recorded === null ? "" : ` (recorded ${i.algorithm} ${i.recorded})`}`;
   return `${i.status} (${i.algorithm} ${i.recorded})`;

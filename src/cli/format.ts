@@ -67,14 +67,17 @@ export function table(rows: readonly (readonly string[])[]): string {
  * process.stdout.write(snapshotTable((await store.list()).snapshots));
  * ```
  */
-export function snapshotTable(snapshots: readonly SnapshotInfo[]): string {
+export function snapshotTable(snapshots: readonly SnapshotInfo[], diskBytes?: readonly (number | null)[]): string {
+  // DISK (allocated bytes, as du counts them) beside SIZE (apparent) when known
+  const disk = (i: number) => (diskBytes === undefined ? [] : [diskBytes[i] === null || diskBytes[i] === undefined ? "-" : humanBytes(diskBytes[i]!)]);
   return table([
-    ["NAME", "FORM", "DIGEST", "SIZE", "CREATED", "PARENT", "LABELS"],
-    ...snapshots.map((s) => [
+    ["NAME", "FORM", "DIGEST", "SIZE", ...(diskBytes === undefined ? [] : ["DISK"]), "CREATED", "PARENT", "LABELS"],
+    ...snapshots.map((s, i) => [
       printable(s.name),
       s.state_kind === "checkpoint" ? "snapshot (checkpoint)" : s.form,
       shortDigest(s.digest),
       s.state_kind === "checkpoint" ? "-" : humanBytes(s.size_bytes),
+      ...disk(i),
       printable(s.created_at),
       shortDigest(s.parent),
       labelList(s.labels),

@@ -107,7 +107,8 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   installHost(nodeHost()); // the CLI runs on node:fs and the Node/Deno/Bun host
   let usageCommand: CommandSpec | null = null;
   // Until the arguments parse, `--json` is whatever the raw argv says.
-  let json = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : argv.length).includes("--json");
+  const options = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : argv.length);
+  let json = options.includes("--json") || options.includes("--format=json") || options.some((a, i) => a === "--format" && options[i + 1] === "json");
   try {
     const parsed = parseCommandLine(argv);
     if (parsed.kind === "help") {
@@ -119,7 +120,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
       return 0;
     }
     usageCommand = parsed.command;
-    json = parsed.values.json === true;
+    json = parsed.values.json === true || parsed.values.format === "json"; // --format json: msb's spelling
     const quiet = parsed.values.quiet === true;
     const home = resolveHome(parsed.values.home as string | undefined, env);
     const store = new SnapshotStore(nodeFs(), home, { cwd: env.cwd, userHome: env.userHome });

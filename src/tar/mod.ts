@@ -2,7 +2,8 @@
  * snapbundle's streaming tar codec: {@link readTar} reads POSIX ustar, PAX
  * and GNU archives (including old-GNU sparse entries) from a
  * `ReadableStream<Uint8Array>`; {@link TarWriter} writes GNU-format archives
- * (regular and old-GNU sparse entries) into a `WritableStreamDefaultWriter`.
+ * (regular and old-GNU sparse entries) into a `WritableStreamDefaultWriter`,
+ * and {@link TarStream} is the same writer as a pair for `pipeThrough`.
  * Platform-neutral: Uint8Array and Web Streams only.
  *
  * @example
@@ -32,4 +33,5 @@ export {
   type TarSegment,
 } from "./reader.js";
 export { TarWriter, type TarData, type TarFileOptions, type TarWriterOptions } from "./writer.js";
+export { type TarInput, TarStream } from "./stream.js";
 export { DEFAULT_MAX_SPARSE_SEGMENTS, type SparseSegment } from "./sparse.js";
