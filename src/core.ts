@@ -52,3 +52,5 @@ export { type LeaseOwner, type LeaseVerdict } from "./lease.js";
 export { LockTimeout } from "./lock.js";
 export { currentHost, type Host, type HostFfi, installHost, NO_HOST } from "./host.js";
 export type { WasmReader, ZstdWorker, ZstdWorkerFactory } from "../wasm/mod.js";
+export * from "./oci/mod.js";
+export { type BundleParts } from "./archive/load.js";

@@ -235,3 +235,28 @@ export function labelled<E>(label: string, error: E, where: "before" | "after" =
   if (error instanceof Error) error.message = where === "before" ? `${label}: ${error.message}` : `${error.message} ${label}`;
   return error;
 }
+
+/**
+ * A registry refused or failed a request, or served bytes that do not match
+ * their digest. `reference` is the OCI reference being pushed or pulled,
+ * `status` the HTTP status (0 when no response came), `reason` a stable
+ * word: `unauthorized` (401), `denied` (403), `not-found` (404),
+ * `rate-limited` (429), `server` (5xx), `digest-mismatch`, `network`,
+ * `protocol`. Messages never carry a credential.
+ *
+ * @example
+ * ```ts
+ * try { await pullSnapshot(store, "localhost:5000/snaps:base"); } catch (e) { if (e instanceof RegistryError && e.reason === "not-found") console.error(e.message); }
+ * ```
+ */
+export class RegistryError extends SnapbundleError {
+  constructor(
+    message: string,
+    readonly reference: string,
+    readonly reason: "unauthorized" | "denied" | "not-found" | "rate-limited" | "server" | "digest-mismatch" | "network" | "protocol",
+    readonly status = 0,
+    options?: { cause?: unknown },
+  ) {
+    super("registry", message, options);
+  }
+}

@@ -20,7 +20,7 @@
  */
 
 import { pendingPromotionTargets } from "./archive/journal.js";
-import { loadArchive, type LoadOptions } from "./archive/load.js";
+import { type BundleParts, loadArchive, type LoadOptions } from "./archive/load.js";
 import { defaultSweepPolicy, findLeftovers, type Leftover, type SweepPolicy, REMOVING_PREFIX, stagingName, sweepLeftovers, type SweepResult } from "./staging.js";
 import { collectAncestry, saveArchive, type SaveOptions, type SaveResult } from "./archive/save.js";
 import { type MemberHashes, saveArchive06 } from "./archive/save06.js";
@@ -317,7 +317,7 @@ export class SnapshotStore {
    * into `dest`, which becomes an indexed root). All or nothing; resolves the
    * head. See {@link loadArchive}.
    */
-  async load(source: string | ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<SnapshotInfo> {
+  async load(source: string | ReadableStream<Uint8Array> | BundleParts, options: LoadOptions = {}): Promise<SnapshotInfo> {
     const dest = options.dest === undefined ? undefined : this.absolutePath(options.dest);
     if (typeof source === "string") await checkBundlePath(this.fs, this.absolutePath(source));
     if (dest !== undefined) {

@@ -46,7 +46,15 @@ import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
 import { removeDirIfEmpty, UndoLog } from "./undo.js";
-import { stagingSink, type StagingDirs, type UnpackSink, unpackArchive } from "./unpack.js";
+import { stagingSink, type StagingDirs, type UnpackSink, unpackArchive, unpackArchiveParts } from "./unpack.js";
+
+/**
+ * A bundle in parts, read one after the other as one bundle (see
+ * {@link unpackArchiveParts}): a registry pull's layers.
+ */
+export interface BundleParts {
+  readonly parts: AsyncIterable<ReadableStream<Uint8Array>>;
+}
 
 export { DEFAULT_MAX_APPARENT_BYTES } from "./grammar.js";
 
@@ -138,7 +146,7 @@ export type Staging = StagingDirs;
 export async function loadArchive(
   fs: FileSystem,
   layout: HomeLayout,
-  source: string | ReadableStream<Uint8Array>,
+  source: string | ReadableStream<Uint8Array> | BundleParts,
   options: LoadOptions = {},
 ): Promise<Snapshot> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
@@ -156,7 +164,10 @@ export async function loadArchive(
   const stage = await createStaging(fs, layout, snapshotsDir, undo, lease);
   try {
     const sink = earlyInstalledCheck(fs, stagingSink(fs, stage), snapshotsDir, options, label);
-    const contents = await unpackArchive(openArchive(fs, source, options), sink, { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes });
+    const unpackOptions = { label, maxApparentBytes: options.maxApparentBytes, maxWindowBytes: options.maxWindowBytes };
+    const contents = typeof source === "object" && "parts" in source
+      ? await unpackArchiveParts(openParts(source, options), sink, unpackOptions)
+      : await unpackArchive(openArchive(fs, source, options), sink, unpackOptions);
     let imported: Snapshot[];
     let head: Snapshot;
     let suggested: string | null = null;
@@ -292,6 +303,19 @@ function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>
   const raw = abortableReadable(typeof source === "string" ? fileReadable(fs, source) : source, options.signal);
   const onProgress = abortingProgress(options.signal, options.onProgress);
   return onProgress ? raw.pipeThrough(countingStream(onProgress)) : raw;
+}
+
+/** Each part abortable, with progress counted over all of them. */
+async function* openParts(source: BundleParts, options: LoadOptions): AsyncGenerator<ReadableStream<Uint8Array>> {
+  const onProgress = abortingProgress(options.signal, options.onProgress);
+  let before = 0;
+  for await (const part of source.parts) {
+    const raw = abortableReadable(part, options.signal);
+    let seen = 0;
+    const base = before;
+    yield onProgress ? raw.pipeThrough(countingStream((n) => onProgress(base + (seen = n)))) : raw;
+    before += seen;
+  }
 }
 
 /**

@@ -121,11 +121,38 @@ export async function unpackArchive(
   sink: UnpackSink,
   options: GrammarOptions & ZstdReadOptions & { readonly memberHashes?: boolean },
 ): Promise<BundleContents> {
+  const grammar = new BundleGrammar(options);
+  await unpackPart(source, sink, grammar, options);
+  return grammar.end();
+}
+
+/**
+ * Several bundles unpacked as one: each part (a `.tar.zst` or `.tar` of its
+ * own, opened only when the previous one is done) goes through the same
+ * grammar into the same sink, so the parts must together read as one bundle
+ * in SPEC order (snapshots oldest first, cache files last) — a registry pull
+ * feeds its layers this way and the whole chain installs as one load.
+ *
+ * @example
+ * ```ts
+ * const contents = await unpackArchiveParts(layerStreams(), stagingSink(fs, stage), { label: ref });
+ * ```
+ */
+export async function unpackArchiveParts(
+  parts: AsyncIterable<ReadableStream<Uint8Array>>,
+  sink: UnpackSink,
+  options: GrammarOptions & ZstdReadOptions,
+): Promise<BundleContents> {
+  const grammar = new BundleGrammar(options);
+  for await (const part of parts) await unpackPart(part, sink, grammar, options);
+  return grammar.end();
+}
+
+async function unpackPart(source: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, options: GrammarOptions & ZstdReadOptions & { readonly memberHashes?: boolean }): Promise<void> {
   const lent = lendStream(await openBundleStream(source, options.label, options));
   try {
-    const contents = await unpackEntries(lent.stream, sink, new BundleGrammar(options), options.memberHashes !== false);
+    await unpackEntries(lent.stream, sink, grammar, options.memberHashes !== false);
     await lent.drain();
-    return contents;
   } catch (e) {
     await lent.abort(e);
     throw e;
@@ -137,7 +164,7 @@ export async function unpackArchive(
  * Without `memberHashes` (a quick listing, which checks no inventory) a 0.6
  * payload or image goes to the sink unhashed and is not recorded as observed.
  */
-async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, memberHashes: boolean): Promise<BundleContents> {
+async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, grammar: BundleGrammar, memberHashes: boolean): Promise<void> {
   for await (const entry of readTar(tar, { label: grammar.label })) {
     const act = grammar.admit(entry);
     if (act.do === "directory") {
@@ -163,7 +190,6 @@ async function unpackEntries(tar: ReadableStream<Uint8Array>, sink: UnpackSink, 
       await sink.file(act.place, entry);
     }
   }
-  return grammar.end();
 }
 
 /** The member hash (and optionally sha256) of one 0.6 member, ready for its stored bytes. */

@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { SnapbundleError } from "../errors.js";
 import { digestProblem, imageReferenceProblem } from "../reference.js";
 import { validateSnapshotName } from "../snapshot.js";
+import { REGISTRY_HELP, REGISTRY_OPTIONS } from "./registry-options.js";
 
 /** One option in `parseArgs` form, plus the checks made before anything is read. */
 export interface OptionSpec {
@@ -155,8 +156,8 @@ With --json, prints an array of snapshots.`,
   {
     name: "inspect",
     args: ["<name|digest|path|bundle|->"],
-    options: { verify: { type: "boolean" } },
-    usage: "inspect <name|digest|path|bundle|-> [--verify]",
+    options: { verify: { type: "boolean" }, ...REGISTRY_OPTIONS },
+    usage: "inspect <name|digest|path|bundle|-|REF> [--verify]",
     summary: "show a snapshot's manifest, or what a bundle holds",
     help: `Show a snapshot as "key: value" lines. A digest may be a unique prefix of at
 least 12 hex digits.
@@ -176,14 +177,22 @@ Options:
              (exit status 1 on a mismatch); for a bundle, every check of
              'snapbundle verify BUNDLE', then the listing
 
+A registry reference REF (host[:port]/repository[:tag|@digest], the host
+holding a "." or ":" or being localhost, and no file of that name) shows the
+pushed artifact: its manifest, snapshots and layers, reading no layer; with
+--verify, downloads every layer and checks it as a pull would, installing
+nothing.
+
+${REGISTRY_HELP}
+
 With --json, prints the snapshot (with --verify, plus "integrity").`,
   },
   {
     name: "verify",
     args: ["<name|digest|path|bundle|->"],
     optionalArgs: 1, // none with --cache
-    options: { cache: { type: "boolean" } },
-    usage: "verify <name|digest|path|bundle|->  |  verify --cache",
+    options: { cache: { type: "boolean" }, ...REGISTRY_OPTIONS },
+    usage: "verify <name|digest|path|bundle|-|REF>  |  verify --cache",
     summary: "check a snapshot's upper, or a whole bundle, against its recorded integrity",
     help: `Read the whole upper and check it against the integrity its manifest records.
 
@@ -348,6 +357,48 @@ keeps its 64-hex id, the name msb 0.6.18 always gives it.
 
 With --json, prints the head snapshot (plus "already_installed": true when
 nothing was installed).`,
+  },
+  {
+    name: "push",
+    args: ["<name|digest|path>", "<REF>"],
+    options: { "with-parents": { type: "boolean" }, "with-image": { type: "boolean" }, "mount-from": { type: "string", multiple: true }, level: { type: "string" }, ...REGISTRY_OPTIONS },
+    usage: "push <name|digest|path> <REF> [--with-parents] [--with-image] [--mount-from REPO]… [--level N]",
+    summary: "push a snapshot to an OCI registry",
+    help: `Push a snapshot to an OCI registry as an artifact (docs/oci-format.md): an
+OCI image manifest whose layers are one-snapshot bundles, oldest first.
+REF is host[:port]/repository[:tag] (tag default: latest). Only blobs the
+registry lacks are uploaded, streamed in chunks; the manifest goes last.
+
+Options:
+  --with-parents     push every ancestor too, one layer each
+  --with-image       push the image cache files too, one layer each
+  --mount-from REPO  look in REPO (same registry) for layers to mount instead
+                     of uploading; repeat for more
+  --level N          zstd level of the layers (1-19, default 3)
+
+${REGISTRY_HELP}
+
+With --json, prints {reference, digest, uploaded_bytes, layers}.`,
+  },
+  {
+    name: "pull",
+    args: ["<REF>"],
+    options: { dest: { type: "string", check: nonEmpty }, name: { type: "string", check: snapshotNameProblem }, ...REGISTRY_OPTIONS },
+    usage: "pull <REF> [--name NAME] [--dest DIR]",
+    summary: "install a snapshot (and its ancestors) from an OCI registry",
+    help: `Pull a snapshot artifact from an OCI registry and install it, as a load
+does: every layer is checked against its digest as it streams and goes
+straight into the load's checks; the whole chain installs all or nothing.
+Layers whose snapshot is installed already are not downloaded.
+
+Options:
+  --dest DIR    install into DIR instead of <home>/snapshots
+  --name NAME   install the head snapshot under NAME
+
+${REGISTRY_HELP}
+
+With --json, prints the head snapshot plus reference, manifest_digest,
+fetched, skipped (and "already_installed": true when nothing was installed).`,
   },
   {
     name: "help",

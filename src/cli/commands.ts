@@ -25,22 +25,11 @@ import { startProgress } from "./progress.js";
 import { packageVersion } from "./version.js";
 import { countingWritable, fileStreamWritable, specialReadable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
+import { inspectReference, isRegistryArgument, pull, push } from "./oci.js";
 
-/** What a command needs from its surroundings. */
-export interface CommandContext {
-  readonly store: SnapshotStore;
-  readonly json: boolean;
-  /** Draw progress bars (stderr is a terminal; no `--json`, `--quiet` or `--no-progress`). */
-  readonly progress: boolean;
-  /** `--quiet`: no summary sentences (tables and JSON still print). */
-  readonly quiet?: boolean;
-  /** Write to stdout. */
-  out(text: string): void;
-  /** Write to stderr. */
-  err(text: string): void;
-  /** Aborted when the process is interrupted (SIGINT, SIGTERM, SIGHUP). */
-  readonly signal?: AbortSignal;
-}
+import type { CommandContext } from "./context.js";
+
+export type { CommandContext };
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
@@ -61,11 +50,13 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
+      if (isRegistryArgument(ctx, positionals[0]!)) return inspectReference(ctx, positionals[0]!, values, values.verify === true);
       if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "inspect --verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
       if (values.cache === true) return verifyCache(ctx, command, positionals);
       if (positionals.length === 0) throw new UsageError(`missing argument ${command.args[0]}`, command);
+      if (isRegistryArgument(ctx, positionals[0]!)) return inspectReference(ctx, positionals[0]!, values, true);
       if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
@@ -76,6 +67,10 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
       return save(ctx, positionals[0]!, positionals[1]!, values);
     case "load":
       return load(ctx, positionals[0]!, loadDest(command, positionals, values));
+    case "push":
+      return push(ctx, positionals[0]!, positionals[1]!, values);
+    case "pull":
+      return pull(ctx, positionals[0]!, values);
     case "gc":
       return gc(ctx, positionals, values["dry-run"] === true);
     case "completions":
