@@ -44,7 +44,7 @@ export const CONTEXT = [
   "p", "pretty", "draft", "m", "computed", "body", "write", "send", "fail", "headerBlock", "src", "storedTotal",
   "truncated", "fileText", "promote", "Deno", "Bun", "bar", "stdinStream", "manifestPlace", "parsedManifest",
   "collect", "carried", "archivePath", "observed", "hex", "encodedSize", "apparentSize", "stored", "fileWritable",
-  "bytesOfZstdWasm", "readMetadata", "positionals", "values", "readAt", "imageProblem",
+  "bytesOfZstdWasm", "readMetadata", "positionals", "values", "readAt", "imageProblem", "otherStore", "layerStreams",
 ];
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
