@@ -39,6 +39,7 @@ import type { FileSystem } from "../src/fs/types.js";
 import { readSmallFile } from "../src/io.js";
 import { SnapshotStore } from "../src/store.js";
 import { FaultyFs } from "../test/helpers/faulty-fs.js";
+import { concat } from "../test/helpers/bytes.js";
 import { noise, writeSparse } from "../test/helpers/homes.js";
 import { buildImage } from "../test/helpers/image.js";
 import { zstdCompressStream } from "../wasm/mod.js";
@@ -62,7 +63,7 @@ export interface Seed {
 const HOME = "/h";
 const ARCHIVE = "/in/archive";
 
-async function concat(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   const reader = stream.getReader();
   for (;;) {
@@ -70,18 +71,12 @@ async function concat(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
     if (r.done) break;
     chunks.push(r.value);
   }
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(chunks);
 }
 
 /** zstd-compress bytes in process (level 3, as save writes). */
 export async function zstd(bytes: Uint8Array): Promise<Uint8Array> {
-  return concat(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(zstdCompressStream({ level: 3 })));
+  return readAll(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(zstdCompressStream({ level: 3 })));
 }
 
 function octalField(b: Uint8Array): number {
@@ -141,7 +136,7 @@ export async function buildSeeds(): Promise<Seed[]> {
   const save = async (options: object) => {
     const chunks: Uint8Array[] = [];
     await store.save("b", new WritableStream({ write: (c) => void chunks.push(c.slice()) }), options);
-    return concat(new Blob(chunks as Uint8Array<ArrayBuffer>[]).stream());
+    return readAll(new Blob(chunks as Uint8Array<ArrayBuffer>[]).stream());
   };
   const seeds: Seed[] = [];
   for (const [name, options] of [
@@ -412,17 +407,6 @@ function zstdLayout(b: Uint8Array): { fhd: number; wd: number; fcs: number; fcsL
   return { fhd: 4, wd, fcs, fcsLen, block: fcs + fcsLen };
 }
 
-/** Apply mutations in order; header offsets come from the seed (they may be stale after a shift: fine). */
-function concatAll(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Where the last entry of a well-formed tar ends (the end-of-archive marker starts). */
 function endOfEntries(tar: Uint8Array, headers: readonly number[]): number {
   const last = headers[headers.length - 1]!;
@@ -564,7 +548,7 @@ export function mutate(input: Uint8Array, headers: readonly number[], muts: read
         else if (m.op === "dup") parts.splice(j, 0, span(i));
         else parts.splice(i, 1);
         const tail = buf.slice(ends[ends.length - 1]!);
-        buf = concatAll([...parts, tail]);
+        buf = concat([...parts, tail]);
         break;
       }
       case "meta": {
@@ -581,7 +565,7 @@ export function mutate(input: Uint8Array, headers: readonly number[], muts: read
         fixChecksum(block, 0);
         const data = new Uint8Array(Math.ceil(body.length / 512) * 512);
         data.set(body);
-        buf = concatAll([buf.subarray(0, off), block, data, buf.subarray(off)]);
+        buf = concat([buf.subarray(0, off), block, data, buf.subarray(off)]);
         break;
       }
       case "deleteBytes": {

@@ -1,7 +1,7 @@
 /**
  * The microsandbox 0.6 snapshot descriptor (`snapshot.json`, schema 1):
  * strict parsing, validation, the normalized canonical form and the snapshot
- * digest (SPEC-msb06 §1).
+ * digest (docs/format.md §4).
  *
  * Stricter than `manifest.json`: every digest is `sha256:` + 64 lowercase hex,
  * `created_at` is RFC 3339 and normalized to UTC, `extensions` values are
@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * import { parseDescriptor, canonicalDescriptorText, descriptorDigest } from "snapbundle";
+ * import { parseDescriptor, canonicalDescriptorText, descriptorDigest } from "./descriptor.js";
  * const d = parseDescriptor(bytes, "/home/snapshots/a/snapshot.json");
  * canonicalDescriptorText(d); // '{"schema":1,"artifact":"snapshot",…}'
  * await descriptorDigest(d);  // "sha256:…"

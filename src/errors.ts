@@ -62,7 +62,7 @@ export class SnapshotIntegrityError extends SnapbundleError {
   }
 }
 
-/** A `manifest.json` does not parse or does not validate (SPEC §2). */
+/** A `manifest.json` does not parse or does not validate (docs/format.md §3). */
 export class InvalidManifest extends SnapbundleError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("invalid-manifest", message, options);
@@ -83,7 +83,7 @@ export class SnapshotInUse extends SnapbundleError {
   }
 }
 
-/** An archive is malformed, truncated, or breaks the load grammar (SPEC §4). */
+/** An archive is malformed, truncated, or breaks the load grammar (docs/format.md §8.3). */
 export class ArchiveError extends SnapbundleError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("archive", message, options);

@@ -17,12 +17,13 @@
  *
  * @example
  * ```ts
- * import { installHost } from "snapbundle/core";
+ * import { installHost, type ZstdWorker } from "snapbundle/core";
  * installHost({
  *   name: "deno",
  *   pid: Deno.pid,
  *   readWasm: async (url) => await Deno.readFile(url),
- *   makeWorker: (url) => new Worker(url, { type: "module" }),
+ *   // a Web Worker is a ZstdWorker; the cast bridges the DOM typings' event types
+ *   makeWorker: (url) => new Worker(url, { type: "module" }) as unknown as ZstdWorker,
  * });
  * ```
  * @module

@@ -1,5 +1,5 @@
 /**
- * The home layout (SPEC §1): where snapshots and image-cache files live,
+ * The home layout (docs/format.md §2): where snapshots and image-cache files live,
  * image-reference normalization and the cache key, digest-safe file names.
  *
  * @example

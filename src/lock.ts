@@ -1,7 +1,7 @@
 /**
  * The install lock: `<home>/cache/tmp/install.lock`, held by a load while it
- * checks targets, installs the image cache and promotes (steps 4–6 of SPEC
- * §4). The lock is a lease (see `./lease.ts`): it names its holder (pid, host,
+ * checks targets, installs the image cache and promotes (steps 6–8 of
+ * docs/format.md §10). The lock is a lease (see `./lease.ts`): it names its holder (pid, host,
  * pid namespace, start time) and the holder refreshes it while it works.
  *
  * A waiter breaks a lock whose holder is provably gone — its lease went

@@ -1,6 +1,6 @@
 /**
  * The snapshot manifest (`manifest.json`, schema 1): strict parsing,
- * validation, canonical serialization and the snapshot digest (SPEC §2).
+ * validation, canonical serialization and the snapshot digest (docs/format.md §3).
  *
  * Field names stay exactly as on disk (snake_case) so that what you read is
  * what the file says.

@@ -1,5 +1,5 @@
 /**
- * Snapshot artifacts (SPEC §3): open (cheap checks), verify (reads every
+ * Snapshot artifacts (docs/format.md §6): open (cheap checks), verify (reads every
  * byte) and create (upper first, then the manifest through a temporary file
  * and a rename, the whole directory staged and renamed into place).
  *

@@ -143,7 +143,7 @@ async function checkBundlePath(fs: FileSystem, path: string): Promise<void> {
   if (info.kind === "directory") throw withPath(new InvalidArgument(`cannot load ${path}: it is a directory, not a bundle; name the .tar.zst file to load`), path);
 }
 
-/** True when a CLI argument names a path rather than a bare name (SPEC §3). */
+/** True when a CLI argument names a path rather than a bare name (docs/format.md §6). */
 export function isPathLike(arg: string): boolean {
   return arg.includes("/") || arg.startsWith(".") || arg.startsWith("~");
 }

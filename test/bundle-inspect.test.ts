@@ -15,7 +15,8 @@ import { ImageCacheError, SnapshotIntegrityError } from "../src/errors.js";
 import { nodeFs } from "../src/fs/node.js";
 import { cacheEntries, type CacheEntry, imageFixture, snapEntries, snapFixture, tarOf, zstdCli } from "./helpers/archive-bundle.js";
 import { createSnapshot, errorLine, expectRun, scratchDir, stdoutJson } from "./helpers/cli-assert.js";
-import { noiseBytes, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 
 /** A home with base ← child (base with a label and integrity), and the chain saved as a bundle. */
 async function chain(prefix: string) {
@@ -84,7 +85,7 @@ describe(`inspect and verify a bundle on ${RUNTIME}`, () => {
     const { root, home, upper, cleanup } = scratchDir("snapbundle-bundle-");
     try {
       const base = await createSnapshot(home, "base", upper);
-      writeSparseFile(join(base.path, "upper.ext4"), 4 << 20, [[0, "jello"], [1 << 20, noiseBytes(64 << 10)]]);
+      writeSparseFile(join(base.path, "upper.ext4"), 4 << 20, [[0, "jello"], [1 << 20, noise(64 << 10)]]);
       const bad = join(root, "bad.tar.zst");
       expectRun(await runCli(["--home", home, "save", "base", bad, "--no-verify"]), "save --no-verify", 0);
       // the CLI's inspect is a quick listing (nothing hashed); the library's inspectBundle hashes and reports the mismatch

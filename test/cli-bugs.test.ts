@@ -12,7 +12,8 @@ import { join } from "node:path";
 import "./helpers/node-host.js"; // installs the host: /proc is the source of this process's identity
 import { processProbe } from "../src/lease.js";
 import { createSnapshot, errorLine, expectRun, IMAGE_DIGEST, IMAGE_REF, scratchDir, stdoutJson } from "./helpers/cli-assert.js";
-import { childEnv, cliInvocation, noiseBytes, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { childEnv, cliInvocation, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 
 const T = { timeout: 60_000 };
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
@@ -66,7 +67,7 @@ function killedLoadLeftovers(dir: string): string[] {
   const self = processProbe().self;
   const stage = join(dir, `.msb-snapshot-import-${pid}-${token}`);
   mkdirSync(join(stage, "sha256-0123456789abcdef"), { recursive: true });
-  writeFileSync(join(stage, "sha256-0123456789abcdef", "upper.ext4"), noiseBytes(64 << 10));
+  writeFileSync(join(stage, "sha256-0123456789abcdef", "upper.ext4"), noise(64 << 10));
   const lease = join(dir, `.snapbundle-lease-${pid}-${token}`);
   writeFileSync(lease, JSON.stringify({ version: 1, token, pid, ...self, start: "1" }) + "\n");
   return [stage, lease];
@@ -75,7 +76,7 @@ function killedLoadLeftovers(dir: string): string[] {
 /** Snapshot `a` with 4 MiB of noise (more than a pipe holds), and `save a -` started into a pipe the test reads as it likes. */
 async function savingToPipe(home: string, root: string): Promise<Started> {
   const big = join(root, "big.ext4");
-  writeSparseFile(big, 8 << 20, [[0, noiseBytes(4 << 20)]]);
+  writeSparseFile(big, 8 << 20, [[0, noise(4 << 20)]]);
   await createSnapshot(home, "a", big);
   return start(["--home", home, "save", "a", "-"], "pipe", false);
 }

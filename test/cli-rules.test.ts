@@ -9,7 +9,8 @@ import { nodeFs } from "../src/fs/node.js";
 import { runCli } from "./helpers/cli-run.js";
 import { writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
-import { noiseBytes, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { writeSparseFile } from "./helpers/cli-run.js";
 
 /** Run the CLI in this process with stderr pretending to be a terminal; resolve what was written to the real stderr stream. */
 async function stderrDrawnBy(args: string[], stderrIsTTY: boolean): Promise<string> {
@@ -39,7 +40,7 @@ describe("CLI output rules", () => {
     const root = mkdtempSync(join(tmpdir(), "snapbundle-cli-rules-"));
     try {
       const home = join(root, "home");
-      writeSparseFile(join(root, "u"), 4 << 20, [[0, noiseBytes(1 << 20)]]);
+      writeSparseFile(join(root, "u"), 4 << 20, [[0, noise(1 << 20)]]);
       const args = ["--home", home, "create", "v", "--upper", join(root, "u"), "--image", "docker.io/library/python:3.12", "--image-digest", "sha256:" + "a".repeat(64), "--integrity"];
       assert.equal(await stderrDrawnBy(args, false), "", "create with stderr not a terminal draws nothing");
       assert.equal(await stderrDrawnBy(["--home", home, "verify", "v"], false), "", "verify with stderr not a terminal draws nothing");

@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CliResult, noiseBytes, PACKAGE_VERSION, pipeCli, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { type CliResult, PACKAGE_VERSION, pipeCli, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 
 const IMAGE_REF = "docker.io/library/python:3.12";
 const IMAGE_DIGEST = "sha256:" + "a".repeat(64);
@@ -24,7 +25,7 @@ const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 function scratch(): { root: string; upper: string; cleanup: () => void } {
   const root = mkdtempSync(join(tmpdir(), "snapbundle-cli-"));
   const upper = join(root, "upper.ext4");
-  writeSparseFile(upper, UPPER_SIZE, [[0, "hello"], [1 << 20, noiseBytes(256 << 10)]]);
+  writeSparseFile(upper, UPPER_SIZE, [[0, "hello"], [1 << 20, noise(256 << 10)]]);
   return { root, upper, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
@@ -213,7 +214,7 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
 
       // flip a byte of the installed upper (same size): verify must fail
       const installed = join(base.path, "upper.ext4");
-      writeSparseFile(installed, UPPER_SIZE, [[0, "jello"], [1 << 20, noiseBytes(256 << 10)]]);
+      writeSparseFile(installed, UPPER_SIZE, [[0, "jello"], [1 << 20, noise(256 << 10)]]);
       const line = fails(await runCli(["--home", home, "verify", "base"]), "verify corrupted");
       assert.ok(line.includes(installed), `names the upper: ${line}`);
       assert.ok(line.includes(recorded), `names the recorded digest: ${line}`);
@@ -364,10 +365,10 @@ describe(`snapbundle CLI on ${RUNTIME}`, () => {
     try {
       const home = join(root, "home");
       const garbage = join(root, "garbage.tar.zst");
-      writeFileSync(garbage, noiseBytes(64 << 10, 99));
+      writeFileSync(garbage, noise(64 << 10, 99));
       const line = fails(await runCli(["--home", home, "load", garbage]), "load garbage");
       assert.ok(line.includes(garbage), `names the archive: ${line}`);
-      fails(await runCli(["--home", home, "load", "-"], { input: noiseBytes(64 << 10, 5) }), "load garbage from stdin");
+      fails(await runCli(["--home", home, "load", "-"], { input: noise(64 << 10, 5) }), "load garbage from stdin");
       // a truncated zstd archive
       fails(await runCli(["--home", home, "load", "-"], { input: new Uint8Array([...ZSTD_MAGIC, 1, 2, 3]) }), "load truncated zstd");
       fails(await runCli(["--home", home, "load", join(root, "absent.tar.zst")]), "load a missing file");

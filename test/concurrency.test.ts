@@ -28,6 +28,7 @@ import { runCli } from "./helpers/cli-run.js";
 import { FaultyFs, randomDelays } from "./helpers/faulty-fs.js";
 import { type Backend, BACKENDS, makeHome, noise, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
+import { concat } from "./helpers/bytes.js";
 
 const KEEP_IMAGE = { ref: "alpine:3", manifest_digest: "sha256:" + "c".repeat(64) };
 
@@ -48,13 +49,7 @@ let fixture: Fixture | null = null;
 async function bytesOfSave(store: SnapshotStore, ref: string, options: object): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   await store.save(ref, new WritableStream({ write: (c) => void chunks.push(c.slice()) }), options);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(chunks);
 }
 
 async function getFixture(): Promise<Fixture> {

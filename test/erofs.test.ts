@@ -1,5 +1,5 @@
 /**
- * The EROFS rule of the image cache (issue 23, SPEC-msb06 §2 step 9,
+ * The EROFS rule of the image cache (issue 23, docs/format.md §9.6 step 9,
  * microsandbox's `is_valid_erofs_artifact`): real images made by
  * `mkfs.erofs` pass, whatever options it offers; hostile ones, crafted byte
  * by byte, fail with the rule they break; in a `--with-image` bundle of

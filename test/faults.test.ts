@@ -28,9 +28,10 @@ import type { FileSystem } from "../src/fs/types.js";
 import { readSmallFile } from "../src/io.js";
 import { SnapshotStore } from "../src/store.js";
 import { FaultyFs, type FiredFault, type FsOp } from "./helpers/faulty-fs.js";
-import { type Backend, BACKENDS, makeHome, noise, writeSparse } from "./helpers/homes.js";
+import { type Backend, BACKENDS, makeHome, noise, walkTree, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
 import { RUNTIME } from "./helpers/cli-run.js";
+import { concat } from "./helpers/bytes.js";
 
 /** Sweep every memfs fault point here; elsewhere a sample. */
 const FULL_MEMFS_SWEEP = RUNTIME === "node" || process.env.SNAPBUNDLE_HEAVY === "1";
@@ -77,17 +78,10 @@ interface Scenario {
 /** Every path below `dir` with kind, size and SHA-256, except `skip` (relative paths). */
 async function fingerprint(fs: FileSystem, dir: string, skip: (rel: string) => boolean): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const walk = async (d: string, rel: string) => {
-    for (const n of (await fs.readdir(d)).sort()) {
-      const r = `${rel}${n}`;
-      if (skip(r)) continue;
-      const info = await fs.lstat(`${d}/${n}`);
-      if (info.kind === "file") out.set(r, `${info.size} ${createHash("sha256").update(await readSmallFile(fs, `${d}/${n}`, 256 << 20)).digest("hex")}`);
-      else out.set(r, info.kind);
-      if (info.kind === "directory") await walk(`${d}/${n}`, `${r}/`);
-    }
-  };
-  await walk(dir, "");
+  await walkTree(fs, dir, async (r, path, info) => {
+    if (info.kind === "file") out.set(r, `${info.size} ${createHash("sha256").update(await readSmallFile(fs, path, 256 << 20)).digest("hex")}`);
+    else out.set(r, info.kind);
+  }, skip);
   return out;
 }
 
@@ -155,13 +149,7 @@ async function sourceBundles() {
   const collect = async (options: object) => {
     const chunks: Uint8Array[] = [];
     await store.save("c", new WritableStream({ write: (c) => void chunks.push(c.slice()) }), options);
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return concat(chunks);
   };
   bundles = { zstd: await collect({ withParents: true, withImage: true }), plain: await collect({ withParents: true, plainTar: true }), image };
   return bundles;

@@ -38,7 +38,7 @@ function run(entries: EntryFacts[], m = manifestOf(), options: { maxApparentByte
   return g.end();
 }
 
-/** The stable `code` of each error class a grammar raises (SPEC: errors carry a machine-readable code). */
+/** The stable `code` of each error class a grammar raises (errors carry a machine-readable code). */
 const CODES = new Map<Function, string>([[ArchiveError, "archive"], [InvalidSnapshot, "invalid-snapshot"]]);
 
 function refused(entries: EntryFacts[], needles: (string | RegExp)[], cls: new (...a: never[]) => Error = ArchiveError, m = manifestOf(), options = {}): void {

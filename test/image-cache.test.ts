@@ -1,5 +1,5 @@
 /**
- * The image cache rules of SPEC §4, owned by `src/archive/image-cache.ts`:
+ * The image cache rules of docs/format.md §8.2 and §10 step 7, owned by `src/archive/image-cache.ts`:
  * reading and shaping image metadata, its match with the snapshot, the files
  * an image needs and their state, what a carried cache may hold (load,
  * verify BUNDLE), and save's pre-check of the home's cache.
@@ -39,7 +39,7 @@ const sha = (s: string) => "sha256:" + createHash("sha256").update(s).digest("he
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const cacheRule = (message: string | RegExp) => errorRule(ImageCacheError, "image-cache", typeof message === "string" ? new RegExp(`^${esc(message)}$`) : message);
 
-/** `cache/manifests/<key>.json` of `python:3.12` (`docker.io/library/python:3.12`), the key SPEC §1 gives. */
+/** `cache/manifests/<key>.json` of `python:3.12` (`docker.io/library/python:3.12`), the key docs/format.md §2 gives. */
 const PY_KEY = "9f39de2cc07aeb65b0c8d87b811d86acce5f86cd7b201b9e906d875b03aa70ff";
 const PY_REF = "python:3.12";
 

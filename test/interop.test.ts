@@ -53,7 +53,7 @@ interface Source {
   head: SnapshotInfo;
   /** The original layout, laid out by hand. */
   layout: string;
-  /** Every file of the layout, relative, in SPEC order (each manifest before its upper). */
+  /** Every file of the layout, relative, in the order of docs/format.md §8.1 (each manifest before its upper). */
   files: string[];
 }
 
@@ -213,10 +213,10 @@ describe("loading bundles written by other tools", () => {
 });
 
 describe("what we write, as GNU tar sees it", () => {
-  /** Names in SPEC order: ancestors first, each manifest then upper, then metadata, fsmeta, vmdk, layers. */
+  /** Names in the order of docs/format.md §8.1: ancestors first, each manifest then upper, then metadata, fsmeta, vmdk, layers. */
   const specOrder = (src: Source) => src.files;
 
-  withSource("sparse: true — entries in SPEC order, GNU headers, the holed upper as an S entry; tar -x and tar -x --sparse reproduce every byte", async (src) => {
+  withSource("sparse: true — entries in the order of docs/format.md §8.1, GNU headers, the holed upper as an S entry; tar -x and tar -x --sparse reproduce every byte", async (src) => {
     const out = `${src.home.root}/ours.tar.zst`;
     await src.home.store.save("head", out, { withParents: true, withImage: true, sparse: true });
     const bytes = new Uint8Array(nodeFs.readFileSync(out));

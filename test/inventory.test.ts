@@ -1,6 +1,6 @@
 /**
  * Unit tests of `archive.json`, the inventory of a microsandbox 0.6 bundle
- * (`src/archive/inventory.ts`, SPEC-msb06 §2, load steps 3 and 6): one test
+ * (`src/archive/inventory.ts`, docs/format.md §9.2, load steps 3 and 6 of §9.6): one test
  * per rule, each inventory written by hand (JSON.stringify of an object in
  * upstream's field order, as microsandbox writes it) with exactly one rule
  * broken.

@@ -15,7 +15,8 @@ import { judgeLease, type LeaseOwner, processProbe } from "../src/lease.js";
 import { LockTimeout } from "../src/lock.js";
 import { BROKEN_LOCK_PREFIX, findLeftovers } from "../src/staging.js";
 import { SnapshotStore } from "../src/store.js";
-import { childEnv, cliInvocation, noiseBytes, runCli, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { childEnv, cliInvocation, runCli, writeSparseFile } from "./helpers/cli-run.js";
 import { IMAGE } from "./helpers/homes.js";
 
 const MiB = 1 << 20;
@@ -31,7 +32,7 @@ async function fixture(root: string, size = 16 * MiB, data = 4 * MiB): Promise<{
   const home = join(root, "home");
   const upper = join(root, "upper.ext4");
   const pieces: [number, Uint8Array][] = [];
-  for (let off = 0; off < data; off += 4 * MiB) pieces.push([Math.floor(off / data * size / 4096) * 4096, noiseBytes(4 * MiB, off / MiB + 1)]);
+  for (let off = 0; off < data; off += 4 * MiB) pieces.push([Math.floor(off / data * size / 4096) * 4096, noise(4 * MiB, off / MiB + 1)]);
   writeSparseFile(upper, size, pieces);
   const c = await runCli(["--home", home, "create", "a", "--upper", upper, "--image", IMAGE.ref, "--image-digest", IMAGE_DIGEST, "--integrity"]);
   assert.equal(c.code, 0, c.stderr);
@@ -59,7 +60,7 @@ function plant(dir: string, prefix: string, owner: Partial<LeaseOwner> & { pid: 
   writeFileSync(lease, JSON.stringify({ version: 1, host: self.host, boot: self.boot, pidns: self.pidns, start: null, ...owner }));
   const left = join(dir, `${prefix}${owner.pid}-${owner.token}`);
   mkdirSync(left);
-  writeFileSync(join(left, "data"), noiseBytes(64 * 1024));
+  writeFileSync(join(left, "data"), noise(64 * 1024));
   if (ageMs > 0) {
     const t = new Date(Date.now() - ageMs);
     utimesSync(lease, t, t);

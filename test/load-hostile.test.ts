@@ -1,5 +1,5 @@
 /**
- * Loading hostile bundles: one test per rule of SPEC §4, on memfs and
+ * Loading hostile bundles: one test per rule of docs/format.md §8.3 and §10, on memfs and
  * node:fs. Every archive is crafted byte by byte (tar-craft), optionally
  * compressed with the zstd CLI. Each failing load must raise the typed error,
  * name the entry or path at fault, and leave the home exactly as it was: same

@@ -1,4 +1,4 @@
-/** Load steps 5–7 of a microsandbox 0.6 bundle (SPEC-msb06 §2): each listed snapshot's descriptor and identity, the head archive.json names, every staged payload verified; the rules of src/archive/load06.ts. */
+/** Load steps 5–7 of a microsandbox 0.6 bundle (docs/format.md §9.6): each listed snapshot's descriptor and identity, the head archive.json names, every staged payload verified; the rules of src/archive/load06.ts. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Volume } from "memfs";

@@ -23,7 +23,7 @@ const VECTOR =
   '{"schema":1,"format":"raw","fstype":"ext4","image":{"ref":"docker.io/library/python:3.12","manifest_digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"parent":null,"created_at":"2026-05-01T12:00:00Z","labels":{"owner":"alice","stage":"post-pip-install"},"upper":{"file":"upper.ext4","size_bytes":4294967296,"integrity":{"algorithm":"msb-sparse-sha256-v1","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}},"source_sandbox":"build-1"}';
 const VECTOR_DIGEST = "sha256:72005520f25b0532f88e41a3bd3ad8d642189582f3784fcb22ec8eb1a7b8a589";
 
-describe("manifest: SPEC §2 vector", () => {
+describe("manifest: docs/format.md §3 vector", () => {
   test("canonical bytes and digest match the vector", async () => {
     const m = parseManifest(VECTOR);
     assert.equal(canonicalManifestText(m), VECTOR);
@@ -158,7 +158,7 @@ describe("manifest: canonical form", () => {
   });
 });
 
-describe("layout: image references and names (SPEC §1)", () => {
+describe("layout: image references and names (docs/format.md §2)", () => {
   test("cache key vector: python:3.12", async () => {
     assert.equal(normalizeImageRef("python:3.12"), "docker.io/library/python:3.12");
     assert.equal(await imageCacheKey("python:3.12"), "9f39de2cc07aeb65b0c8d87b811d86acce5f86cd7b201b9e906d875b03aa70ff");
@@ -212,7 +212,7 @@ describe("strict JSON: bounded whatever the text holds", () => {
 });
 
 // ---------------------------------------------------------------------------
-// Every rule of SPEC §2, one refusal at a time: the error names the file, the
+// Every rule of docs/format.md §3, one refusal at a time: the error names the file, the
 // field (dotted path from the root) and the rule it breaks.
 
 /** A RegExp matching `s` literally. */

@@ -1,4 +1,4 @@
-/** The `msb-archive-member-blake3-v1` member hash (SPEC-msb06 §2), member kinds, sparse descriptors and hashing while bytes stream: the rules of src/archive/member-hash.ts. */
+/** The `msb-archive-member-blake3-v1` member hash (docs/format.md §9), member kinds, sparse descriptors and hashing while bytes stream: the rules of src/archive/member-hash.ts. */
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -45,7 +45,7 @@ function recorder(): { update(d: Uint8Array): void; bytes(): Uint8Array } {
 }
 
 describe("member hash", () => {
-  test("rule: the member hash is BLAKE3 over the SPEC-msb06 prefix (kind, path, sizes, descriptors) and the stored bytes", T, async () => {
+  test("rule: the member hash is BLAKE3 over the prefix of docs/format.md §9.3 (kind, path, sizes, descriptors) and the stored bytes", T, async () => {
     assert.equal(MEMBER_BLAKE3, "msb-archive-member-blake3-v1");
     const members: (Facts & { stored: Uint8Array })[] = [
       { kind: "file-payload", path: `files/${"a".repeat(64)}/upper.ext4`, encodedSize: 3000, apparentSize: 3000, ranges: [], stored: noise(3000, 1) },
@@ -287,7 +287,7 @@ describe("hashing a tar entry", () => {
     });
   });
 
-  test("rule: the member hash of a streamed sparse entry is the SPEC-msb06 hash of its stored bytes and its descriptors", BOUNDED, async () => {
+  test("rule: the member hash of a streamed sparse entry is the hash of docs/format.md §9.3 of its stored bytes and its descriptors", BOUNDED, async () => {
     for await (const entry of readTar(bytesStream(archive))) {
       const facts: Facts = {
         kind: kindOf(entry.path)!,

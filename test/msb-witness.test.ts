@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { expectRun, IMAGE_DIGEST, IMAGE_REF, stdoutJson } from "./helpers/cli-assert.js";
-import { noiseBytes, runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { runCli, RUNTIME, writeSparseFile } from "./helpers/cli-run.js";
 import "./helpers/node-host.js"; // the suite drives the core (SnapshotStore) directly
 import { nodeFs } from "../src/fs/node.js";
 import { SnapshotStore } from "../src/store.js";
@@ -35,7 +36,7 @@ const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 /** A 2 MiB upper: data, a hole, noise. */
 function upperIn(root: string, seed = 3): string {
   const p = join(root, `upper-${seed}.ext4`);
-  writeSparseFile(p, 2 << 20, [[0, "hello"], [1 << 20, noiseBytes(24 << 10, seed)]]);
+  writeSparseFile(p, 2 << 20, [[0, "hello"], [1 << 20, noise(24 << 10, seed)]]);
   return p;
 }
 

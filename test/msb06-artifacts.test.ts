@@ -1,5 +1,5 @@
 /**
- * microsandbox 0.6 artifacts (issue 12, SPEC-msb06 §1): the strict
+ * microsandbox 0.6 artifacts (issue 12, docs/format.md §4): the strict
  * `snapshot.json` reader and its identity, BLAKE3 and the Merkle integrity
  * (cross-checked against b3sum and a simple reference), and a home holding
  * both artifact forms side by side.
@@ -37,8 +37,8 @@ const EMPTY_ROOT = "blake3:1f44fec2aa3a7a1725f0f626b0599c99526f5a1e7f2817cd50b69
 const HELLO_ROOT = "blake3:733a84a145df6c2139c33096e7584c1d8f42b0b981ec7e847b1bf6db73bec941";
 const enc = (s: string) => new TextEncoder().encode(s);
 
-describe("snapshot.json: golden identity (SPEC-msb06 §1)", () => {
-  test("the SPEC §2 inputs give the golden canonical bytes and digest", async () => {
+describe("snapshot.json: golden identity (docs/format.md §4)", () => {
+  test("the docs/format.md §3 inputs give the golden canonical bytes and digest", async () => {
     const d = parseDescriptor(GOLDEN_TEXT);
     assert.equal(canonicalDescriptorText(d), GOLDEN_TEXT);
     assert.equal(await descriptorDigest(d), GOLDEN_DIGEST);

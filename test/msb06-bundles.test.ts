@@ -1,5 +1,5 @@
 /**
- * microsandbox 0.6 bundles (issue 12, SPEC-msb06 §2): save in upstream's
+ * microsandbox 0.6 bundles (issue 12, docs/format.md §9): save in upstream's
  * member order with archive.json last and member hashes, checked with GNU tar
  * and the reference member hash; load of bundles crafted by hand from the
  * spec (0.6.7–0.6.8 without member hashes, 0.6.9+ with them); every

@@ -63,10 +63,22 @@ describe(`the npm package on ${RUNTIME}`, () => {
     assert.ok(!files.some((f) => f.startsWith("dist/test/") || f.startsWith("dist/bench/")), "no tests or benchmarks");
   });
 
-  test("every relative link in the shipped README resolves inside the package", () => {
-    const readme = readFileSync(join(pkgDir, "README.md"), "utf8");
-    const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:|^#/.test(l));
-    for (const link of links) assert.ok(existsSync(join(pkgDir, link.split("#")[0]!)), `README links ${link}, which the package does not carry`);
+  test("ships the user's docs (formats, compatibility, security, testing) and no lab notes", () => {
+    for (const doc of ["format", "compatibility", "security", "testing"]) assert.ok(files.includes(`docs/${doc}.md`), `docs/${doc}.md is shipped`);
+    assert.ok(!files.includes("docs/benchmarks-log.md"), "the dated benchmark log stays in the repository");
+    assert.ok(!files.includes("BENCHMARKS.md"));
+    assert.deepEqual(files.filter((f) => f.endsWith(".md") && f !== "README.md" && !f.startsWith("docs/")), [], "no other notes");
+  });
+
+  test("every relative link in the shipped README and docs resolves inside the package", () => {
+    const docs = ["README.md", ...files.filter((f) => f.startsWith("docs/") && f.endsWith(".md"))];
+    for (const doc of docs) {
+      const text = readFileSync(join(pkgDir, doc), "utf8");
+      const links = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:|^#/.test(l));
+      for (const link of links) {
+        assert.ok(existsSync(join(pkgDir, dirname(doc), link.split("#")[0]!)), `${doc} links ${link}, which the package does not carry`);
+      }
+    }
   });
 
   test("installing it runs no script: no install hooks, and npm does not run prepare for a tarball", () => {

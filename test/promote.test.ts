@@ -18,7 +18,7 @@ import { errorRule, fsErrorRule } from "./helpers/error-rules.js";
 const digest = (c: string) => "sha256:" + c.repeat(64);
 const snap = (d: string, parent: string | null) => ({ digest: d, manifest: { parent }, path: `/stage/${d.slice(7, 23)}` }) as unknown as Snapshot;
 
-describe("head selection (SPEC §4.3)", () => {
+describe("head selection (docs/format.md §10 step 5)", () => {
   test("rule: with several head candidates, the last one in archive order is the head", () => {
     // a, b, c are independent: each is a candidate; the last wins
     assert.equal(selectHeadSnapshot([snap(digest("a"), null), snap(digest("b"), null), snap(digest("c"), null)], "x"), 2);

@@ -17,6 +17,7 @@ import { type Backend, BACKENDS, IMAGE, makeHome, noise, writeSparse } from "./h
 import { buildImage } from "./helpers/image.js";
 import { pyListTar, pyListTars } from "./helpers/py-tar.js";
 import { SnapshotStore } from "../src/store.js";
+import { concat } from "./helpers/bytes.js";
 
 /** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
 const T = { timeout: 60_000 };
@@ -343,12 +344,7 @@ for (const backend of BACKENDS) {
         faulty.disarm();
         const kept: Uint8Array[] = [];
         await store.save("s", new WritableStream<Uint8Array>({ write: (c) => void kept.push(c) }), { plainTar: true });
-        const joined = new Uint8Array(kept.reduce((n, c) => n + c.length, 0));
-        let at = 0;
-        for (const c of kept) {
-          joined.set(c, at);
-          at += c.length;
-        }
+        const joined = concat(kept);
         await h.store.save("s", `${h.root}/o.tar`, { plainTar: true });
         assert.deepEqual(joined, await bytesOf(h.fs, `${h.root}/o.tar`), "chunks a plain-tar sink kept are never overwritten");
       } finally {

@@ -1,4 +1,4 @@
-/** Save in the microsandbox 0.6 layout (SPEC-msb06 §2): refusals, what archive.json and the tar headers record, progress, abort, and which versions can load the result; the rules of src/archive/save06.ts. */
+/** Save in the microsandbox 0.6 layout (docs/format.md §9): refusals, what archive.json and the tar headers record, progress, abort, and which versions can load the result; the rules of src/archive/save06.ts. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { utimesSync } from "node:fs";
@@ -17,6 +17,7 @@ import { errorRule } from "./helpers/error-rules.js";
 import { type Backend, BACKENDS, IMAGE, makeHome, noise, writeSparse } from "./helpers/homes.js";
 import { buildImage } from "./helpers/image.js";
 import { descriptorText, fileState, integrityText, referenceMemberHash, sha256Of, write06, writeCheckpoint06 } from "./helpers/msb06-reference.js";
+import { concat } from "./helpers/bytes.js";
 
 /** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
 const T = { timeout: 60_000 };
@@ -146,12 +147,7 @@ for (const backend of BACKENDS) {
         const a = await write06(fs, `${home}/snapshots/a`, { size: 4096, pieces: [[0, noise(100, 1)]], integrity: "sha256" });
         const chunks: Uint8Array[] = [];
         const r: any = await store.save("a", new WritableStream<Uint8Array>({ write: (c) => void chunks.push(c.slice()) }), { plainTar: true });
-        const tar = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-        let at = 0;
-        for (const c of chunks) {
-          tar.set(c, at);
-          at += c.length;
-        }
+        const tar = concat(chunks);
         assert.equal(r.tarBytes, tar.length);
         const hex = a.digest.slice(7);
         assert.deepEqual(walkHeaders(tar).map((h) => h.name), [`snapshots/${hex}/snapshot.json`, `files/${hex}/upper.ext4`, "archive.json"]);

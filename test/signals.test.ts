@@ -17,7 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OperationAborted } from "../src/errors.js";
 import { SnapshotStore } from "../src/store.js";
-import { childEnv, cliInvocation, noiseBytes, runCli, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { childEnv, cliInvocation, runCli, writeSparseFile } from "./helpers/cli-run.js";
 import { BACKENDS, IMAGE, makeHome, tree as homeTree, writeSparse } from "./helpers/homes.js";
 import { readSmallFile } from "../src/io.js";
 
@@ -75,7 +76,7 @@ async function sourceHome(root: string, size: number, data: number): Promise<str
   const home = join(root, "src-home");
   const upper = join(root, "upper.ext4");
   const pieces: [number, Uint8Array][] = [];
-  for (let off = 0; off < data; off += 4 * MiB) pieces.push([Math.floor(off / data * size / 4096) * 4096, noiseBytes(4 * MiB, off / MiB + 1)]);
+  for (let off = 0; off < data; off += 4 * MiB) pieces.push([Math.floor(off / data * size / 4096) * 4096, noise(4 * MiB, off / MiB + 1)]);
   writeSparseFile(upper, size, pieces);
   const r = await runCli(["--home", home, "create", "a", "--upper", upper, "--image", IMAGE.ref, "--image-digest", IMAGE_DIGEST, "--integrity"]);
   assert.equal(r.code, 0, r.stderr);
@@ -261,7 +262,7 @@ for (const backend of BACKENDS) {
       const h = await makeHome(backend);
       try {
         const { fs, root, home } = h;
-        await writeSparse(fs, `${root}/u`, 8 * MiB, [[0, noiseBytes(3 * MiB)], [5 * MiB, noiseBytes(2 * MiB, 3)]]);
+        await writeSparse(fs, `${root}/u`, 8 * MiB, [[0, noise(3 * MiB)], [5 * MiB, noise(2 * MiB, 3)]]);
         const fresh = new SnapshotStore(fs, `${root}/new-home`);
         const c = abortAfter(1);
         const err = await fresh.create("x", { upper: `${root}/u`, image: IMAGE, integrity: true, ...c }).then(() => null, (e) => e);

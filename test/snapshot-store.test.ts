@@ -19,7 +19,7 @@ const SPARSE_VECTOR = "sha256:a3157ae46e0fbbd80e1518e90831fe4e95af30db7069ada938
 
 for (const backend of BACKENDS) {
   describe(`snapshots on ${backend.label}`, () => {
-    test("SPEC sparse vector: 4096 bytes starting with hello", async () => {
+    test("sparse vector of docs/format.md §5: 4096 bytes starting with hello", async () => {
       const { fs, root, store, cleanup } = await makeHome(backend);
       try {
         await writeSparse(fs, `${root}/u`, 4096, [[0, "hello"]]);

@@ -1,4 +1,5 @@
 /** Rules of the tar codec's sparse map (src/tar/sparse.ts). */
+import { concatBytes } from "./helpers/bytes.js";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ArchiveError } from "../src/errors.js";
@@ -188,7 +189,7 @@ describe("PAX sparse 1.0 map (readSparseMap10)", () => {
   test("rule: a map may span blocks; it takes whole blocks and stops reading when complete", async () => {
     const text = sixty;
     assert.ok(text.length > 512 && text.length <= 1024);
-    const src = blocks(concat(enc.encode(text), new Uint8Array(1024)));
+    const src = blocks(concatBytes(enc.encode(text), new Uint8Array(1024)));
     const got = await readSparseMap10(src.readBlock, 1 << 20, 100, fail, truncated);
     assert.equal(got.map.length, 60);
     assert.deepEqual(got.map[59], seg(59 * 1048576, 512));
@@ -241,10 +242,3 @@ describe("PAX sparse 1.0 map (readSparseMap10)", () => {
     await rejectsRule(read("1\n9007199254740992\n0\n"), /PAX sparse 1\.0 map: 9007199254740992 exceeds 2\^53-1/);
   });
 });
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { ByteSource } from "../src/tar/source.js";
-import { pseudoRandom } from "./helpers/tar-tools.js";
+import { noise } from "./helpers/bytes.js";
 
 /** Every test that reads a stream or a filesystem gets a bound instead of hanging the suite. */
 const T = { timeout: 60_000 };
@@ -42,7 +42,7 @@ function cut(bytes: Uint8Array, lengths: readonly number[]): Uint8Array[] {
 
 describe("readBlock", () => {
   test("rule: a block that lies in one chunk is a view of it, taken at the current position", T, async () => {
-    const bytes = pseudoRandom(1536, 1);
+    const bytes = noise(1536, 1);
     const chunk = bytes.slice();
     const src = new ByteSource(chunkStream([chunk]).stream);
     for (let b = 0; b < 3; b++) {
@@ -58,7 +58,7 @@ describe("readBlock", () => {
   });
 
   test("rule: a block spread over chunks (empty ones too) is assembled into a copy, byte for byte", T, async () => {
-    const bytes = pseudoRandom(2048, 2);
+    const bytes = noise(2048, 2);
     for (const lengths of [[1, 510, 1], [100, 0, 300, 0, 112], [511, 2], [700], [512, 0, 512], [3, 1021], [1024, 1023]]) {
       const chunks = cut(bytes, lengths);
       const src = new ByteSource(chunkStream(chunks).stream);
@@ -76,7 +76,7 @@ describe("readBlock", () => {
 
   test("rule: at the end of input, readBlock reports how many bytes were left (0-511) and counts them", T, async () => {
     for (const [size, lengths] of [[0, []], [1, []], [511, []], [511, [200, 0, 100]], [512 + 300, [600]], [1024 + 511, [1, 1, 1]]] as const) {
-      const bytes = pseudoRandom(size, 3);
+      const bytes = noise(size, 3);
       const src = new ByteSource(chunkStream(cut(bytes, lengths)).stream);
       let whole = 0;
       let last: Uint8Array | number;
@@ -90,7 +90,7 @@ describe("readBlock", () => {
   });
 
   test("rule: a block assembled from a chunk's tail continues from the current position", T, async () => {
-    const bytes = pseudoRandom(1100, 4);
+    const bytes = noise(1100, 4);
     const src = new ByteSource(chunkStream(cut(bytes, [600, 500])).stream);
     assert.deepEqual(await src.take(100), bytes.subarray(0, 100));
     const block = await src.readBlock(); // 500 bytes of the first chunk, 12 of the second
@@ -116,7 +116,7 @@ describe("readBlock", () => {
 
 describe("take and skip", () => {
   test("rule: take gives at most max bytes, never past the current chunk, and null at the end", T, async () => {
-    const bytes = pseudoRandom(1000, 5);
+    const bytes = noise(1000, 5);
     const src = new ByteSource(chunkStream(cut(bytes, [300, 0, 700])).stream);
     const a = await src.take(100);
     assert.deepEqual(a, bytes.subarray(0, 100));
@@ -134,7 +134,7 @@ describe("take and skip", () => {
   });
 
   test("rule: skip passes over exactly n bytes across chunks, and fewer only at the end", T, async () => {
-    const bytes = pseudoRandom(3000, 6);
+    const bytes = noise(3000, 6);
     const src = new ByteSource(chunkStream(cut(bytes, [100, 900, 1, 999])).stream);
     assert.equal(await src.skip(0), 0);
     assert.equal(src.position, 0);
@@ -150,7 +150,7 @@ describe("take and skip", () => {
 
 describe("release", () => {
   test("rule: release cancels the stream without draining it and frees its lock, once", T, async () => {
-    const bytes = pseudoRandom(4096, 7);
+    const bytes = noise(4096, 7);
     const { stream, state } = chunkStream(cut(bytes, [512, 512, 512, 512]));
     const src = new ByteSource(stream);
     assert.ok((await src.readBlock()) instanceof Uint8Array);
@@ -164,7 +164,7 @@ describe("release", () => {
   });
 
   test("rule: a released source hands out no more bytes, not even those of the chunk in hand", T, async () => {
-    const src = new ByteSource(chunkStream([pseudoRandom(2048, 8)]).stream);
+    const src = new ByteSource(chunkStream([noise(2048, 8)]).stream);
     assert.ok((await src.readBlock()) instanceof Uint8Array);
     await src.release();
     // The chunk in hand is dropped: nothing more comes out of a released source.

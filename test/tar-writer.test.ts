@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { ArchiveError, InvalidArgument } from "../src/errors.js";
 import { type SparseSegment, type TarData, type TarFileOptions, type TarInput, TarStream, TarWriter } from "../src/tar/mod.js";
 import { concatBytes, craftData, craftHeader, craftSparseExtension, END } from "./helpers/tar-craft.js";
-import { concat, memorySink, pseudoRandom, sha256, writeTarBytes } from "./helpers/tar-tools.js";
+import { concat, noise } from "./helpers/bytes.js";
+import { memorySink, sha256, writeTarBytes } from "./helpers/tar-tools.js";
 import { judgeArchive } from "./helpers/tar-judges.js";
 import { walkHeaders } from "./helpers/archive-headers.js";
 import { errorRule } from "./helpers/error-rules.js";
@@ -43,7 +44,7 @@ function fresh(chunkSize?: number) {
 /** The logical content of a sparse file: seeded noise in each segment, zeros elsewhere. */
 function sparseCase(realSize: number, map: SparseSegment[], seed: number): { logical: Uint8Array; data: Uint8Array } {
   const logical = new Uint8Array(realSize);
-  for (const s of map) logical.set(pseudoRandom(s.length, seed + s.offset), s.offset);
+  for (const s of map) logical.set(noise(s.length, seed + s.offset), s.offset);
   return { logical, data: concat(map.map((s) => logical.subarray(s.offset, s.offset + s.length))) };
 }
 
@@ -77,7 +78,7 @@ function extendedCase(count: number): { realSize: number; map: SparseSegment[] }
 describe("regular files", () => {
   test("rule: a header carries the name, mode 0644, uid/gid 0, size, mtime 0, typeflag 0 and the GNU magic unless told otherwise", T, async () => {
     const hello = enc.encode("hello");
-    const big = pseudoRandom(1500, 1);
+    const big = noise(1500, 1);
     const bytes = await writeTarBytes(async (tar) => {
       await tar.addFile("dir/hello.txt", hello.length, [hello]);
       await tar.addFile("exec", big.length, [big], { mode: 0o755, mtime: 1714560000 });
@@ -99,7 +100,7 @@ describe("regular files", () => {
 
   test("rule: data is padded with zeros to a whole block, and sizes of a whole block get no padding", T, async () => {
     for (const size of [1, 511, 512, 513, 1024]) {
-      const data = pseudoRandom(size, size).map((b) => b | 1); // no zero bytes: padding is told apart
+      const data = noise(size, size).map((b) => b | 1); // no zero bytes: padding is told apart
       const bytes = await writeTarBytes((tar) => tar.addFile("f", size, [data]));
       assert.deepEqual(bytes, archiveOf(craftHeader({ name: "f", size }), craftData(data)), `size ${size}`);
     }
@@ -160,7 +161,7 @@ describe("regular files", () => {
 
 describe("data sources", () => {
   test("rule: data is any iterable or async iterable of Uint8Array chunks (a ReadableStream too); empty chunks count for nothing", T, async () => {
-    const data = pseudoRandom(3000, 2);
+    const data = noise(3000, 2);
     const pieces = () => [data.subarray(0, 0), data.subarray(0, 1000), data.subarray(1000, 1000), data.subarray(1000)];
     const sources: [string, () => TarData][] = [
       ["array", () => pieces()],
@@ -175,7 +176,7 @@ describe("data sources", () => {
   });
 
   test("rule: data chunks are copied, so a source may reuse its buffer", T, async () => {
-    const data = pseudoRandom(5000, 3);
+    const data = noise(5000, 3);
     const reuse = function* () {
       const scratch = new Uint8Array(700);
       for (let at = 0; at < data.length; at += 700) {
@@ -293,7 +294,7 @@ describe("chunks, records and the end of the archive", () => {
   });
 
   test("rule: the sink gets chunks of exactly chunkSize, but the last; bytesWritten counts what is buffered too", T, async () => {
-    const data = pseudoRandom(5000, 9);
+    const data = noise(5000, 9);
     for (const chunkSize of [512, 700, 4096, 1 << 20]) {
       const { sink, tar } = fresh(chunkSize);
       await tar.addFile("a", 5000, [data]);
@@ -315,12 +316,12 @@ describe("chunks, records and the end of the archive", () => {
     const empty = await writeTarBytes(async () => {});
     assert.deepEqual(empty, new Uint8Array(RECORD));
     // Header and data filling 18 blocks: with the marker exactly one record, nothing added.
-    const exact = pseudoRandom(17 * 512, 10);
+    const exact = noise(17 * 512, 10);
     const one = await writeTarBytes((tar) => tar.addFile("exact", exact.length, [exact]), 512);
     assert.equal(one.length, RECORD);
     assert.deepEqual(one, archiveOf(craftHeader({ name: "exact", size: exact.length }), exact));
     // One byte more spills the marker into a second record.
-    const over = pseudoRandom(17 * 512 + 1, 11);
+    const over = noise(17 * 512 + 1, 11);
     const two = await writeTarBytes((tar) => tar.addFile("over", over.length, [over]));
     assert.equal(two.length, 2 * RECORD);
     assert.deepEqual(two, archiveOf(craftHeader({ name: "over", size: over.length }), craftData(over)));
@@ -338,7 +339,7 @@ describe("chunks, records and the end of the archive", () => {
       new CountQueuingStrategy({ highWaterMark: 64 }),
     );
     const tar = new TarWriter(ws.getWriter(), { chunkSize: 2048 });
-    await tar.addFile("f", 3000, [pseudoRandom(3000, 12)]);
+    await tar.addFile("f", 3000, [noise(3000, 12)]);
     await tar.finish();
     assert.equal(accepted, RECORD);
   });
@@ -357,7 +358,7 @@ describe("chunks, records and the end of the archive", () => {
       new CountQueuingStrategy({ highWaterMark: 1 }),
     );
     const tar = new TarWriter(ws.getWriter(), { chunkSize: 512 });
-    const adding = tar.addFile("f", 20 * 512, [pseudoRandom(20 * 512, 13)]);
+    const adding = tar.addFile("f", 20 * 512, [noise(20 * 512, 13)]);
     for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0));
     assert.ok(tar.bytesWritten <= 4 * 512, `stalled sink, yet ${tar.bytesWritten} bytes taken`);
     open();
@@ -367,11 +368,11 @@ describe("chunks, records and the end of the archive", () => {
   });
 
   test("rule: with recycleChunks, a chunk's buffer is reused once its write resolved, and zeroed", T, async () => {
-    const noise = pseudoRandom(4000, 14).map((b) => b | 1);
+    const dirty = noise(4000, 14).map((b) => b | 1);
     const build = async (tar: TarWriter) => {
-      await tar.addFile("noise", noise.length, [noise]);
-      // Holes and padding come from recycled buffers that held noise.
-      await tar.addSparseFile("holes", 64 * 512, [{ offset: 0, length: 10 }, { offset: 40 * 512, length: 10 }], [noise.subarray(0, 20)]);
+      await tar.addFile("noise", dirty.length, [dirty]);
+      // Holes and padding come from recycled buffers that held the dirty bytes.
+      await tar.addSparseFile("holes", 64 * 512, [{ offset: 0, length: 10 }, { offset: 40 * 512, length: 10 }], [dirty.subarray(0, 20)]);
       await tar.addFile("tail", 1, [enc.encode("t")]);
     };
     const expected = await writeTarBytes(build, 512);
@@ -394,13 +395,13 @@ describe("chunks, records and the end of the archive", () => {
   });
 
   test("rule: without recycleChunks, a sink may keep every chunk it was handed", T, async () => {
-    const noise = pseudoRandom(3000, 15).map((b) => b | 1);
+    const dirty = noise(3000, 15).map((b) => b | 1);
     const { sink, tar } = fresh(512);
-    await tar.addFile("noise", noise.length, [noise]);
+    await tar.addFile("noise", dirty.length, [dirty]);
     await tar.addSparseFile("hole", 8192, [], []);
     await tar.finish();
     await sink.writer.close();
-    assert.deepEqual(sink.bytes(), archiveOf(craftHeader({ name: "noise", size: noise.length }), craftData(noise), craftSparse("hole", 8192, [[8192, 0]], new Uint8Array(0))));
+    assert.deepEqual(sink.bytes(), archiveOf(craftHeader({ name: "noise", size: dirty.length }), craftData(dirty), craftSparse("hole", 8192, [[8192, 0]], new Uint8Array(0))));
   });
 });
 
@@ -436,7 +437,7 @@ describe("writer states", () => {
   });
 
   test("rule: calls must not overlap; the refused call leaves the running one and the archive intact", { timeout: 10_000 }, async () => {
-    const data = pseudoRandom(2000, 16);
+    const data = noise(2000, 16);
     const { sink, tar } = fresh();
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
@@ -472,11 +473,11 @@ describe("third-party readers", () => {
   test("rule: python tarfile, GNU tar and bsdtar read every kind of entry we write, byte for byte", { timeout: 60_000 }, async () => {
     const files: { name: string; data: Uint8Array; options: TarFileOptions; mode: number; mtime: number }[] = [
       { name: "dir/hello.txt", data: enc.encode("hello"), options: {}, mode: 0o644, mtime: 0 },
-      { name: "exec", data: pseudoRandom(1500, 1), options: { mode: 0o755, mtime: 1714560000 }, mode: 0o755, mtime: 1714560000 },
-      { name: "all-bits", data: pseudoRandom(512, 2), options: { mode: 0o7777, mtime: 1000000000 }, mode: 0o7777, mtime: 1000000000 },
+      { name: "exec", data: noise(1500, 1), options: { mode: 0o755, mtime: 1714560000 }, mode: 0o755, mtime: 1714560000 },
+      { name: "all-bits", data: noise(512, 2), options: { mode: 0o7777, mtime: 1000000000 }, mode: 0o7777, mtime: 1000000000 },
       { name: "no-bits", data: new Uint8Array(0), options: { mode: 0 }, mode: 0, mtime: 0 },
       { name: "n".repeat(98) + "ü", data: enc.encode("a name of exactly 100 bytes"), options: {}, mode: 0o644, mtime: 0 },
-      { name: "😀".repeat(25), data: pseudoRandom(17 * 512 + 1, 3), options: {}, mode: 0o644, mtime: 0 },
+      { name: "😀".repeat(25), data: noise(17 * 512 + 1, 3), options: {}, mode: 0o644, mtime: 0 },
     ];
     const sparse = [
       ...SPARSE_CASES.map((c, k) => ({ name: `sparse-${k}`, ...c })),
@@ -526,7 +527,7 @@ describe("TarStream: the writer as a pair for pipeThrough", () => {
   }
 
   test("rule: a TarStream writes byte for byte what TarWriter writes (regular and sparse entries), recycling or not, and never changes a chunk its reader holds", T, async () => {
-    const big = pseudoRandom(3 * 1024 * 1024 + 17, 41);
+    const big = noise(3 * 1024 * 1024 + 17, 41);
     const map: SparseSegment[] = [{ offset: 0, length: 4096 }, { offset: 1 << 20, length: 8192 }];
     const sparseData = concat([big.subarray(0, 4096), big.subarray(4096, 4096 + 8192)]);
     const viaWriter = await writeTarBytes(async (tar) => {

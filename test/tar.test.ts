@@ -12,26 +12,8 @@ import fc from "fast-check";
 
 import { ArchiveError, InvalidArgument } from "../src/errors.js";
 import { readTar, TarWriter, type SparseSegment, type TarEntry } from "../src/tar/mod.js";
-import {
-  allocatedBlocks,
-  bytesStream,
-  concat,
-  fileStream,
-  logicalSha256,
-  makeSparseFile,
-  memorySink,
-  pseudoRandom,
-  readAll,
-  removeDir,
-  run,
-  sha256,
-  sha256File,
-  sparseData,
-  tempDir,
-  writeTarBytes,
-  writeTarFile,
-  type ReadEntry,
-} from "./helpers/tar-tools.js";
+import { concat, noise } from "./helpers/bytes.js";
+import { allocatedBlocks, bytesStream, fileStream, logicalSha256, makeSparseFile, memorySink, readAll, removeDir, run, sha256, sha256File, sparseData, tempDir, writeTarBytes, writeTarFile, type ReadEntry } from "./helpers/tar-tools.js";
 import {
   base256,
   base256Negative,
@@ -94,10 +76,10 @@ describe("reading GNU tar archives", () => {
     const files: Record<string, Uint8Array> = {
       "empty": new Uint8Array(0),
       "one": enc.encode("x"),
-      "sub/b511": pseudoRandom(511, 1),
-      "sub/b512": pseudoRandom(512, 2),
-      "sub/b513": pseudoRandom(513, 3),
-      "sub/deeper/big": pseudoRandom(300_001, 4),
+      "sub/b511": noise(511, 1),
+      "sub/b512": noise(512, 2),
+      "sub/b513": noise(513, 3),
+      "sub/deeper/big": noise(300_001, 4),
     };
     for (const [p, d] of Object.entries(files)) fs.writeFileSync(nodePath.join(src, p), d);
     fs.chmodSync(nodePath.join(src, "one"), 0o600);
@@ -131,9 +113,9 @@ describe("reading GNU tar archives", () => {
     const size = 4 * 1024 * 1024 + 123;
     const writes = [
       { offset: 0, data: enc.encode("start") },
-      { offset: 100_000, data: pseudoRandom(1000, 5) },
-      { offset: 1024 * 1024 + 7, data: pseudoRandom(5000, 6) },
-      { offset: 3 * 1024 * 1024, data: pseudoRandom(10, 7) },
+      { offset: 100_000, data: noise(1000, 5) },
+      { offset: 1024 * 1024 + 7, data: noise(5000, 6) },
+      { offset: 3 * 1024 * 1024, data: noise(10, 7) },
       { offset: size - 3, data: enc.encode("end") },
     ];
     makeSparseFile(file, size, writes);
@@ -161,7 +143,7 @@ describe("reading GNU tar archives", () => {
     const dir = freshDir("gnu-sparse-ext");
     const file = nodePath.join(dir, "many.img");
     const size = 64 * 65536;
-    const writes = Array.from({ length: 30 }, (_, i) => ({ offset: i * 2 * 65536 + (i % 3) * 100, data: pseudoRandom(700 + i, 10 + i) }));
+    const writes = Array.from({ length: 30 }, (_, i) => ({ offset: i * 2 * 65536 + (i % 3) * 100, data: noise(700 + i, 10 + i) }));
     makeSparseFile(file, size, writes);
     const archive = nodePath.join(dir, "m.tar");
     run("tar", ["--format=gnu", "--sparse", "-cf", archive, "-C", dir, "many.img"]);
@@ -185,7 +167,7 @@ describe("reading GNU tar archives", () => {
     const size = 9 * GiB + 5;
     const writes = [
       { offset: 0, data: enc.encode("head") },
-      { offset: 8.5 * GiB, data: pseudoRandom(3000, 77) },
+      { offset: 8.5 * GiB, data: noise(3000, 77) },
       { offset: size - 4, data: enc.encode("tail") },
     ];
     makeSparseFile(file, size, writes);
@@ -321,7 +303,7 @@ describe("reading bsdtar archives", () => {
       // Long enough to need ustar's prefix or a PAX path; GNU format would use 'L' entries, so keep it short there.
       const longDir = fmt[0] === "--format=ustar" ? "x".repeat(90) : fmt[0] === "--format=gnutar" ? "ü".repeat(20) : "ü".repeat(70);
       fs.mkdirSync(nodePath.join(src, "top", longDir), { recursive: true });
-      const body = pseudoRandom(70_000, 99);
+      const body = noise(70_000, 99);
       fs.writeFileSync(nodePath.join(src, "top", longDir, "payload.bin"), body);
       fs.writeFileSync(nodePath.join(src, "top", "small"), "small");
       fs.linkSync(nodePath.join(src, "top", "small"), nodePath.join(src, "top", "small-link"));
@@ -358,8 +340,8 @@ describe("reading tar-js archives", () => {
     const tj = newTarJs();
     const files: [string, Uint8Array][] = [
       ["a.txt", enc.encode("alpha")],
-      ["dir/b.bin", pseudoRandom(5000, 3)],
-      ["dir/c", pseudoRandom(512, 4)],
+      ["dir/b.bin", noise(5000, 3)],
+      ["dir/c", noise(512, 4)],
     ];
     let out: Uint8Array = new Uint8Array(0);
     for (const [p, d] of files) out = tj.append(p, d, { mtime: 1714560000, mode: 0o640 });
@@ -381,8 +363,8 @@ describe("writing: GNU tar reads what we write", () => {
     const regular: [string, Uint8Array][] = [
       ["sha256-0123456789abcdef/manifest.json", enc.encode('{"schema":1}')],
       ["sha256-0123456789abcdef/empty", new Uint8Array(0)],
-      ["cache/layers/b512.erofs", pseudoRandom(512, 1)],
-      ["cache/layers/big.erofs", pseudoRandom(3 * 1024 * 1024 + 17, 2)],
+      ["cache/layers/b512.erofs", noise(512, 1)],
+      ["cache/layers/big.erofs", noise(3 * 1024 * 1024 + 17, 2)],
       ["n".repeat(100), enc.encode("exactly 100 bytes of name")],
     ];
     const mkSparse = (count: number, realSize: number, seed: number, endsInData = false) => {
@@ -391,7 +373,7 @@ describe("writing: GNU tar reads what we write", () => {
       for (let i = 0; i < count; i++) map.push({ offset: i * step + (i % 5) * 3, length: 1 + ((i * 37) % 900) });
       if (endsInData) map.push({ offset: realSize - 10, length: 10 });
       const logical = new Uint8Array(realSize);
-      for (const s of map) logical.set(pseudoRandom(s.length, seed + s.offset), s.offset);
+      for (const s of map) logical.set(noise(s.length, seed + s.offset), s.offset);
       return { map, realSize, logical };
     };
     const sparse = {
@@ -455,7 +437,7 @@ describe("writing: GNU tar reads what we write", () => {
       { offset: 8 * GiB + 1, length: 5000 },
       { offset: realSize - 7, length: 7 },
     ];
-    const datas = map.map((s, i) => pseudoRandom(s.length, 500 + i));
+    const datas = map.map((s, i) => noise(s.length, 500 + i));
     await writeTarFile(archive, (tar) => tar.addSparseFile("huge.img", realSize, map, datas));
     const raw = fs.readFileSync(archive);
     assert.equal(raw[483]! & 0x80, 0x80, "realsize written as base-256");
@@ -552,7 +534,7 @@ function sparseCase() {
       }
       const realSize = end + tail;
       const logical = new Uint8Array(realSize);
-      for (const s of map) logical.set(pseudoRandom(s.length, seed + s.offset), s.offset);
+      for (const s of map) logical.set(noise(s.length, seed + s.offset), s.offset);
       return { map, realSize, logical };
     });
 }
@@ -593,8 +575,8 @@ describe("round trip: our writer, our reader", () => {
   test("output is coalesced into chunkSize pieces", async () => {
     const sink = memorySink();
     const tar = new TarWriter(sink.writer, { chunkSize: 1 << 20 });
-    const big = pseudoRandom(3 * (1 << 20) + 100, 8);
-    const small = Array.from({ length: 1000 }, (_, i) => pseudoRandom(10, i));
+    const big = noise(3 * (1 << 20) + 100, 8);
+    const small = Array.from({ length: 1000 }, (_, i) => noise(10, i));
     await tar.addFile("big", big.length, (function* () {
       for (let at = 0; at < big.length; at += 1000) yield big.subarray(at, at + 1000);
     })());
@@ -612,9 +594,9 @@ describe("round trip: our writer, our reader", () => {
 
   test("unread data is skipped, partly read data too, and old entries refuse to read", async () => {
     const bytes = await writeTarBytes(async (tar) => {
-      await tar.addFile("a", 5000, [pseudoRandom(5000, 1)]);
-      await tar.addFile("b", 3000, [pseudoRandom(3000, 2)]);
-      await tar.addSparseFile("c", 100_000, [{ offset: 10, length: 600 }, { offset: 50_000, length: 600 }], [pseudoRandom(1200, 3)]);
+      await tar.addFile("a", 5000, [noise(5000, 1)]);
+      await tar.addFile("b", 3000, [noise(3000, 2)]);
+      await tar.addSparseFile("c", 100_000, [{ offset: 10, length: 600 }, { offset: 50_000, length: 600 }], [noise(1200, 3)]);
       await tar.addFile("d", 4, [enc.encode("last")]);
     });
     const seen: string[] = [];
@@ -651,7 +633,7 @@ describe("round trip: our writer, our reader", () => {
           if (!sent) {
             sent = true;
             c.enqueue(archive.slice(0, endAt));
-          } else c.enqueue(pseudoRandom(4096, state.pulls)); // endless junk after the marker
+          } else c.enqueue(noise(4096, state.pulls)); // endless junk after the marker
         },
         cancel() {
           state.cancelled = true;
@@ -709,9 +691,9 @@ describe("hostile bytes", () => {
   const small = () =>
     concatBytes(
       craftHeader({ name: "a", size: 700 }),
-      craftData(pseudoRandom(700, 1)),
+      craftData(noise(700, 1)),
       craftHeader({ name: "b", size: 10 }),
-      craftData(pseudoRandom(10, 2)),
+      craftData(noise(10, 2)),
       END,
     );
 
@@ -770,7 +752,7 @@ describe("hostile bytes", () => {
   });
 
   test("numeric fields: base-256 positive works, negative and oversize do not, garbage is refused", async () => {
-    const ok = concatBytes(craftHeader({ name: "b256", size: base256(600n) }), craftData(pseudoRandom(600, 3)), END);
+    const ok = concatBytes(craftHeader({ name: "b256", size: base256(600n) }), craftData(noise(600, 3)), END);
     const entries = await readAll(bytesStream(ok));
     assert.equal(entries[0]!.size, 600);
     await expectArchiveError(concatBytes(craftHeader({ name: "neg", size: base256Negative(-1n) }), END), /size field: negative base-256/);
@@ -938,7 +920,7 @@ describe("hostile bytes", () => {
       const writer = ws.getWriter();
       const tar = new TarWriter(writer);
       const size = 8 * GiB + 1000;
-      const chunk = pseudoRandom(1 << 20, 9);
+      const chunk = noise(1 << 20, 9);
       await tar.addFile("big.bin", size, (function* () {
         for (let at = 0; at < size; at += chunk.length) yield chunk.subarray(0, Math.min(chunk.length, size - at));
       })());

@@ -28,13 +28,12 @@ import {
 // the streams as the core sees them: wasm/'s, with its WasmErrors mapped to snapbundle's errors
 import { ZSTD_DEFAULT_MAX_WINDOW_BYTES, ZSTD_MAX_WINDOW_BYTES, zstdCompressStream, zstdDecompressStream } from "../src/zstd.js";
 import { nodeHost, threadWorker } from "../src/hosts/node.js";
+import { concat, randomBytes } from "./helpers/bytes.js";
 import {
   collectGarbage,
-  concat,
   mixedBytes,
   mixedChunks,
   pipe,
-  randomBytes,
   rss,
   run,
   sameBytes,

@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
-import { type CliResult, noiseBytes, RUNTIME, runCli, writeSparseFile } from "./helpers/cli-run.js";
+import { noise } from "./helpers/bytes.js";
+import { type CliResult, RUNTIME, runCli, writeSparseFile } from "./helpers/cli-run.js";
 
 const IMAGE_REF = "docker.io/library/python:3.12";
 const IMAGE_DIGEST = "sha256:" + "b".repeat(64);
@@ -33,7 +34,7 @@ async function withSnapshot(fn: (root: string, homeA: string) => Promise<void>):
   const root = mkdtempSync(join(tmpdir(), "snapbundle-zstd-cli-"));
   try {
     const upper = join(root, "upper.ext4");
-    writeSparseFile(upper, 4 << 20, [[0, "hello"], [1 << 20, noiseBytes(128 << 10)]]);
+    writeSparseFile(upper, 4 << 20, [[0, "hello"], [1 << 20, noise(128 << 10)]]);
     const homeA = join(root, "a");
     succeeded(await runCli(["--home", homeA, "create", "base", "--upper", upper, "--image", IMAGE_REF, "--image-digest", IMAGE_DIGEST]), "create");
     await fn(root, homeA);

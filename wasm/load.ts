@@ -35,7 +35,7 @@ const compiled = new Map<string, Promise<WebAssembly.Module>>();
  *
  * @example
  * ```ts
- * import { setWasmReader } from "snapbundle/core";
+ * import { setWasmReader } from "./load.js"; // snapbundle's host seam calls it: installHost({ readWasm })
  * setWasmReader(async (url) => new Uint8Array(await Deno.readFile(url)));
  * ```
  */

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * const pair = pullDriven({ async pull(controller, feed) { … }, free() {} });
+ * const pair = pullDriven({ async pull(controller, feed) { …; return true; }, free() {} }); // true: the end
  * source.pipeThrough(pair);
  * ```
  * @module

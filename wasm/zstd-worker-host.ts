@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * setZstdWorkerFactory((url) => new Worker(url, { type: "module" }));
+ * setZstdWorkerFactory((url) => new Worker(url, { type: "module" }) as unknown as ZstdWorker);
  * const spawn = workerSpawner();
  * if (spawn !== null) source.pipeThrough(workerCompressStream(3, spawn));
  * ```

@@ -1,5 +1,5 @@
 /**
- * The EROFS validity rule for image-cache files (SPEC-msb06 §2 step 9,
+ * The EROFS validity rule for image-cache files (docs/format.md §9.6 step 9,
  * microsandbox's `is_valid_erofs_artifact`): a layer or fsmeta `.erofs` file
  * is a valid image when, beyond being a non-empty multiple of 4096 bytes,
  * - the superblock at byte 1024 carries the EROFS magic `0xE0F5E1E2`;

@@ -1,5 +1,5 @@
 /**
- * The closed grammar of archive entries a load accepts (SPEC §4) — the one
+ * The closed grammar of archive entries a load accepts (docs/format.md §8.3, §9.5) — the one
  * home of every entry rule. Anything the grammar does not name fails the
  * whole load with an {@link ArchiveError} that carries the archive's label,
  * names the entry and states the rule.
@@ -344,7 +344,7 @@ export function isMsb06Path(parts: readonly string[], kind: AcceptedKind): boole
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
- * 0.6 entries (SPEC-msb06 §2, load step 2): directories `snapshots|files|images/`,
+ * 0.6 entries (docs/format.md §9.5, load step 2): directories `snapshots|files|images/`,
  * `snapshots|files/<64hex>/`, `images/<kind>/`; files `archive.json`,
  * `snapshots/<64hex>/snapshot.json`, `files/<64hex>/<name ≤255 bytes, not a
  * reserved artifact name>`, `images/<kind>/<name><ext>`.

@@ -1,5 +1,5 @@
 /**
- * The image cache a bundle may carry (SPEC §4): the cached metadata of the
+ * The image cache a bundle may carry (docs/format.md §8.2, §10 step 7): the cached metadata of the
  * head's image, its fsmeta EROFS, its VMDK descriptor, and one EROFS per
  * layer. Save uses {@link requiredCacheFiles} to pick what to ship; load and
  * `verify BUNDLE` use {@link checkCarriedCache} to decide whether what a
@@ -244,7 +244,7 @@ export interface CarriedCache {
  *
  * @example
  * ```ts
- * const files = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata }, "a.tar.zst");
+ * const expected = await checkCarriedCache(layout, head.manifest, { root: stage.cache, files, readMetadata, imageProblem }, "a.tar.zst");
  * ```
  */
 export async function checkCarriedCache(layout: HomeLayout, manifest: Manifest, carried: CarriedCache, label: string): Promise<CacheFile[]> {

@@ -1,5 +1,5 @@
 /**
- * `archive.json`, the inventory of a microsandbox 0.6 bundle (SPEC-msb06 §2):
+ * `archive.json`, the inventory of a microsandbox 0.6 bundle (docs/format.md §9.2; load steps of §9.6):
  * strict parsing that insists on upstream's exact bytes (it must re-serialise
  * byte for byte), serialisation, and the load checks that need it — step 3
  * (the inventory against the members present), step 6 (owner bindings) and

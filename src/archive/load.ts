@@ -1,6 +1,6 @@
 /**
  * Load a `.tar.zst` (or plain `.tar`) bundle into a home — the hardened
- * pipeline of SPEC §4. The whole load reads as its steps:
+ * pipeline of docs/format.md §10. The whole load reads as its steps:
  *
  * 1. {@link unpackArchive} (`./unpack.ts`) into fresh staging directories, every entry through the
  *    grammar (`./grammar.ts`): types, paths, duplicates, membership, sizes, the apparent-size cap;

@@ -1,5 +1,5 @@
 /**
- * Load steps 3, 5, 6 and 7 for a microsandbox 0.6 bundle (SPEC-msb06 §2),
+ * Load steps 3, 5, 6 and 7 for a microsandbox 0.6 bundle (docs/format.md §9.6),
  * once the unpack step has streamed its members and the grammar accepted
  * them: the inventory against the members present, each listed snapshot's
  * descriptor (parsed as it streamed past, its identity the one listed), the

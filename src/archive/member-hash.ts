@@ -1,6 +1,6 @@
 /**
  * `msb-archive-member-blake3-v1`: the per-member BLAKE3 hash microsandbox
- * 0.6.9+ records in `archive.json` (SPEC-msb06 §2), over
+ * 0.6.9+ records in `archive.json` (docs/format.md §9), over
  *
  * ```
  * "msb-archive-member-blake3-v1\0" ‖ u64le len(kind) ‖ kind ‖ u64le len(path) ‖ path
@@ -100,7 +100,7 @@ export class MemberHasher {
  *
  * @example
  * ```ts
- * await tar.addFile(path, size, hashedChunks(readRanges(…), hasher));
+ * await tar.addFile(path, size, hashedChunks(readRanges(fs, path, ranges), hasher));
  * ```
  */
 export async function* hashedChunks(data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, ...hashers: { update(d: Uint8Array): void }[]): AsyncGenerator<Uint8Array> {

@@ -1,6 +1,6 @@
 /**
  * Save a snapshot — with its ancestors and its image cache if asked — as a
- * `.tar.zst` (or plain `.tar`) bundle, in the layout of SPEC §4:
+ * `.tar.zst` (or plain `.tar`) bundle, in the layout of docs/format.md §8:
  * `sha256-<16 hex>/manifest.json` then its upper, for each snapshot oldest
  * first, then the cache files. Uppers are regular (dense) entries unless
  * `sparse` is set; then an upper with holes is an old-GNU sparse entry
@@ -148,7 +148,7 @@ async function verifyChain(fs: FileSystem, chain: readonly Snapshot[], options: 
   return planned;
 }
 
-/** The tar entries in SPEC order, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
+/** The tar entries in the order of docs/format.md §8.1, through zstd unless `plainTar`, into `sink`. Resolves the tar byte count. */
 async function writeBundle(fs: FileSystem, planned: readonly Planned[], cache: readonly CacheFile[], sink: WritableStream<Uint8Array>, options: SaveOptions): Promise<number> {
   const total = planned.reduce((n, p) => n + dataBytes(p), 0);
   let done = 0;

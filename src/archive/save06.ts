@@ -1,11 +1,11 @@
 /**
- * Save in the microsandbox 0.6 bundle layout (SPEC-msb06 §2): for each
+ * Save in the microsandbox 0.6 bundle layout (docs/format.md §9): for each
  * snapshot, oldest first, `snapshots/<64hex>/snapshot.json` then its payload
  * `files/<64hex>/<upper.file>` (old-GNU sparse when it has holes); then the
  * image files under `images/<kind>/`; `archive.json` last. Member hashes are
  * computed while the bytes stream; the output replaces the target atomically.
  *
- * Which microsandbox versions can load the result (see README, Compatibility):
+ * Which microsandbox versions can load the result (see docs/compatibility.md):
  * 0.6.7–0.6.8 refuse `requires` and `transport_integrity`, refuse null
  * integrity, and verify Merkle-less integrity on load; 0.6.9+ accept all.
  * The default ({@link MemberHashes} `"auto"`) therefore records member hashes

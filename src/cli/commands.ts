@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { runCommand } from "./commands.js";
- * await runCommand(ctx, parsed); // throws SnapbundleError / UsageError on failure
+ * await runCommand(ctx, command, positionals, values); // throws SnapbundleError / UsageError on failure
  * ```
  * @module
  */

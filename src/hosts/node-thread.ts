@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import { Worker } from "node:worker_threads";
  * new Worker(new URL("./node-thread.js", import.meta.url), { workerData: { snapbundleWorkerEntry: entry.href } });
  * ```
  * @module

@@ -15,7 +15,7 @@
  * import { nodeFs, SnapshotStore, pushSnapshot } from "snapbundle";
  * const store = new SnapshotStore(nodeFs(), "/root/.microsandbox");
  * const r = await pushSnapshot(store, "child", "localhost:5000/snaps:child", { withParents: true, plainHttp: true });
- * console.log(r.digest, r.layers.filter((l) => l.uploaded).length);
+ * console.log(r.digest, r.layers.filter((l) => l.action === "uploaded").length);
  * ```
  * @module
  */

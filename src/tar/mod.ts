@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { readTar, TarWriter } from "./tar/mod.js";
+ * import { readTar, TarWriter } from "snapbundle";
  * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
  * const sink = writable.getWriter();
  * const writing = (async () => {

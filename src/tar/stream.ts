@@ -13,9 +13,13 @@
  * @example
  * ```ts
  * const tar = new TarStream();
- * await ReadableStream.from([{ path: "a/b.txt", size: 2, data: [new TextEncoder().encode("hi")] }])
- *   .pipeThrough(tar)
- *   .pipeTo(file.writable);
+ * const entries = new ReadableStream({
+ *   start(c) {
+ *     c.enqueue({ path: "a/b.txt", size: 2, data: [new TextEncoder().encode("hi")] });
+ *     c.close();
+ *   },
+ * });
+ * await entries.pipeThrough(tar).pipeTo(file.writable);
  * console.log(tar.bytesWritten); // 10240
  * ```
  * @module

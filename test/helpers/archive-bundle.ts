@@ -1,6 +1,6 @@
 /**
  * Hand-built bundles for load tests: snapshot fixtures whose manifest,
- * digest and integrity are computed here from SPEC §2–§3 (node:crypto, not
+ * digest and integrity are computed here from docs/format.md §3, §5 (node:crypto, not
  * the library), an image cache taken from {@link buildImage}, tar entries
  * crafted with tar-craft, and zstd through the CLI.
  * @module
@@ -57,14 +57,14 @@ export function sha256Hex(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** `msb-sparse-sha256-v1` of logical bytes (SPEC §3). */
+/** `msb-sparse-sha256-v1` of logical bytes (docs/format.md §6). */
 export function sparseDigest(bytes: Uint8Array): string {
   const size = new Uint8Array(8);
   new DataView(size.buffer).setBigUint64(0, BigInt(bytes.length), true);
   return "sha256:" + createHash("sha256").update(enc.encode("msb-sparse-sha256-v1\0")).update(size).update(bytes).digest("hex");
 }
 
-/** A snapshot fixture with its canonical manifest, written by hand from SPEC §2. */
+/** A snapshot fixture with its canonical manifest, written by hand from docs/format.md §3. */
 export function snapFixture(spec: SnapSpec = {}): SnapFixture {
   const size = spec.size ?? 12288;
   const upper = new Uint8Array(size);

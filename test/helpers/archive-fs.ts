@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type { FileHandle, FileSystem, OpenMode, RemoveOptions } from "../../src/fs/types.js";
 import { readSmallFile } from "../../src/io.js";
+import { walkTree } from "./homes.js";
 
 export interface SpyHooks {
   /** Runs after every successful rename, before it resolves. */
@@ -42,25 +43,10 @@ export function spyFs(inner: FileSystem, hooks: SpyHooks = {}): FileSystem & { r
 /** Every path below `dir` with its kind, size and SHA-256 (files), sorted: equal fingerprints mean nothing changed. */
 export async function fingerprint(fs: FileSystem, dir: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (d: string, rel: string) => {
-    let names: string[];
-    try {
-      names = await fs.readdir(d);
-    } catch {
-      return;
-    }
-    for (const n of names.sort()) {
-      const p = `${d}/${n}`;
-      const info = await fs.lstat(p);
-      if (info.kind === "file") {
-        out.push(`${rel}${n} ${info.size} ${createHash("sha256").update(await readSmallFile(fs, p, 256 << 20)).digest("hex")}`);
-      } else {
-        out.push(`${rel}${n} ${info.kind}`);
-        if (info.kind === "directory") await walk(p, `${rel}${n}/`);
-      }
-    }
-  };
-  await walk(dir, "");
+  await walkTree(fs, dir, async (rel, path, info) => {
+    if (info.kind === "file") out.push(`${rel} ${info.size} ${createHash("sha256").update(await readSmallFile(fs, path, 256 << 20)).digest("hex")}`);
+    else out.push(`${rel} ${info.kind}`);
+  });
   return out;
 }
 

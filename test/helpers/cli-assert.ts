@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CliResult, noiseBytes, runCli, writeSparseFile } from "./cli-run.js";
+import { noise } from "./bytes.js";
+import { type CliResult, runCli, writeSparseFile } from "./cli-run.js";
 
 export const IMAGE_REF = "docker.io/library/python:3.12";
 export const IMAGE_DIGEST = "sha256:" + "a".repeat(64);
@@ -42,7 +43,7 @@ export function stdoutJson(r: CliResult, what: string): any {
 export function scratchDir(prefix: string): { root: string; home: string; upper: string; cleanup: () => void } {
   const root = mkdtempSync(join(tmpdir(), prefix));
   const upper = join(root, "upper.ext4");
-  writeSparseFile(upper, 4 << 20, [[0, "hello"], [1 << 20, noiseBytes(64 << 10)]]);
+  writeSparseFile(upper, 4 << 20, [[0, "hello"], [1 << 20, noise(64 << 10)]]);
   return { root, home: join(root, "home"), upper, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 

@@ -35,6 +35,7 @@
 
 import { FsError } from "../../src/errors.js";
 import type { FileHandle, FileInfo, FileSystem, OpenMode, RemoveOptions } from "../../src/fs/types.js";
+import { xorshift32 } from "./bytes.js";
 
 /** Every kind of call the wrapper counts. */
 export type FsOpKind =
@@ -297,13 +298,8 @@ class FaultyHandle implements FileHandle {
 
 /** A hook that waits a random 0..maxMs milliseconds (or just yields) before each call, from a seeded generator. */
 export function randomDelays(seed: number, maxMs = 2, yieldOnlyRatio = 0.7): (op: FsOp) => Promise<void> {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
+  const u32 = xorshift32(seed);
+  const next = () => u32() / 2 ** 32;
   return async () => {
     const r = next();
     if (r < yieldOnlyRatio) {

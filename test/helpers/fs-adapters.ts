@@ -14,14 +14,9 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtemp, realpath, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Volume } from "memfs";
 import { FsError } from "../../src/errors.js";
-import { memFs } from "../../src/fs/memfs.js";
-import { nodeFs } from "../../src/fs/node.js";
 import type { FileSystem } from "../../src/fs/types.js";
+import { BACKENDS, withBackend } from "./backends.js";
 import "./node-host.js";
 
 /** One adapter under test. */
@@ -34,31 +29,8 @@ export interface FsAdapter {
   run(body: (fs: FileSystem, root: string) => Promise<void>): Promise<void>;
 }
 
-/** Both adapters: node:fs on a fresh directory under `os.tmpdir()`, memfs on a fresh volume. */
-export const fsAdapters: readonly FsAdapter[] = [
-  {
-    name: "node:fs",
-    onDisk: true,
-    async run(body) {
-      // realpath: os.tmpdir() may itself sit behind a link (macOS /var -> /private/var).
-      const root = await realpath(await mkdtemp(join(tmpdir(), "snapbundle-fs-")));
-      try {
-        await body(nodeFs(), root);
-      } finally {
-        await rm(root, { recursive: true, force: true });
-      }
-    },
-  },
-  {
-    name: "memfs",
-    onDisk: false,
-    async run(body) {
-      const vol = new Volume();
-      vol.mkdirSync("/work/root", { recursive: true });
-      await body(memFs(vol), "/work/root");
-    },
-  },
-];
+/** Both adapters, from the one registry of backends (`./backends.ts`). */
+export const fsAdapters: readonly FsAdapter[] = BACKENDS.map((b) => ({ name: b.label, onDisk: b.onDisk, run: (body) => withBackend(b, body) }));
 
 /**
  * Assert that `promise` rejects with an {@link FsError} whose errno is one of

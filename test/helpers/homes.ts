@@ -2,39 +2,13 @@
  * Test fixtures: a fresh home on each backend (memfs, and a real temporary
  * directory through node:fs), plus small builders for uppers and manifests.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Volume } from "memfs";
-import { memFs } from "../../src/fs/memfs.js";
-import { nodeFs } from "../../src/fs/node.js";
-import type { FileSystem } from "../../src/fs/types.js";
+import type { FileInfo, FileSystem } from "../../src/fs/types.js";
 import { SnapshotStore } from "../../src/store.js";
+import type { Backend } from "./backends.js";
 import "./node-host.js"; // the core learns the process (its .wasm reader, Workers, pid) from the installed host
 
-export interface Backend {
-  readonly label: "memfs" | "node:fs";
-  /** A fresh empty directory on this backend, its filesystem, and a cleanup. */
-  make(): Promise<{ fs: FileSystem; root: string; cleanup: () => void }>;
-}
-
-export const BACKENDS: readonly Backend[] = [
-  {
-    label: "memfs",
-    async make() {
-      const vol = new Volume();
-      vol.mkdirSync("/t", { recursive: true });
-      return { fs: memFs(vol), root: "/t", cleanup: () => {} };
-    },
-  },
-  {
-    label: "node:fs",
-    async make() {
-      const root = mkdtempSync(join(tmpdir(), "snapbundle-test-"));
-      return { fs: nodeFs(), root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
-    },
-  },
-];
+export { type Backend, BACKENDS } from "./backends.js";
+export { noise } from "./bytes.js";
 
 export const IMAGE = {
   ref: "docker.io/library/python:3.12",
@@ -57,19 +31,6 @@ export async function writeSparse(fs: FileSystem, path: string, size: number, pi
   }
 }
 
-/** Deterministic pseudo-random bytes. */
-export function noise(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
 /** A home on a backend with a store over it. */
 export async function makeHome(b: Backend): Promise<{ fs: FileSystem; root: string; home: string; store: SnapshotStore; cleanup: () => void }> {
   const { fs, root, cleanup } = await b.make();
@@ -78,9 +39,17 @@ export async function makeHome(b: Backend): Promise<{ fs: FileSystem; root: stri
   return { fs, root, home, store: new SnapshotStore(fs, home, { cwd: root, userHome: root }), cleanup };
 }
 
-/** Recursively list every path below `dir` (sorted), for before/after comparisons. */
-export async function tree(fs: FileSystem, dir: string): Promise<string[]> {
-  const out: string[] = [];
+/**
+ * Visit every entry below `dir`, depth first in sorted order, with its path
+ * relative to `dir`. A directory that cannot be read is seen as empty; an
+ * entry `skip` names (relative path) is neither visited nor entered.
+ */
+export async function walkTree(
+  fs: FileSystem,
+  dir: string,
+  visit: (rel: string, path: string, info: FileInfo) => Promise<void> | void,
+  skip: (rel: string) => boolean = () => false,
+): Promise<void> {
   const walk = async (d: string, rel: string) => {
     let names: string[];
     try {
@@ -89,11 +58,19 @@ export async function tree(fs: FileSystem, dir: string): Promise<string[]> {
       return;
     }
     for (const n of names.sort()) {
-      const info = await fs.lstat(`${d}/${n}`);
-      out.push(`${rel}${n}${info.kind === "directory" ? "/" : info.kind === "symlink" ? "@" : ""}`);
-      if (info.kind === "directory") await walk(`${d}/${n}`, `${rel}${n}/`);
+      if (skip(`${rel}${n}`)) continue;
+      const p = `${d}/${n}`;
+      const info = await fs.lstat(p);
+      await visit(`${rel}${n}`, p, info);
+      if (info.kind === "directory") await walk(p, `${rel}${n}/`);
     }
   };
   await walk(dir, "");
+}
+
+/** Recursively list every path below `dir` (sorted), for before/after comparisons. */
+export async function tree(fs: FileSystem, dir: string): Promise<string[]> {
+  const out: string[] = [];
+  await walkTree(fs, dir, (rel, _path, info) => void out.push(`${rel}${info.kind === "directory" ? "/" : info.kind === "symlink" ? "@" : ""}`));
   return out;
 }

@@ -1,6 +1,6 @@
 /**
  * Deliberately simple second implementations for the microsandbox 0.6 hashes,
- * written straight from SPEC-msb06 and sharing no code with src/: the whole
+ * written straight from docs/format.md §9 and sharing no code with src/: the whole
  * file in memory, every leaf hashed (no zero shortcuts), the tree reduced
  * level by level. BLAKE3 itself comes from the `b3sum` CLI, an implementation
  * independent of the one under test (wasm/, on hash-wasm); the hash function

@@ -4,6 +4,10 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.js";
+
+export { concatBytes } from "./bytes.js";
+
 const enc = new TextEncoder();
 
 /** Header fields to craft; anything missing is a sane default. */
@@ -136,14 +140,3 @@ export function craftPax(records: string | Uint8Array): Uint8Array {
 
 /** The end-of-archive marker: two zero blocks. */
 export const END = new Uint8Array(1024);
-
-/** Concatenate byte arrays. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

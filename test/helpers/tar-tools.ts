@@ -10,6 +10,10 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as nodePath from "node:path";
+import { concat } from "./bytes.js";
+
+/** Old names of {@link noise} and {@link concat} (test/helpers/bytes.ts), kept for suites written before they moved. */
+export { concat, noise as pseudoRandom } from "./bytes.js";
 
 import { readTar, TarWriter, type TarEntry, type ReadTarOptions } from "../../src/tar/mod.js";
 
@@ -104,19 +108,6 @@ export function fileSink(path: string): { writer: WritableStreamDefaultWriter<Ui
   });
   const writer = ws.getWriter();
   return { writer, close: () => writer.close() };
-}
-
-/** Concatenate byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Hex SHA-256. */
@@ -214,19 +205,6 @@ export function makeSparseFile(path: string, size: number, writes: { offset: num
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** Deterministic pseudo-random bytes. */
-export function pseudoRandom(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
 
 /** Allocated 512-byte blocks of a file (`stat -c %b`). */

@@ -10,43 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { concat, Rng } from "./bytes.js";
+
+/** Formerly defined here; now in test/helpers/bytes.ts. */
+export { concat, randomBytes, Rng } from "./bytes.js";
 import "./node-host.js";
-
-/** A small xorshift32 generator: the same seed gives the same bytes on every runtime. */
-export class Rng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0 || 0x9e3779b9;
-  }
-  /** Next 32-bit value. */
-  u32(): number {
-    let x = this.#s;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.#s = x;
-    return x;
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return this.u32() % n;
-  }
-  /** Fill with random bytes. */
-  fill(u: Uint8Array): Uint8Array {
-    const n4 = u.length & ~3;
-    const view = new DataView(u.buffer, u.byteOffset, u.byteLength);
-    for (let i = 0; i < n4; i += 4) view.setUint32(i, this.u32());
-    for (let i = n4; i < u.length; i++) u[i] = this.u32() & 255;
-    return u;
-  }
-}
-
-/** `n` random bytes. */
-export function randomBytes(n: number, seed = 1): Uint8Array {
-  return new Rng(seed).fill(new Uint8Array(n));
-}
 
 const WORDS = (() => {
   const rng = new Rng(42);
@@ -110,19 +78,6 @@ export function textBytes(n: number, seed = 3): Uint8Array {
     const k = Math.min(w.length, n - p);
     out.set(w.subarray(0, k), p);
     p += k;
-  }
-  return out;
-}
-
-/** Concatenate byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
   }
   return out;
 }
