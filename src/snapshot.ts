@@ -212,10 +212,8 @@ export interface VerifyOptions {
   /** Stop reading (rejecting with `OperationAborted`) once this fires. */
   readonly signal?: AbortSignal;
   /**
-   * The upper's digests by algorithm, hashed from its bytes as they were
-   * written (a load's staging, `archive/unpack.ts`), with the size they
-   * covered. When they cover the recorded algorithm at the recorded size and
-   * `extents` is not asked for, the upper is checked on them and not read again.
+   * The upper's digests by algorithm, hashed as a load's staging wrote it (`archive/unpack.ts`), with the size
+   * they covered: when they cover the recorded algorithm and size (and no `extents`), the upper is not read again.
    */
   readonly hashed?: { readonly size: number; readonly digests: ReadonlyMap<string, string> };
 }
@@ -239,7 +237,7 @@ export async function verifySnapshot(fs: FileSystem, snap: Snapshot, options: Ve
   if (integrity === null && !options.extents) return { status: "not-recorded", algorithm: null, digest: null, extents: null };
   const written = options.hashed?.size === size ? options.hashed.digests.get(integrity?.algorithm ?? "") : undefined;
   if (integrity !== null && written !== undefined && !options.extents) {
-    checkIntegrityMatch(upperPath, snap.form, integrity, written);
+    checkIntegrityMatch(upperPath, snap.form, integrity, written, upperPath);
     options.onProgress?.(size);
     return { status: "verified", algorithm: integrity.algorithm, digest: integrity.digest, extents: null };
   }
