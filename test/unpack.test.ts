@@ -90,7 +90,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test("rule: a failure writing a staged file fails the load, naming the file, and leaves nothing", T, async () => {
+    test("rule: a failure writing a staged file fails the load, naming the bundle and the entry, and leaves nothing", T, async () => {
       for (const kind of ["write", "setLength", "sync"] as const) {
         const r = await fresh(backend);
         try {
@@ -99,7 +99,9 @@ for (const backend of BACKENDS) {
           faulty.arm({ at: 1, kind, match: (op) => op.path.endsWith(`/${HOLEY.prefix}/upper.ext4`), errno: kind === "sync" ? "EIO" : "ENOSPC" });
           await assert.rejects(loadArchive(faulty, r.layout, path), (e: unknown) => {
             fsErrorRule(kind === "sync" ? "EIO" : "ENOSPC", kind)(e);
-            assert.match((e as FsError).path, new RegExp(`/\\.msb-snapshot-import-[^/]+/${HOLEY.prefix}/upper\\.ext4$`));
+            // the staged copy is gone when the user reads this: the path is the bundle's, the message names the entry
+            assert.equal((e as FsError).path, path);
+            assert.match((e as FsError).message, new RegExp(`${HOLEY.prefix}/upper\\.ext4: .* \\(in the temporary copy unpacked into .*, now removed\\)$`));
             return true;
           });
           assert.equal(faulty.fired.length, 1, kind);

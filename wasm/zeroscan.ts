@@ -13,7 +13,7 @@
  * @example
  * ```ts
  * const s = new ZeroScanner(2, 4 << 20); // two 4 MiB read buffers
- * const [a] = s.buffers;
+ * const a = s.buffers[0]!;
  * s.isZero(a, 0, a.length); // true
  * ```
  * @module

@@ -8,9 +8,9 @@
  * @example
  * ```ts
  * const recorded = new RecordedIntegrity();
- * recorded.note(place, manifestBytes);            // a manifest or descriptor as it comes
- * const algorithms = recorded.algorithmsOf(place); // for the upper after it
- * const digests = await hashSegments(entry, algorithms, (seg) => write(seg));
+ * recorded.note(place, bytes, "a.tar"); // a manifest or descriptor as it comes (its grammar place and bytes)
+ * const algorithms = algorithmsFor(recorded.recordedFor(place)); // later, for the upper at a place of the same snapshot
+ * const digests = await hashSegments(entry, algorithms, async (seg) => write(seg));
  * ```
  * @module
  */
