@@ -80,9 +80,15 @@ const server = createServer(async (req, res) => {
         bad[0] = bad[0]! ^ 0xff;
         res.write(bad);
       } else if (fault?.kind === "cut" && sent + c.length > fault.after) {
+        if (sent > fault.after) return; // cut already
         res.write(c.subarray(0, fault.after - sent));
-        res.socket?.destroy(); // the connection breaks mid-body
         ur.destroy();
+        // the connection breaks mid-body once what was sent has reached the client: Bun's fetch
+        // rejects outright when the socket dies before its body was handed out, which no client can resume
+        const socket = res.socket;
+        setTimeout(() => socket?.destroy(), 250);
+        sent = fault.after + 1;
+        return;
       } else {
         res.write(c);
       }
