@@ -81,7 +81,7 @@ const cases: Case[] = has("quick")
       return c;
     });
 
-const MSB = `${PACKAGE_ROOT}/node_modules/.bin/msb`;
+const MSB = `${PACKAGE_ROOT}/node_modules/@superradcompany/microsandbox-linux-x64-gnu/bin/msb`;
 const TIME = "/usr/bin/time";
 
 function log(s: string): void {

@@ -20,7 +20,7 @@ import { createSnapshot, errorLine, expectRun, scratchDir, stdoutJson } from "./
 const T = { timeout: 60_000 };
 
 /** The real microsandbox CLI (msb 0.6.18, a devDependency): the witness for what mirroring it means. */
-const MSB = fileURLToPath(new URL("../../node_modules/.bin/msb", import.meta.url));
+const MSB = fileURLToPath(new URL("../../node_modules/@superradcompany/microsandbox-linux-x64-gnu/bin/msb", import.meta.url));
 
 /** Run `msb …` with MSB_HOME=home; resolves its exit status and output. */
 function msb(home: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {

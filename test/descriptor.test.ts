@@ -20,7 +20,7 @@ import { SnapshotStore } from "../src/store.js";
 import { IMAGE } from "./helpers/homes.js";
 
 const T = { timeout: 60_000 };
-const MSB = join(process.cwd(), "node_modules", ".bin", "msb");
+const MSB = join(process.cwd(), "node_modules", "@superradcompany", "microsandbox-linux-x64-gnu", "bin", "msb");
 /** In UTF-16 order "😀" comes first; by code point "！" does; "a" is first either way. */
 const LABELS = { "😀": "grin", "！": "bang", a: "plain" };
 

@@ -29,7 +29,7 @@ import { FaultProxy, htpasswdFile, makePki, Registry, TokenServer } from "./help
 const T = { timeout: 60_000 };
 const fs = nodeFs();
 const IMG = { ref: "docker.io/library/python:3.12", manifest_digest: `sha256:${"b".repeat(64)}` };
-const MSB = join(process.cwd(), "node_modules/.bin/msb");
+const MSB = join(process.cwd(), "node_modules/@superradcompany/microsandbox-linux-x64-gnu/bin/msb");
 
 let root: string;
 const fresh = (name: string) => {

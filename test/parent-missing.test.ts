@@ -21,7 +21,7 @@ import { runCli } from "./helpers/cli-run.js";
 import { IMAGE } from "./helpers/homes.js";
 
 const T = { timeout: 60_000 };
-const MSB = join(process.cwd(), "node_modules", ".bin", "msb");
+const MSB = join(process.cwd(), "node_modules", "@superradcompany", "microsandbox-linux-x64-gnu", "bin", "msb");
 
 for (const layout of ["snapshot", "manifest"] as const) {
   describe(`a ${layout}-layout child saved without its parent`, () => {

@@ -40,7 +40,7 @@ export const MSB_VERSION: string | null = process.platform === "linux" && proces
  */
 export const MSB_SKIP: false | string = MSB_VERSION !== null
   ? false
-  : `msb witness skipped: ${MSB_BIN} is missing or does not run (the optional dependency @superradcompany/microsandbox-linux-x64-gnu of microsandbox installs on linux-x64 only)`;
+  : `msb witness skipped: ${MSB_BIN} is missing or does not run (the devDependency @superradcompany/microsandbox-linux-x64-gnu, msb 0.6.18, runs on linux-x64 with glibc only)`;
 
 export interface MsbResult {
   readonly code: number | null;
