@@ -195,6 +195,11 @@ function mapErrors(pair: ReadableWritablePair<Uint8Array, Uint8Array>, map: (e: 
     { highWaterMark: 0 },
   );
   const writable = new WritableStream<Uint8Array>({
+    start(controller) {
+      // pass an abort on at once: the sink's abort runs only once the write in flight settles, and that write may wait on the codec
+      const signal = (controller as { signal?: AbortSignal }).signal;
+      signal?.addEventListener("abort", () => void writer.abort(signal.reason).catch(() => {}), { once: true });
+    },
     async write(chunk) {
       try {
         await writer.write(chunk);

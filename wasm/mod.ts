@@ -9,7 +9,8 @@
  * `blake3.ts` (hash-wasm), `zstd-abi.ts` (zstd.wasm's exports, one instance
  * per stream), `pair.ts` (streams and back-pressure), `zstd-compress.ts` and
  * `zstd-decompress.ts` (the two faces), `zstd-worker-host.ts` and
- * `zstd-worker.ts` (compression on a Worker), `zstd-frame.ts` (sniffing),
+ * `zstd-worker.ts` (the Worker seam and body), `zstd-mt.ts` (one frame
+ * compressed as jobs on several Workers or inline), `zstd-frame.ts` (sniffing),
  * `zeroscan.ts` (the SIMD zero scan, assembled in place: no file to load).
  *
  * @example
@@ -31,6 +32,7 @@ export { isZstdMagic } from "./zstd-frame.js";
 export {
   checkLevel,
   ZSTD_DEFAULT_LEVEL,
+  ZSTD_DEFAULT_WORKERS,
   ZSTD_MAX_LEVEL,
   ZSTD_MIN_LEVEL,
   type ZstdCompressOptions,
@@ -43,5 +45,6 @@ export {
   type ZstdDecompressOptions,
   zstdDecompressStream,
 } from "./zstd-decompress.js";
-export { type FromZstdWorker, setZstdWorkerFactory, type ToZstdWorker, type ZstdWorker, type ZstdWorkerFactory } from "./zstd-worker-host.js";
+export { setZstdWorkerFactory, type ZstdWorker, type ZstdWorkerFactory } from "./zstd-worker-host.js";
+export type { FromZstdWorker, ToZstdWorker } from "./zstd-mt.js";
 export { ZeroScanner } from "./zeroscan.js";

@@ -103,7 +103,8 @@ export class PairState {
     this.#stopped = { reason };
     this.#release(reason);
     this.#finished.reject(reason);
-    this.writeController.error(reason);
+    // an aborted writable is erroring already (and Node's streams assert if it is errored again meanwhile)
+    if (!(this.writeController as { signal?: AbortSignal }).signal?.aborted) this.writeController.error(reason);
     this.readController.error(reason);
     this.nudge();
   }
@@ -134,6 +135,9 @@ export class PairState {
     return new WritableStream<Uint8Array>({
       start: (controller) => {
         this.writeController = controller;
+        // an abort stops the codec at once, even while a write waits on it (a Worker's job, the reader)
+        const signal = (controller as { signal?: AbortSignal }).signal;
+        signal?.addEventListener("abort", () => this.fail(signal.reason), { once: true });
       },
       write: (chunk) => {
         checkChunk(chunk);

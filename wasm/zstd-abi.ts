@@ -1,8 +1,8 @@
 /**
  * The ABI of snapbundle's `zstd.wasm` (built by `scripts/build-wasm.mjs`
  * from zstd's C library and `zstd-shim.c`): its exports, one instance running
- * one zstd stream with its input and output buffers ({@link ZstdCall}), one
- * compressor step, and the shared zero chunk a decoder hands out for output
+ * one zstd decoding stream with its input and output buffers
+ * ({@link ZstdCall}), and the shared zero chunk a decoder hands out for output
  * that is all zeros. Each stream instantiates its own module (compiled once,
  * see `load.ts`), so the memory a large window needed is given back when the
  * stream ends. Input is copied once into the module's memory and output once
@@ -10,10 +10,9 @@
  *
  * @example
  * ```ts
- * const c = await ZstdCall.open((x) => x.sb_cstream_new(3), "compressor at level 3");
- * c.load(bytes);
- * compressStep(c, bytes.length, 0, true);
- * const frame = c.takeOutput();
+ * const c = await ZstdCall.open((x) => x.sb_dstream_new(1 << 27), "decompressor");
+ * c.load(frameBytes);
+ * c.x.sb_decompress(c.stream, c.inPtr, frameBytes.length, 0, c.outPtr, OUT_BYTES, 0);
  * c.close();
  * ```
  * @module
@@ -27,8 +26,6 @@ export const IN_BYTES = 1024 * 1024;
 /** Output gathered in the module's memory before it is copied out as one chunk. */
 export const OUT_BYTES = 1024 * 1024;
 
-export const ZSTD_E_CONTINUE = 0;
-export const ZSTD_E_END = 2;
 export const ERROR_WINDOW_TOO_LARGE = 16;
 export const ERROR_CHECKSUM_WRONG = 22;
 export const ERROR_DICTIONARY_WRONG = 32;
@@ -39,10 +36,8 @@ export interface ZstdExports {
   _initialize?: () => void;
   sb_malloc(n: number): number;
   sb_free(p: number): void;
-  sb_cstream_new(level: number): number;
   sb_dstream_new(maxWindow: number): number;
   sb_stream_free(s: number): void;
-  sb_compress(s: number, src: number, size: number, pos: number, dst: number, cap: number, dstPos: number, end: number): number;
   sb_decompress(s: number, src: number, size: number, pos: number, dst: number, cap: number, dstPos: number): number;
   sb_in_pos(s: number): number;
   sb_out_pos(s: number): number;
@@ -52,6 +47,34 @@ export interface ZstdExports {
   sb_frame_consumed(s: number): number;
   sb_find_frame_size(src: number, size: number): number;
   sb_all_zero(src: number, size: number): number;
+  sb_mt_job_size(level: number): number;
+  sb_mt_overlap(level: number): number;
+  sb_mt_bound(n: number): number;
+  sb_mt_new(level: number): number;
+  sb_mt_free(m: number): void;
+  sb_mt_begin(m: number, prefix: number, prefixSize: number, srcSize: number, first: number, scratch: number, cap: number): number;
+  sb_mt_chunk(m: number, dst: number, cap: number, src: number, n: number, end: number): number;
+  sb_mt_last_empty_block(dst: number, cap: number): number;
+  sb_xxh64_new(): number;
+  sb_xxh64_update(s: number, p: number, n: number): void;
+  sb_xxh64_low32(s: number): number;
+}
+
+/** A new instance of `module` (default: zstd.wasm, compiled once), initialised. */
+export async function zstdInstance(module?: WebAssembly.Module): Promise<ZstdExports> {
+  const instance = await WebAssembly.instantiate(module ?? (await wasmModule("zstd.wasm")), {});
+  const x = instance.exports as unknown as ZstdExports;
+  x._initialize?.();
+  return x;
+}
+
+/** zstd's name of the error code `ret` (a `size_t` return of `x`). */
+export function zstdErrorName(x: ZstdExports, ret: number): string {
+  const p = x.sb_error_name(ret) >>> 0;
+  const mem = new Uint8Array(x.memory.buffer);
+  let end = p;
+  while (end < mem.length && mem[end] !== 0) end++;
+  return new TextDecoder().decode(mem.subarray(p, end));
 }
 
 /**
@@ -98,9 +121,7 @@ export class ZstdCall {
   }
 
   static async open(make: (x: ZstdExports) => number, what: string, module?: WebAssembly.Module): Promise<ZstdCall> {
-    const instance = await WebAssembly.instantiate(module ?? (await wasmModule("zstd.wasm")), {});
-    const x = instance.exports as unknown as ZstdExports;
-    x._initialize?.();
+    const x = await zstdInstance(module);
     const s = make(x);
     if (s === 0) throw new WasmError("out-of-memory", `zstd: could not create the ${what}`);
     return new ZstdCall(x, s);
@@ -141,11 +162,7 @@ export class ZstdCall {
   }
 
   errorName(ret: number): string {
-    const p = this.#x.sb_error_name(ret) >>> 0;
-    const mem = new Uint8Array(this.#x.memory.buffer);
-    let end = p;
-    while (end < mem.length && mem[end] !== 0) end++;
-    return new TextDecoder().decode(mem.subarray(p, end));
+    return zstdErrorName(this.#x, ret);
   }
 
   /** Free the zstd context; the instance and its memory go with the last reference. */
@@ -181,17 +198,3 @@ export function lazyCall(make: (x: ZstdExports) => number, what: string) {
     },
   };
 }
-
-/**
- * One compressor call on the piece of `pieceLen` bytes in the input buffer,
- * from `pos` (the new position is `sb_in_pos`): returns when the output
- * buffer is full or the input is taken, or, when `end`, with zstd's 0 once
- * the frame is complete.
- */
-export function compressStep(c: ZstdCall, pieceLen: number, pos: number, end: boolean): number {
-  const ret = c.x.sb_compress(c.stream, c.inPtr, pieceLen, pos, c.outPtr, OUT_BYTES, c.outPos, end ? ZSTD_E_END : ZSTD_E_CONTINUE);
-  if (c.errorCode(ret) !== 0) throw new WasmError("compression", `zstd compression failed: ${c.errorName(ret)}`);
-  c.outPos = c.x.sb_out_pos(c.stream) >>> 0;
-  return ret;
-}
-

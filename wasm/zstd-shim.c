@@ -1,5 +1,5 @@
 /*
- * snapbundle's shim over zstd's streaming API, compiled with zstd's own C
+ * snapbundle's shim over zstd's streaming decoder and its job compressor, compiled with zstd's own C
  * library into dist/wasm/zstd.wasm by scripts/build-wasm.mjs.
  *
  * JavaScript owns two buffers in the module's memory (input and output) and
@@ -16,7 +16,6 @@
 #define EXPORT(name) __attribute__((export_name(#name)))
 
 typedef struct {
-  ZSTD_CCtx *c;
   ZSTD_DCtx *d;
   ZSTD_inBuffer in;
   ZSTD_outBuffer out;
@@ -24,20 +23,6 @@ typedef struct {
 
 EXPORT(sb_malloc) void *sb_malloc(size_t n) { return malloc(n); }
 EXPORT(sb_free) void sb_free(void *p) { free(p); }
-
-/* A compressor writing one frame with a content checksum at `level`; 0 on failure. */
-EXPORT(sb_cstream_new) sb_stream *sb_cstream_new(int level) {
-  sb_stream *s = calloc(1, sizeof(sb_stream));
-  if (s == NULL) return NULL;
-  s->c = ZSTD_createCCtx();
-  if (s->c == NULL || ZSTD_isError(ZSTD_CCtx_setParameter(s->c, ZSTD_c_compressionLevel, level)) ||
-      ZSTD_isError(ZSTD_CCtx_setParameter(s->c, ZSTD_c_checksumFlag, 1))) {
-    ZSTD_freeCCtx(s->c);
-    free(s);
-    return NULL;
-  }
-  return s;
-}
 
 /*
  * The decoder's allocator. malloc (dlmalloc over sbrk) never asks for 2 GiB
@@ -93,7 +78,6 @@ EXPORT(sb_dstream_new) sb_stream *sb_dstream_new(size_t max_window) {
 
 EXPORT(sb_stream_free) void sb_stream_free(sb_stream *s) {
   if (s == NULL) return;
-  ZSTD_freeCCtx(s->c);
   ZSTD_freeDCtx(s->d);
   free(s);
 }
@@ -106,13 +90,6 @@ static void sb_set(sb_stream *s, const void *src, size_t src_size, size_t src_po
   s->out.dst = dst;
   s->out.size = dst_cap;
   s->out.pos = dst_pos;
-}
-
-/* One ZSTD_compressStream2 call; `end` is a ZSTD_EndDirective (0 continue, 2 end). */
-EXPORT(sb_compress) size_t sb_compress(sb_stream *s, const void *src, size_t src_size, size_t src_pos, void *dst,
-                                       size_t dst_cap, size_t dst_pos, int end) {
-  sb_set(s, src, src_size, src_pos, dst, dst_cap, dst_pos);
-  return ZSTD_compressStream2(s->c, &s->out, &s->in, (ZSTD_EndDirective)end);
 }
 
 /* One ZSTD_decompressStream call: 0 when a frame was completely decoded and flushed. */
@@ -165,3 +142,134 @@ EXPORT(sb_all_zero) int sb_all_zero(const unsigned char *p, size_t n) {
     if (p[i] != 0) return 0;
   return 1;
 }
+
+/*
+ * Parallel compression of one frame, the way zstd's multithreaded mode cuts
+ * it (lib/compress/zstdmt_compress.c): the input is cut into jobs of a size
+ * that follows from the level's window (not from the number of threads), and
+ * each job is compressed on its own context, seeded with the last bytes of
+ * the job before it as raw content it may refer back to. A job's blocks are
+ * then simply the next blocks of the frame. Job 0 writes the frame header;
+ * a later job's context writes a header too, which is dropped, and forgets
+ * the repeat offsets its prefix left, since the decoder arrives with those of
+ * the previous job's last block instead. The frame's XXH64 covers all input
+ * in order and is computed by the caller (sb_xxh64_*), except for a frame of
+ * a single job, whose context computes and writes it itself.
+ *
+ * One sb_mt per thread that compresses jobs; each job is sb_mt_begin, then
+ * sb_mt_chunk over consecutive pieces of the job laid out right after its
+ * prefix in memory (prefix and job contiguous, so the window never splits).
+ */
+#include "compress/zstd_compress_internal.h"
+#include "common/xxhash.h"
+
+typedef struct {
+  ZSTD_CCtx *c;
+  ZSTD_CCtx_params params; /* resolved as ZSTD_compressStream2 resolves them for an input of unknown size */
+} sb_mt;
+
+/* A level's parameters for an input of unknown size (a stream's). */
+static ZSTD_compressionParameters sb_mt_cparams(int level) { return ZSTD_getCParams(level, ZSTD_CONTENTSIZE_UNKNOWN, 0); }
+
+/* The job size zstdmt picks at `level` when none is set: four windows, at least 1 MiB. */
+EXPORT(sb_mt_job_size) size_t sb_mt_job_size(int level) {
+  unsigned log = sb_mt_cparams(level).windowLog + 2;
+  if (log < 20) log = 20;
+  if (log > 29) log = 29;
+  return (size_t)1 << log;
+}
+
+/* The prefix zstdmt carries from job to job at `level`: a fraction of the window set by the strategy. */
+EXPORT(sb_mt_overlap) size_t sb_mt_overlap(int level) {
+  ZSTD_compressionParameters cp = sb_mt_cparams(level);
+  int fraction_log;
+  switch (cp.strategy) {
+    case ZSTD_btultra2: fraction_log = 0; break; /* the whole window */
+    case ZSTD_btultra:
+    case ZSTD_btopt: fraction_log = 1; break;
+    case ZSTD_btlazy2:
+    case ZSTD_lazy2: fraction_log = 2; break;
+    default: fraction_log = 3; break; /* fast, dfast, greedy, lazy: an eighth */
+  }
+  return (size_t)1 << (cp.windowLog - fraction_log);
+}
+
+/* A job compressor at `level`; 0 on failure. */
+EXPORT(sb_mt_new) sb_mt *sb_mt_new(int level) {
+  sb_mt *m = calloc(1, sizeof(sb_mt));
+  if (m == NULL) return NULL;
+  /*
+   * Let zstd resolve every parameter the level implies (block splitter,
+   * row match finder, ...) by starting a stream of unknown size on a
+   * scratch context, and keep what it applied.
+   */
+  ZSTD_CCtx *scratch = ZSTD_createCCtx();
+  int ok = scratch != NULL && !ZSTD_isError(ZSTD_CCtx_setParameter(scratch, ZSTD_c_compressionLevel, level)) &&
+           !ZSTD_isError(ZSTD_CCtx_setParameter(scratch, ZSTD_c_checksumFlag, 1));
+  if (ok) {
+    char none = 0;
+    ZSTD_outBuffer out = {&none, 0, 0};
+    ZSTD_inBuffer in = {&none, 0, 0};
+    ok = !ZSTD_isError(ZSTD_compressStream2(scratch, &out, &in, ZSTD_e_continue));
+  }
+  if (ok) m->params = scratch->appliedParams;
+  ZSTD_freeCCtx(scratch);
+  m->c = ok ? ZSTD_createCCtx() : NULL;
+  if (m->c == NULL) {
+    free(m);
+    return NULL;
+  }
+  m->params.nbWorkers = 0;
+  return m;
+}
+
+EXPORT(sb_mt_free) void sb_mt_free(sb_mt *m) {
+  if (m == NULL) return;
+  ZSTD_freeCCtx(m->c);
+  free(m);
+}
+
+/* The largest output of sb_mt_chunk for `n` bytes of input (a header included). */
+EXPORT(sb_mt_bound) size_t sb_mt_bound(size_t n) { return ZSTD_compressBound(n) + ZSTD_FRAMEHEADERSIZE_MAX; }
+
+/*
+ * Start a job of `src_size` bytes whose `prefix_size` bytes of prefix lie
+ * just before it at `prefix`. For job 0 (`first`), nothing is written yet;
+ * for a later one the context's frame header is written to `scratch` (at
+ * least ZSTD_FRAMEHEADERSIZE_MAX bytes) and dropped. 0, or an error code.
+ */
+EXPORT(sb_mt_begin) size_t sb_mt_begin(sb_mt *m, const void *prefix, size_t prefix_size, size_t src_size, int first,
+                                       void *scratch, size_t scratch_cap) {
+  ZSTD_CCtx_params p = m->params;
+  if (!first) p.fParams.checksumFlag = 0; /* the frame's checksum is the caller's */
+  size_t err = ZSTD_CCtxParams_setParameter(&p, ZSTD_c_forceMaxWindow, !first);
+  if (!first && !ZSTD_isError(err)) err = ZSTD_CCtxParams_setParameter(&p, ZSTD_c_deterministicRefPrefix, 0);
+  if (ZSTD_isError(err)) return err;
+  err = ZSTD_compressBegin_advanced_internal(m->c, prefix, prefix_size, ZSTD_dct_rawContent, ZSTD_dtlm_fast, NULL, &p,
+                                             first ? ZSTD_CONTENTSIZE_UNKNOWN : (unsigned long long)src_size);
+  if (ZSTD_isError(err) || first) return err;
+  err = ZSTD_compressContinue_public(m->c, scratch, scratch_cap, (const char *)prefix + prefix_size, 0);
+  if (ZSTD_isError(err)) return err;
+  ZSTD_invalidateRepCodes(m->c);
+  return 0;
+}
+
+/*
+ * Compress the job's next `n` bytes at `src` into `dst`; `end` closes the
+ * frame (the job is the last). Returns the bytes written, or an error code.
+ */
+EXPORT(sb_mt_chunk) size_t sb_mt_chunk(sb_mt *m, void *dst, size_t cap, const void *src, size_t n, int end) {
+  return end ? ZSTD_compressEnd_public(m->c, dst, cap, src, n) : ZSTD_compressContinue_public(m->c, dst, cap, src, n);
+}
+
+/* The frame's last block when its last job has no input: an empty block marked last. */
+EXPORT(sb_mt_last_empty_block) size_t sb_mt_last_empty_block(void *dst, size_t cap) { return ZSTD_writeLastEmptyBlock(dst, cap); }
+
+/* XXH64 over a stream, seed 0, as a zstd frame's content checksum (its low 32 bits). */
+EXPORT(sb_xxh64_new) XXH64_state_t *sb_xxh64_new(void) {
+  XXH64_state_t *s = malloc(sizeof(XXH64_state_t));
+  if (s != NULL) XXH64_reset(s, 0);
+  return s;
+}
+EXPORT(sb_xxh64_update) void sb_xxh64_update(XXH64_state_t *s, const void *p, size_t n) { XXH64_update(s, p, n); }
+EXPORT(sb_xxh64_low32) unsigned sb_xxh64_low32(const XXH64_state_t *s) { return (unsigned)XXH64_digest(s); }

@@ -1,9 +1,10 @@
 /**
- * The body of a compression Worker (see `workerCompressStream` in
- * `zstd-worker-host.ts`): it compiles the zstd.wasm bytes it is sent, compresses each
- * batch of input as it arrives, posts the output back, transferred, one
- * 1 MiB buffer at a time, and gives each batch back. Messages are {@link ToZstdWorker} in,
- * {@link FromZstdWorker} out, handled strictly in order.
+ * The body of a compression Worker (see `parallelCompressStream` in
+ * `zstd-mt.ts`): it compiles the zstd.wasm bytes it is sent, then compresses
+ * each job it is given with a {@link JobCompressor} and posts the job's
+ * output back, transferred, with the job's buffer, given back to be filled
+ * again. Messages are {@link ToZstdWorker} in, {@link FromZstdWorker} out,
+ * handled strictly in order.
  *
  * Platform-neutral: it uses only the Web Worker globals `onmessage` and
  * `postMessage`, which Deno and Bun give a Worker, and which the Node host
@@ -18,8 +19,7 @@
  * @module
  */
 
-import { openPushCompressor, type PushCompressor } from "./zstd-compress.js";
-import type { FromZstdWorker, ToZstdWorker } from "./zstd-worker-host.js";
+import { type FromZstdWorker, JobCompressor, type ToZstdWorker } from "./zstd-mt.js";
 
 interface WorkerScope {
   onmessage: ((event: { data: ToZstdWorker }) => void) | null;
@@ -27,23 +27,17 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
-let compressor: PushCompressor | undefined;
+let compressor: JobCompressor | undefined;
 let failed = false;
 let queue: Promise<void> = Promise.resolve();
 
-const emit = (bytes: Uint8Array): void => scope.postMessage({ type: "out", bytes }, [bytes.buffer as ArrayBuffer]);
-
 async function handle(m: ToZstdWorker): Promise<void> {
   if (m.type === "init") {
-    compressor = await openPushCompressor(await WebAssembly.compile(m.wasm as BufferSource), m.level);
-  } else if (m.type === "data") {
-    compressor!.write(m.bytes, emit);
-    scope.postMessage({ type: "took", bytes: m.bytes }, [m.bytes.buffer as ArrayBuffer]); // given back, to be filled again
+    compressor = await JobCompressor.open(m.level, await WebAssembly.compile(m.wasm as BufferSource));
   } else {
-    compressor!.end(emit);
-    compressor!.free();
-    compressor = undefined;
-    scope.postMessage({ type: "done" });
+    const pieces = compressor!.compress(m);
+    const transfer = [m.bytes.buffer as ArrayBuffer, ...pieces.map((p) => p.buffer as ArrayBuffer)];
+    scope.postMessage({ type: "job", index: m.index, pieces, bytes: m.bytes }, transfer);
   }
 }
 
