@@ -11,8 +11,8 @@
  * @example
  * ```ts
  * const c = await ZstdCall.open((x) => x.sb_dstream_new(1 << 27), "decompressor");
- * c.load(frameBytes);
- * c.x.sb_decompress(c.stream, c.inPtr, frameBytes.length, 0, c.outPtr, OUT_BYTES, 0);
+ * c.load(bytes);
+ * c.x.sb_decompress(c.stream, c.inPtr, bytes.length, 0, c.outPtr, OUT_BYTES, 0);
  * c.close();
  * ```
  * @module
