@@ -48,7 +48,7 @@ function recorded(make?: (url: URL, n: number) => ZstdWorker) {
       terminate();
     };
     w.postMessage = (m, transfer) => {
-      if ((m as { type: string }).type === "job") log.jobs++;
+      if ((m as { type: string }).type === "start") log.jobs++;
       post(m, transfer);
     };
     return w;
@@ -175,7 +175,7 @@ describe("the parallel writer: interrupts and failures end every Worker", () => 
         onmessage: null,
         onerror: null,
         postMessage(m) {
-          if ((m as { type: string }).type === "job") setTimeout(() => w.onmessage?.({ data: { type: "error", message: "zstd: out of memory" } }), 5);
+          if ((m as { type: string }).type === "end") setTimeout(() => w.onmessage?.({ data: { type: "error", message: "zstd: out of memory" } }), 5);
         },
         terminate() {},
       };

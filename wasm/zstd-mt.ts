@@ -49,23 +49,17 @@ import type { ZstdWorker } from "./zstd-worker-host.js";
 
 /** Input a job compresses per zstd call (zstdmt's: four 128 KiB blocks); its output is copied out per call. */
 const CHUNK_BYTES = 4 * 128 * 1024;
-/** Input hashed per call on the caller's thread. */
-const HASH_BYTES = 1024 * 1024;
+/** Input gathered on the caller's thread before it is handed to a job's runner (and hashed). */
+const BATCH_BYTES = 1024 * 1024;
 
-/** One job: its prefix and input in one buffer, prefix first. */
-export interface ZstdJob {
-  index: number;
-  bytes: Uint8Array;
-  prefixLen: number;
-  srcLen: number;
-  first: boolean;
-  last: boolean;
-}
-
-/** What the main thread posts to a compression Worker. */
-export type ToZstdWorker = { type: "init"; wasm: Uint8Array; level: number } | ({ type: "job" } & ZstdJob);
-/** What a compression Worker posts back: a job's output (and its buffer, given back), or a failure. */
-export type FromZstdWorker = { type: "job"; index: number; pieces: Uint8Array[]; bytes: Uint8Array } | { type: "error"; message: string };
+/** What the main thread posts to a compression Worker: a job is `start`, its input in `data` batches, then `end`. */
+export type ToZstdWorker =
+  | { type: "init"; wasm: Uint8Array; level: number }
+  | { type: "start"; index: number; prefix: Uint8Array; first: boolean }
+  | { type: "data"; bytes: Uint8Array }
+  | { type: "end"; last: boolean };
+/** What a compression Worker posts back: a batch given back to be filled again, a job's output, or a failure. */
+export type FromZstdWorker = { type: "took"; bytes: Uint8Array } | { type: "job"; index: number; pieces: Uint8Array[] } | { type: "error"; message: string };
 
 function check(x: ZstdExports, ret: number, what: string): number {
   if (x.sb_error_code(ret) !== 0) throw new WasmError("compression", `zstd compression failed (${what}): ${zstdErrorName(x, ret)}`);
@@ -74,23 +68,34 @@ function check(x: ZstdExports, ret: number, what: string): number {
 
 /**
  * Compresses jobs at one level in one module instance (on a Worker, or
- * inline): a job's bytes are copied into the module's memory, then
- * compressed {@link CHUNK_BYTES} at a time; the output comes back as pieces.
+ * inline): a job is {@link begin} with its prefix, its input is
+ * {@link append}ed straight into the module's memory (the only copy of it
+ * the thread keeps), and {@link finish} compresses it {@link CHUNK_BYTES} at
+ * a time; the output comes back as pieces.
  */
 export class JobCompressor {
   readonly #x: ZstdExports;
   readonly #m: number;
-  #inPtr = 0;
-  #inCap = 0;
+  readonly #inPtr: number;
   readonly #outPtr: number;
   readonly #outCap: number;
+  /** Input bytes of one job at this level (zstd's multithreaded mode's choice). */
+  readonly jobSize: number;
+  /** Bytes of the previous job a job is primed with. */
+  readonly overlap: number;
+  #prefixLen = 0;
+  #srcLen = 0;
+  #first = false;
 
-  private constructor(x: ZstdExports, m: number) {
+  private constructor(x: ZstdExports, m: number, level: number) {
     this.#x = x;
     this.#m = m;
+    this.jobSize = x.sb_mt_job_size(level) >>> 0;
+    this.overlap = x.sb_mt_overlap(level) >>> 0;
     this.#outCap = x.sb_mt_bound(CHUNK_BYTES) >>> 0;
+    this.#inPtr = x.sb_malloc(this.overlap + this.jobSize);
     this.#outPtr = x.sb_malloc(this.#outCap);
-    if (this.#outPtr === 0) throw new WasmError("out-of-memory", "zstd: out of memory for a job's output buffer");
+    if (this.#inPtr === 0 || this.#outPtr === 0) throw new WasmError("out-of-memory", "zstd: out of memory for a job's buffers");
   }
 
   /** A compressor at `level` in a new instance of `module` (default: zstd.wasm). */
@@ -98,32 +103,40 @@ export class JobCompressor {
     const x = await zstdInstance(module);
     const m = x.sb_mt_new(level);
     if (m === 0) throw new WasmError("out-of-memory", `zstd: could not create a job compressor at level ${level}`);
-    return new JobCompressor(x, m);
+    return new JobCompressor(x, m, level);
   }
 
-  /** Compress `job`; its output, the frame's next bytes. */
-  compress(job: ZstdJob): Uint8Array[] {
+  /** Start a job primed with `prefix` (at most {@link overlap} bytes); job 0 is `first`. */
+  begin(prefix: Uint8Array, first: boolean): void {
+    new Uint8Array(this.#x.memory.buffer, this.#inPtr, prefix.length).set(prefix);
+    this.#prefixLen = prefix.length;
+    this.#srcLen = 0;
+    this.#first = first;
+  }
+
+  /** Add `bytes` to the job's input (at most {@link jobSize} in all). */
+  append(bytes: Uint8Array): void {
+    if (this.#srcLen + bytes.length > this.jobSize) throw new WasmError("invalid-argument", `zstd: a job holds at most ${this.jobSize} bytes`);
+    new Uint8Array(this.#x.memory.buffer, this.#inPtr + this.#prefixLen + this.#srcLen, bytes.length).set(bytes);
+    this.#srcLen += bytes.length;
+  }
+
+  /** Compress the job; its output, the frame's next bytes (`last`: the frame's end). */
+  finish(last: boolean): Uint8Array[] {
     const x = this.#x;
+    const srcLen = this.#srcLen;
     const pieces: Uint8Array[] = [];
     const take = (n: number): void => void pieces.push(new Uint8Array(x.memory.buffer, this.#outPtr, n).slice());
-    if (job.last && !job.first && job.srcLen === 0) {
+    if (last && !this.#first && srcLen === 0) {
       take(check(x, x.sb_mt_last_empty_block(this.#outPtr, this.#outCap), "last block"));
       return pieces;
     }
-    const total = job.prefixLen + job.srcLen;
-    if (total > this.#inCap) {
-      x.sb_free(this.#inPtr);
-      this.#inPtr = x.sb_malloc(total);
-      this.#inCap = this.#inPtr === 0 ? 0 : total;
-      if (this.#inPtr === 0) throw new WasmError("out-of-memory", `zstd: out of memory for a job of ${total} bytes`);
-    }
-    new Uint8Array(x.memory.buffer, this.#inPtr, total).set(job.bytes.subarray(0, total));
-    check(x, x.sb_mt_begin(this.#m, this.#inPtr, job.prefixLen, job.srcLen, job.first ? 1 : 0, this.#outPtr, this.#outCap), "job start");
-    const src = this.#inPtr + job.prefixLen;
-    const chunks = Math.ceil(job.srcLen / CHUNK_BYTES);
+    check(x, x.sb_mt_begin(this.#m, this.#inPtr, this.#prefixLen, srcLen, this.#first ? 1 : 0, this.#outPtr, this.#outCap), "job start");
+    const src = this.#inPtr + this.#prefixLen;
+    const chunks = Math.ceil(srcLen / CHUNK_BYTES);
     for (let k = 0; k < Math.max(chunks, 1); k++) {
-      const n = Math.min(CHUNK_BYTES, job.srcLen - k * CHUNK_BYTES);
-      const end = job.last && k >= chunks - 1;
+      const n = Math.min(CHUNK_BYTES, srcLen - k * CHUNK_BYTES);
+      const end = last && k >= chunks - 1;
       if (n === 0 && !end) break;
       const written = check(x, x.sb_mt_chunk(this.#m, this.#outPtr, this.#outCap, src + k * CHUNK_BYTES, n, end ? 1 : 0), "block");
       if (written > 0) take(written);
@@ -146,16 +159,14 @@ class Xxh64 {
   constructor(x: ZstdExports) {
     this.#x = x;
     this.#state = x.sb_xxh64_new();
-    this.#buf = x.sb_malloc(HASH_BYTES);
+    this.#buf = x.sb_malloc(BATCH_BYTES);
     if (this.#state === 0 || this.#buf === 0) throw new WasmError("out-of-memory", "zstd: out of memory for the frame checksum");
   }
 
+  /** Hash `bytes` (at most {@link BATCH_BYTES}). */
   update(bytes: Uint8Array): void {
-    for (let off = 0; off < bytes.length; off += HASH_BYTES) {
-      const piece = bytes.subarray(off, off + HASH_BYTES);
-      new Uint8Array(this.#x.memory.buffer, this.#buf, piece.length).set(piece);
-      this.#x.sb_xxh64_update(this.#state, this.#buf, piece.length);
-    }
+    new Uint8Array(this.#x.memory.buffer, this.#buf, bytes.length).set(bytes);
+    this.#x.sb_xxh64_update(this.#state, this.#buf, bytes.length);
   }
 
   /** The frame's 4-byte checksum: XXH64's low 32 bits, little-endian. */
@@ -166,42 +177,43 @@ class Xxh64 {
   }
 }
 
-/** Where jobs run: a Worker, or the caller's thread. */
+/** Where jobs run, one at a time: a Worker, or the caller's thread. */
 interface Runner {
-  run(job: ZstdJob): Promise<{ pieces: Uint8Array[]; bytes: Uint8Array }>;
+  start(index: number, prefix: Uint8Array, first: boolean): void;
+  /** Hand over a batch of the job's input; it comes back through the scheduler's `giveBack`. */
+  data(bytes: Uint8Array): void;
+  /** The job's output once compressed. */
+  end(last: boolean): Promise<Uint8Array[]>;
   close(): void;
 }
 
-/** Jobs compressed on the caller's thread, one at a time, by the same {@link JobCompressor} a Worker runs. */
-function inlineRunner(level: number): Runner {
-  let compressor: Promise<JobCompressor> | undefined;
-  let closed = false;
+/** Jobs compressed on the caller's thread by the same {@link JobCompressor} a Worker runs. */
+function inlineRunner(c: JobCompressor, giveBack: (bytes: Uint8Array) => void): Runner {
   return {
-    async run(job) {
-      compressor ??= JobCompressor.open(level);
-      const c = await compressor;
-      if (closed) throw new WasmError("compression", "the zstd stream has ended");
-      return { pieces: c.compress(job), bytes: job.bytes };
+    start: (_index, prefix, first) => c.begin(prefix, first),
+    data(bytes) {
+      c.append(bytes);
+      giveBack(bytes);
     },
-    close() {
-      closed = true;
-      compressor?.then((c) => c.free(), () => {});
-    },
+    end: async (last) => c.finish(last),
+    close: () => c.free(),
   };
 }
 
-/** Jobs compressed on a Worker made by `spawn`, one at a time; a failure is reported to `fail`. */
-function workerRunner(level: number, wasm: Uint8Array, spawn: () => ZstdWorker, fail: (e: WasmError) => void): Runner {
+/** Jobs compressed on a Worker made by `spawn`; a failure is reported to `fail`. */
+function workerRunner(level: number, wasm: Uint8Array, spawn: () => ZstdWorker, giveBack: (bytes: Uint8Array) => void, fail: (e: WasmError) => void): Runner {
   const worker = spawn();
-  let pending: { resolve: (r: { pieces: Uint8Array[]; bytes: Uint8Array }) => void; index: number } | undefined;
+  let pending: { resolve: (pieces: Uint8Array[]) => void; index: number } | undefined;
+  let index = -1;
   worker.onmessage = ({ data }) => {
     const m = data as FromZstdWorker;
+    if (m.type === "took") return giveBack(m.bytes);
     if (m.type === "error") return fail(new WasmError("worker", `zstd compression failed on its Worker: ${m.message}`));
     const p = pending;
     if (p === undefined || p.index !== m.index) return fail(new WasmError("worker", `zstd compression Worker answered job ${m.index} unasked`));
     pending = undefined;
     worker.unref?.(); // idle: it does not keep the process alive
-    p.resolve({ pieces: m.pieces, bytes: m.bytes });
+    p.resolve(m.pieces);
   };
   worker.onerror = (event) => {
     const e = event as { message?: unknown; error?: unknown; preventDefault?: () => void };
@@ -209,12 +221,18 @@ function workerRunner(level: number, wasm: Uint8Array, spawn: () => ZstdWorker, 
     fail(new WasmError("worker", `zstd compression Worker failed: ${String(e.message ?? e.error ?? event)}`));
   };
   worker.postMessage({ type: "init", wasm, level } satisfies ToZstdWorker, []);
+  const post = (m: ToZstdWorker, transfer: Transferable[] = []): void => worker.postMessage(m, transfer);
   return {
-    run(job) {
+    start(i, prefix, first) {
+      index = i;
+      worker.ref?.();
+      post({ type: "start", index, prefix, first }, [prefix.buffer as ArrayBuffer]);
+    },
+    data: (bytes) => post({ type: "data", bytes }, [bytes.buffer as ArrayBuffer]),
+    end(last) {
       return new Promise((resolve) => {
-        pending = { resolve, index: job.index };
-        worker.ref?.();
-        worker.postMessage({ type: "job", ...job } satisfies ToZstdWorker, [job.bytes.buffer]);
+        pending = { resolve, index };
+        post({ type: "end", last });
       });
     },
     close() {
@@ -229,25 +247,32 @@ function workerRunner(level: number, wasm: Uint8Array, spawn: () => ZstdWorker, 
  * One zstd frame with a content checksum at `level`, compressed as jobs on
  * up to `workers` Workers made by `spawn` (jobs run inline, on the caller's
  * thread, when `workers` is 0 or `spawn` is null). A readable/writable pair
- * for `pipeThrough`; the bytes do not depend on `workers`. Workers are made
- * when a job finds none idle, and all are terminated when the stream ends,
- * fails, is cancelled or aborted.
+ * for `pipeThrough`; the bytes do not depend on `workers`. Input is handed
+ * to the current job's runner in 1 MiB batches (a Worker copies each into
+ * its module's memory and gives it back), so the caller's thread holds no
+ * job buffer. Workers are made when a job finds none idle, and all are
+ * terminated when the stream ends, fails, is cancelled or aborted.
  */
 export function parallelCompressStream(level: number, workers: number, spawn: (() => ZstdWorker) | null): ReadableWritablePair<Uint8Array, Uint8Array> {
   const maxRunners = spawn === null ? 1 : Math.max(1, workers);
   const useWorkers = spawn !== null && workers > 0;
   const runners: Runner[] = [];
   const idle: Runner[] = [];
-  let setup: Promise<{ hash: Xxh64; jobSize: number; overlap: number; wasm: Uint8Array | null }> | undefined;
+  let setup: Promise<{ hash: Xxh64; jobSize: number; overlap: number; wasm: Uint8Array | null; inline: JobCompressor | null }> | undefined;
   let hash: Xxh64 | undefined;
   let jobSize = 0;
-  let overlap = 0;
   let wasm: Uint8Array | null = null;
-  /** The job being filled: prefix first, then input. */
-  let fill: Uint8Array = new Uint8Array(0);
-  let prefixLen = 0;
-  let srcLen = 0;
+  let inline: JobCompressor | null = null;
+  /** The last bytes of the input so far (up to the overlap): the next job's prefix. */
+  let tail = new Uint8Array(0);
+  let tailLen = 0;
+  /** The batch being gathered, and batches given back. */
+  let batch: Uint8Array = new Uint8Array(BATCH_BYTES);
+  let batchLen = 0;
   const spare: Uint8Array[] = [];
+  /** The job being fed, and its input so far. */
+  let current: { runner: Runner; index: number } | undefined;
+  let jobLen = 0;
   let nextIndex = 0;
   let nextEmit = 0;
   let lastIndex = -1;
@@ -257,18 +282,23 @@ export function parallelCompressStream(level: number, workers: number, spawn: ((
     runners.length = 0;
     idle.length = 0;
   });
+  const giveBack = (bytes: Uint8Array): void => {
+    if (bytes.buffer.byteLength === BATCH_BYTES) spare.push(new Uint8Array(bytes.buffer as ArrayBuffer));
+  };
 
   const ready = async (): Promise<void> => {
     setup ??= (async () => {
-      const [x, bytes] = await Promise.all([zstdInstance(), useWorkers ? wasmBytes("zstd.wasm") : null]);
+      const x = await zstdInstance();
+      const bytes = useWorkers ? await wasmBytes("zstd.wasm") : null;
+      const c = useWorkers ? null : await JobCompressor.open(level);
       // the job size and overlap zstd's multithreaded mode picks at this level
-      return { hash: new Xxh64(x), jobSize: x.sb_mt_job_size(level) >>> 0, overlap: x.sb_mt_overlap(level) >>> 0, wasm: bytes };
+      return { hash: new Xxh64(x), jobSize: x.sb_mt_job_size(level) >>> 0, overlap: x.sb_mt_overlap(level) >>> 0, wasm: bytes, inline: c };
     })();
     try {
       const s = await setup;
       if (hash === undefined) {
-        ({ hash, jobSize, overlap, wasm } = s);
-        fill = new Uint8Array(overlap + jobSize);
+        ({ hash, jobSize, wasm, inline } = s);
+        tail = new Uint8Array(s.overlap);
       }
     } catch (e) {
       pair.fail(e);
@@ -290,36 +320,61 @@ export function parallelCompressStream(level: number, workers: number, spawn: ((
   };
 
   const runner = (): Runner => {
-    const r = useWorkers ? workerRunner(level, wasm!, spawn!, (e) => pair.fail(e)) : inlineRunner(level);
+    const r = useWorkers ? workerRunner(level, wasm!, spawn!, giveBack, (e) => pair.fail(e)) : inlineRunner(inline!, giveBack);
     runners.push(r);
     return r;
   };
 
+  /** Keep the input's last bytes (up to the overlap) as the next job's prefix. */
+  const keepTail = (bytes: Uint8Array): void => {
+    if (bytes.length >= tail.length) {
+      tail.set(bytes.subarray(bytes.length - tail.length));
+      tailLen = tail.length;
+    } else {
+      const keep = Math.min(tailLen, tail.length - bytes.length);
+      tail.copyWithin(0, tailLen - keep, tailLen);
+      tail.set(bytes, keep);
+      tailLen = keep + bytes.length;
+    }
+  };
+
+  /** Hash the batch, keep its tail, and hand it to the current job's runner. */
+  const post = (): void => {
+    if (batchLen === 0) return;
+    const bytes = batch.subarray(0, batchLen);
+    hash!.update(bytes);
+    keepTail(bytes);
+    batch = spare.pop() ?? new Uint8Array(BATCH_BYTES);
+    batchLen = 0;
+    current!.runner.data(bytes);
+  };
+
   /**
-   * Send the job being filled to a free runner, once fewer than one job per
-   * runner is unemitted (running, or done and waiting for an earlier one)
-   * and the reader keeps up; start the next job with this one's tail.
+   * Start the next job on a free runner, primed with the input's tail, once
+   * fewer than one job per runner is unemitted (running, or done and
+   * waiting for an earlier one) and the reader keeps up.
    */
-  const dispatch = async (last: boolean): Promise<void> => {
+  const startJob = async (): Promise<void> => {
     const busy = (): boolean => nextIndex - nextEmit >= maxRunners || (idle.length === 0 && runners.length >= maxRunners);
     while (!pair.stopped && (busy() || (pair.readController.desiredSize ?? 0) <= 0)) await pair.wait();
     pair.check();
     const r = idle.pop() ?? runner();
     const index = nextIndex++;
-    const job: ZstdJob = { index, bytes: fill, prefixLen, srcLen, first: index === 0, last };
-    if (last) lastIndex = job.index;
-    else {
-      const next = spare.pop() ?? new Uint8Array(overlap + jobSize);
-      next.set(fill.subarray(prefixLen + srcLen - overlap, prefixLen + srcLen));
-      fill = next;
-      prefixLen = overlap;
-      srcLen = 0;
-    }
-    r.run(job).then(
-      ({ pieces, bytes }) => {
+    r.start(index, tail.slice(0, tailLen), index === 0);
+    current = { runner: r, index };
+    jobLen = 0;
+  };
+
+  /** Hand the current job's last batch over and have it compressed; its output is emitted in order. */
+  const endJob = (last: boolean): void => {
+    post();
+    const { runner: r, index } = current!;
+    current = undefined;
+    if (last) lastIndex = index;
+    r.end(last).then(
+      (pieces) => {
         if (pair.stopped) return;
-        if (bytes.byteLength === overlap + jobSize) spare.push(bytes);
-        done.set(job.index, pieces);
+        done.set(index, pieces);
         idle.push(r);
         flush();
         pair.nudge();
@@ -328,24 +383,39 @@ export function parallelCompressStream(level: number, workers: number, spawn: ((
     );
   };
 
+  /** Run `step`; a failure of ours (not why the pair stopped) fails the pair. */
+  const guarded = async (step: () => Promise<void>): Promise<void> => {
+    try {
+      await step();
+    } catch (e) {
+      pair.fail(e);
+      throw e;
+    }
+  };
+
   const readable = pair.readable(() => pair.nudge());
   const writable = pair.writable({
-    async write(chunk) {
-      await ready();
-      hash!.update(chunk);
-      for (let off = 0; off < chunk.length; ) {
-        if (srcLen === jobSize) await dispatch(false); // more input follows: the full job is not the last
-        const n = Math.min(chunk.length - off, jobSize - srcLen);
-        fill.set(chunk.subarray(off, off + n), prefixLen + srcLen);
-        srcLen += n;
-        off += n;
-      }
-    },
-    async close() {
-      await ready();
-      await dispatch(true);
-      return pair.closed;
-    },
+    write: (chunk) =>
+      guarded(async () => {
+        await ready();
+        for (let off = 0; off < chunk.length; ) {
+          if (jobLen === jobSize) endJob(false); // more input follows: the full job is not the last
+          if (current === undefined) await startJob();
+          const n = Math.min(chunk.length - off, jobSize - jobLen, BATCH_BYTES - batchLen);
+          batch.set(chunk.subarray(off, off + n), batchLen);
+          batchLen += n;
+          jobLen += n;
+          off += n;
+          if (batchLen === BATCH_BYTES) post();
+        }
+      }),
+    close: () =>
+      guarded(async () => {
+        await ready();
+        if (current === undefined) await startJob();
+        endJob(true);
+        await pair.closed;
+      }),
   });
   return { readable, writable };
 }
