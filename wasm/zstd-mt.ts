@@ -87,23 +87,21 @@ export class JobCompressor {
   #srcLen = 0;
   #first = false;
 
-  private constructor(x: ZstdExports, m: number, level: number) {
+  private constructor(x: ZstdExports, level: number) {
     this.#x = x;
-    this.#m = m;
     this.jobSize = x.sb_mt_job_size(level) >>> 0;
     this.overlap = x.sb_mt_overlap(level) >>> 0;
     this.#outCap = x.sb_mt_bound(CHUNK_BYTES) >>> 0;
+    // the buffers first: the scratch context sb_mt_new starts and frees leaves room the job's context reuses
     this.#inPtr = x.sb_malloc(this.overlap + this.jobSize);
     this.#outPtr = x.sb_malloc(this.#outCap);
-    if (this.#inPtr === 0 || this.#outPtr === 0) throw new WasmError("out-of-memory", "zstd: out of memory for a job's buffers");
+    this.#m = x.sb_mt_new(level);
+    if (this.#inPtr === 0 || this.#outPtr === 0 || this.#m === 0) throw new WasmError("out-of-memory", `zstd: could not create a job compressor at level ${level}`);
   }
 
   /** A compressor at `level` in a new instance of `module` (default: zstd.wasm). */
   static async open(level: number, module?: WebAssembly.Module): Promise<JobCompressor> {
-    const x = await zstdInstance(module);
-    const m = x.sb_mt_new(level);
-    if (m === 0) throw new WasmError("out-of-memory", `zstd: could not create a job compressor at level ${level}`);
-    return new JobCompressor(x, m, level);
+    return new JobCompressor(await zstdInstance(module), level);
   }
 
   /** Start a job primed with `prefix` (at most {@link overlap} bytes); job 0 is `first`. */
