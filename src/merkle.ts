@@ -18,7 +18,7 @@
  * @module
  */
 
-import { createBlake3 } from "../wasm/mod.js";
+import { blake3Engine, createBlake3 } from "../wasm/mod.js";
 import { MERKLE_BLAKE3, MERKLE_LEAF_SIZE } from "./descriptor.js";
 import type { FileSystem } from "./fs/types.js";
 import { dataRuns, type Extent, scanFile } from "./sparse.js";
@@ -40,6 +40,27 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** The leaf hashes of `bytes` (whole leaves, the last zero-filled), 32 bytes each, in one call into BLAKE3. */
+async function hashLeaves(bytes: Uint8Array): Promise<Uint8Array> {
+  return (await blake3Engine()).prefixedMany(LEAF_DOMAIN, bytes, MERKLE_LEAF_SIZE);
+}
+
+/**
+ * Which of `leaves` leaves starting at file offset `base` hold data: all
+ * with `runs` null, else those a data run (at file offsets, in order) meets.
+ */
+function leafHasData(base: number, leaves: number, length: number, runs: readonly Extent[] | null): boolean[] {
+  const out = new Array<boolean>(leaves).fill(runs === null);
+  if (runs === null) return out;
+  for (const run of runs) {
+    const from = Math.max(run.offset, base) - base;
+    const to = Math.min(run.offset + run.length, base + length) - base;
+    if (run.length === 0 || to <= from) continue;
+    for (let l = Math.floor(from / MERKLE_LEAF_SIZE); l * MERKLE_LEAF_SIZE < to; l++) out[l] = true;
+  }
+  return out;
 }
 
 /** Roots of all-zero subtrees by height, computed once per process and extended on demand. */
@@ -123,26 +144,20 @@ export class MerkleBuilder {
     if (this.#offset % MERKLE_LEAF_SIZE !== 0) throw new RangeError("MerkleBuilder: a chunk after a partial leaf");
     if (this.#offset + data.length > this.#size) throw new RangeError(`MerkleBuilder: more than ${this.#size} bytes`);
     const base = this.#offset;
-    let r = 0;
-    for (let at = 0; at < data.length; at += MERKLE_LEAF_SIZE) {
-      const leafEnd = Math.min(data.length, at + MERKLE_LEAF_SIZE);
-      let hasData = runs === null;
-      if (runs !== null) {
-        while (r < runs.length && runs[r]!.offset + runs[r]!.length <= base + at) r++;
-        hasData = r < runs.length && runs[r]!.offset < base + leafEnd;
-      }
-      const leafIndex = (base + at) / MERKLE_LEAF_SIZE;
-      if (!hasData) {
-        await this.#pushZeroLeaves(leafIndex, 1);
+    const leaves = Math.ceil(data.length / MERKLE_LEAF_SIZE);
+    const hasData = leafHasData(base, leaves, Math.min(data.length, leaves * MERKLE_LEAF_SIZE), runs);
+    for (let i = 0; i < leaves; ) {
+      if (!hasData[i]) {
+        await this.#pushZeroLeaves(base / MERKLE_LEAF_SIZE + i, 1);
+        i++;
         continue;
       }
-      let leaf = data.subarray(at, leafEnd);
-      if (leaf.length < MERKLE_LEAF_SIZE) {
-        const full = new Uint8Array(MERKLE_LEAF_SIZE);
-        full.set(leaf);
-        leaf = full;
-      }
-      await this.#push(0, await hashParts(LEAF_DOMAIN, leaf));
+      // a run of data leaves is hashed in one batch (the last leaf zero-filled)
+      let j = i + 1;
+      while (j < leaves && hasData[j]) j++;
+      const digests = await hashLeaves(data.subarray(i * MERKLE_LEAF_SIZE, j * MERKLE_LEAF_SIZE));
+      for (let k = 0; k < j - i; k++) await this.#push(0, digests.subarray(k * 32, k * 32 + 32));
+      i = j;
     }
     this.#offset += data.length;
   }
