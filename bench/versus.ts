@@ -26,7 +26,8 @@
  *
  * Flags: --quick (one 256 MiB/16 MiB case), --runs N (default 3),
  * --cases 2g,16g,1g (default all three), --runtimes node,deno,bun,
- * --work DIR, --keep, --json FILE (one JSON line per measurement).
+ * --work DIR, --keep, --json FILE (one JSON line per measurement),
+ * --ops verify,save,load (default all three).
  *
  * @example
  * ```sh
@@ -48,7 +49,7 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const has = (name: string): boolean => argv.includes(`--${name}`);
-const KNOWN = new Set(["quick", "runs", "cases", "runtimes", "work", "keep", "json"]);
+const KNOWN = new Set(["quick", "runs", "cases", "runtimes", "work", "keep", "json", "ops"]);
 for (const a of argv) {
   if (a.startsWith("--") && !KNOWN.has(a.slice(2))) {
     process.stderr.write(`bench: unknown flag ${a}\n`);
@@ -59,6 +60,7 @@ for (const a of argv) {
 const runs = Number(opt("runs") ?? 3);
 const runtimes = (opt("runtimes") ?? "node,deno,bun").split(",").filter(Boolean) as Runtime[];
 const jsonOut = opt("json");
+const ops = (opt("ops") ?? "verify,save,load").split(",").filter(Boolean) as Op[];
 const G = 1 << 30;
 const M = 1 << 20;
 
@@ -166,7 +168,7 @@ async function benchCase(c: Case, work: string, tools: Tool[]): Promise<Map<stri
   };
   const cells = new Map<string, Cell>();
   try {
-    for (const op of ["verify", "save", "load"] as Op[]) {
+    for (const op of ops) {
       for (let round = 0; round < runs; round++) {
         for (const t of tools) {
           const r = await timed(dir, scripts[op](t), msbEnv);
@@ -224,7 +226,7 @@ async function main(): Promise<number> {
   const sep = `|---|---|${tools.map(() => "---:").join("|")}|${runtimes.map(() => "---:").join("|")}|${runtimes.map(() => "---:").join("|")}|`;
   const lines: string[] = [];
   for (const [c, cells] of results) {
-    for (const op of ["verify", "save", "load"] as Op[]) {
+    for (const op of ops) {
       const label = `${fmtBytes(c.apparent)}/${fmtBytes(c.data)}`;
       lines.push(
         `| ${label} | ${op} | ${tools.map((t) => fmtCell(cells.get(`${op}:${t}`))).join(" | ")} | ${runtimes.map((r) => ratio(cells.get(`${op}:${r}`), cells.get(`${op}:msb`))).join(" | ")} | ${runtimes.map((r) => ratio(cells.get(`${op}:${r}`), cells.get(`${op}:native`))).join(" | ")} |`,

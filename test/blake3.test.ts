@@ -8,8 +8,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import "../src/mod.js"; // wasm/ reads its .wasm through the entry point's reader
-import { MerkleBuilder, MerkleStream } from "../src/merkle.js";
-import { blake3Engine, createBlake3 } from "../wasm/mod.js";
+import { MerkleBuilder, MerkleStream, setMerkleHashWorkers } from "../src/merkle.js";
+import { blake3Engine, createBlake3, INLINE_BYTES, setZstdWorkerFactory, type ZstdWorkerFactory } from "../wasm/mod.js";
+import { nodeHost } from "../src/hosts/node.js";
 import { noise, Rng } from "./helpers/bytes.js";
 import { b3sumBlake3, b3sumHex, referenceMerkleRoot } from "./helpers/msb06-reference.js";
 
@@ -93,5 +94,88 @@ describe("BLAKE3 (blake3.wasm)", () => {
     const stream = new MerkleStream(bytes.length);
     for (let at = 0; at < bytes.length; at += 3 * 1024 * 1024 + 5) await stream.update(bytes.subarray(at, at + 3 * 1024 * 1024 + 5));
     assert.equal(await stream.finish(), want, "streamed, zero leaves skipped");
+  });
+
+  describe("Merkle leaves on Workers", () => {
+    const runtimeDefault: ZstdWorkerFactory | null = nodeHost().makeWorker ?? null;
+    /** The host's Workers, counting the hashing ones started and terminated. */
+    function recorded() {
+      setMerkleHashWorkers(2);
+      const log = { spawned: 0, terminated: 0, live: 0 };
+      setZstdWorkerFactory((url) => {
+        assert.ok(url.pathname.endsWith("/blake3-worker.js"), url.href);
+        const w = runtimeDefault!(url);
+        log.spawned++;
+        log.live++;
+        const terminate = w.terminate.bind(w);
+        w.terminate = () => {
+          log.terminated++;
+          log.live--;
+          terminate();
+        };
+        return w;
+      });
+      return log;
+    }
+    const restore = () => {
+      setZstdWorkerFactory(runtimeDefault);
+      setMerkleHashWorkers(0);
+    };
+    /** Data past the inline allowance, with holes between runs, fed in 4 MiB chunks as the sparse scan does. */
+    const bytes = new Uint8Array(INLINE_BYTES + 24 * 1024 * 1024 + 5 * LEAF + 99);
+    const piece = noise(3 * 1024 * 1024 + 7, 11);
+    for (let at = 0, n = 0; at < bytes.length; at += 5 * 1024 * 1024, n++) {
+      bytes.set(piece.subarray(0, Math.min(piece.length, bytes.length - at)), at);
+      bytes[at] = n; // no two runs alike
+    }
+    async function root(abandonAfter = Infinity): Promise<string | null> {
+      const m = new MerkleBuilder(bytes.length);
+      const chunk = new Uint8Array(4 * 1024 * 1024); // refilled after each call, as the scan's buffers are
+      for (let at = 0, n = 0; at < bytes.length; at += chunk.length, n++) {
+        if (n === abandonAfter) {
+          m.close();
+          return null;
+        }
+        const piece = bytes.subarray(at, at + chunk.length);
+        chunk.set(piece);
+        await m.addChunk(chunk.subarray(0, piece.length), null);
+        chunk.fill(0xee);
+      }
+      return m.finish();
+    }
+
+    test("rule: the root is the same on Workers as inline (checked against b3sum above); finish ends every Worker", T, async () => {
+      setZstdWorkerFactory(null);
+      setMerkleHashWorkers(2); // allowed, but none can be made
+      let want: string | null;
+      try {
+        want = await root();
+      } finally {
+        restore();
+      }
+      if (runtimeDefault === null) return;
+      const log = recorded();
+      try {
+        assert.equal(await root(), want, "on Workers");
+        assert.deepEqual(log, { spawned: 2, terminated: 2, live: 0 });
+        setMerkleHashWorkers(0);
+        assert.equal(await root(), want, "Workers allowed none (the default)");
+        assert.equal(log.spawned, 2, "the default starts no Worker");
+      } finally {
+        restore();
+      }
+    });
+
+    test("rule: a builder abandoned mid-way and closed leaves no Worker running", T, async () => {
+      if (runtimeDefault === null) return;
+      const log = recorded();
+      try {
+        assert.equal(await root(12), null);
+        assert.ok(log.spawned > 0, "Workers were started before the builder was abandoned");
+        assert.equal(log.live, 0);
+      } finally {
+        restore();
+      }
+    });
   });
 });

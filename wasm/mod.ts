@@ -45,3 +45,4 @@ export {
 } from "./zstd-decompress.js";
 export { type FromZstdWorker, setZstdWorkerFactory, type ToZstdWorker, type ZstdWorker, type ZstdWorkerFactory } from "./zstd-worker-host.js";
 export { ZeroScanner } from "./zeroscan.js";
+export { HashPool, INLINE_BYTES, MAX_HASH_WORKERS } from "./hash-pool.js";
