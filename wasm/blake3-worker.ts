@@ -10,8 +10,9 @@
  *
  * @example
  * ```ts
- * worker.postMessage({ type: "init", wasm: bytesOfBlake3Wasm });
- * worker.postMessage({ type: "job", id: 1, prefix, data, unit: 65536 });
+ * const worker = new Worker(new URL("./blake3-worker.js", import.meta.url), { type: "module" });
+ * worker.postMessage({ type: "init", wasm: await wasmBytes("blake3.wasm") });
+ * worker.postMessage({ type: "job", id: 1, prefix: new Uint8Array(0), data: new Uint8Array(65536), unit: 65536 });
  * ```
  * @module
  */

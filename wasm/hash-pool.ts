@@ -13,7 +13,7 @@
  * ```ts
  * const pool = new HashPool();
  * try {
- *   const digests = await pool.prefixedMany(prefix, leaves, 65536);
+ *   const digests = await pool.prefixedMany(new TextEncoder().encode("domain"), new Uint8Array(3 * 65536), 65536);
  * } finally {
  *   pool.close();
  * }
