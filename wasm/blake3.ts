@@ -42,7 +42,7 @@ interface Blake3Exports {
 }
 
 /** Bytes copied into the module per call: input staging, and the digests of one batch. */
-const STAGE_BYTES = 1024 * 1024;
+const STAGE_BYTES = 256 * 1024;
 const PREFIX_BYTES = 256;
 const OUT_LEN = 32;
 const MAX_IDLE_HASHERS = 8;
@@ -109,7 +109,7 @@ export class Blake3Engine {
   /**
    * `BLAKE3(prefix ‖ piece)` of each `unit`-byte piece of `data` (the last
    * zero-filled to `unit`), as consecutive 32-byte digests. `unit` is 64 or a
-   * multiple of 64 up to 1 MiB; `prefix` at most 256 bytes.
+   * multiple of 64 up to 256 KiB; `prefix` at most 256 bytes.
    */
   prefixedMany(prefix: Uint8Array, data: Uint8Array, unit: number): Uint8Array {
     if (prefix.length > PREFIX_BYTES) throw new RangeError(`Blake3Engine.prefixedMany: a prefix of ${prefix.length} bytes`);
