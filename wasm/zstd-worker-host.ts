@@ -53,11 +53,6 @@ export function setZstdWorkerFactory(factory: ZstdWorkerFactory | null): void {
   workerFactory = factory;
 }
 
-/** How to make a compression Worker here, or null where none can be made. */
-export function workerSpawner(): (() => ZstdWorker) | null {
-  return spawnerFor("zstd-worker.js");
-}
-
 /**
  * How to make a Worker running the module script `name` (beside this
  * module) with the registered factory, or null where none can be made. The
@@ -65,8 +60,14 @@ export function workerSpawner(): (() => ZstdWorker) | null {
  */
 export function spawnerFor(name: string): (() => ZstdWorker) | null {
   const factory = workerFactory;
+  return factory === null ? null : () => factory(new URL(`./${name}`, import.meta.url));
+}
+
+/** How to make a compression Worker here, or null where none can be made. */
+export function workerSpawner(): (() => ZstdWorker) | null {
+  const factory = workerFactory;
   if (factory === null) return null;
-  const url = new URL(`./${name}`, import.meta.url);
+  const url = new URL("./zstd-worker.js", import.meta.url);
   return () => factory(url);
 }
 
