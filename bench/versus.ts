@@ -24,8 +24,16 @@
  *   payload integrity) / `snapbundle load` (checks the recorded Merkle root
  *   on the bytes as it writes them); native: the native archive unpacked.
  *
+ * - verify-sha256, save-dense, save-sparse: the same upper as a
+ *   manifest-layout snapshot recording msb-sparse-sha256-v1 (snapbundle's
+ *   `save` writes regular entries by default, old-GNU sparse ones with
+ *   `--sparse`; msb, which migrates such a snapshot to its 0.6 form, saves
+ *   it the one way it can; native: `sha256sum`, `tar` with and without
+ *   `--sparse`).
+ *
  * Flags: --quick (one 256 MiB/16 MiB case), --runs N (default 3),
  * --cases 2g,16g,1g (default all three), --runtimes node,deno,bun,
+ * --ops verify,verify-sha256,save,save-dense,save-sparse,load (default all),
  * --work DIR, --keep, --json FILE (one JSON line per measurement).
  *
  * @example
@@ -48,7 +56,7 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const has = (name: string): boolean => argv.includes(`--${name}`);
-const KNOWN = new Set(["quick", "runs", "cases", "runtimes", "work", "keep", "json"]);
+const KNOWN = new Set(["quick", "runs", "cases", "runtimes", "ops", "work", "keep", "json"]);
 for (const a of argv) {
   if (a.startsWith("--") && !KNOWN.has(a.slice(2))) {
     process.stderr.write(`bench: unknown flag ${a}\n`);
@@ -116,7 +124,12 @@ function snapbundle(rt: Runtime): string {
 }
 
 type Tool = "msb" | Runtime | "native";
-type Op = "verify" | "save" | "load";
+const ALL_OPS = ["verify", "verify-sha256", "save", "save-dense", "save-sparse", "load"] as const;
+type Op = (typeof ALL_OPS)[number];
+const ops: Op[] = (opt("ops") ?? ALL_OPS.join(",")).split(",").map((o) => {
+  if (!(ALL_OPS as readonly string[]).includes(o)) throw new Error(`bench: unknown op ${o} (known: ${ALL_OPS.join(", ")})`);
+  return o as Op;
+});
 
 interface Cell {
   readonly ms: number[];
@@ -124,10 +137,10 @@ interface Cell {
 }
 
 /** Archive size of each tool's save, by case. */
-const archiveSizes = new Map<string, Map<Tool, number>>();
+const archiveSizes = new Map<string, Map<string, number>>();
 
 async function benchCase(c: Case, work: string, tools: Tool[]): Promise<Map<string, Cell>> {
-  const sizes = new Map<Tool, number>();
+  const sizes = new Map<string, number>();
   archiveSizes.set(c.key, sizes);
   const dir = mkdtempSync(`${work}/case-${c.key}-`);
   const upper = `${dir}/upper.ext4`;
@@ -136,7 +149,18 @@ async function benchCase(c: Case, work: string, tools: Tool[]): Promise<Map<stri
   writeUpper(upper, { apparent: c.apparent, data: c.data, kind: "mixed", extents: c.extents });
   const digest = `sha256:${"ab".repeat(32)}`;
   await mustRun(runtimeExecutable("node"), [CLI_MAIN, "--home", home, "-q", "create", "s", "--upper", upper, "--image", "python:3.12", "--image-digest", digest, "--layout", "snapshot", "--integrity"]);
+  // The same upper as a manifest-layout snapshot recording msb-sparse-sha256-v1,
+  // in a home msb never touches (msb migrates a manifest home in place), and a
+  // copy of that home that msb has migrated (it keeps the sha256 integrity).
+  const homeM = `${dir}/home-manifest`;
+  const homeMsbM = `${dir}/home-manifest-msb`;
+  await mustRun(runtimeExecutable("node"), [CLI_MAIN, "--home", homeM, "-q", "create", "m", "--upper", upper, "--image", "python:3.12", "--image-digest", digest, "--layout", "manifest", "--integrity"]);
   rmSync(upper);
+  await mustRun("cp", ["-a", "--sparse=always", homeM, homeMsbM]);
+  if (tools.includes("msb")) {
+    await mustRun(MSB, ["snapshot", "reindex"], { env: { MSB_HOME: homeMsbM } });
+    await mustRun(MSB, ["snapshot", "verify", "m"], { env: { MSB_HOME: homeMsbM } });
+  }
   const msbEnv = { MSB_HOME: home };
   const ref = `${dir}/ref.tar.zst`;
   const native = `${dir}/native.tar.zst`;
@@ -153,9 +177,32 @@ async function benchCase(c: Case, work: string, tools: Tool[]): Promise<Map<stri
   const scripts: Record<Op, (t: Tool) => string> = {
     verify: (t) =>
       t === "msb" ? `${q(MSB)} snapshot verify s >/dev/null` : t === "native" ? `b3sum --no-names ${q(upperPath)} >/dev/null` : `${snapbundle(t)} --home ${q(home)} -q verify s >/dev/null`,
+    "verify-sha256": (t) =>
+      t === "msb"
+        ? `MSB_HOME=${q(homeMsbM)} ${q(MSB)} snapshot verify m >/dev/null`
+        : t === "native"
+          ? `sha256sum ${q(`${homeM}/snapshots/m/upper.ext4`)} >/dev/null`
+          : `${snapbundle(t)} --home ${q(homeM)} -q verify m >/dev/null`,
     save: (t) =>
       `rm -f ${q(out)}; ` +
       (t === "msb" ? `${q(MSB)} snapshot save s ${q(out)} >/dev/null` : t === "native" ? `tar --sparse --format=gnu -C ${q(`${home}/snapshots`)} -cf - s | zstd -3 -T1 -q > ${q(out)}` : `${snapbundle(t)} --home ${q(home)} -q save s ${q(out)}`),
+    // The manifest-layout snapshot: snapbundle's default writes regular (dense)
+    // entries, as every msb loads; msb has no dense mode (it writes its 0.6
+    // sparse layout), so its row is the same command in both save-* rows.
+    "save-dense": (t) =>
+      `rm -f ${q(out)}; ` +
+      (t === "msb"
+        ? `MSB_HOME=${q(homeMsbM)} ${q(MSB)} snapshot save m ${q(out)} >/dev/null`
+        : t === "native"
+          ? `tar --format=gnu -C ${q(`${homeM}/snapshots`)} -cf - m | zstd -3 -T1 -q > ${q(out)}`
+          : `${snapbundle(t)} --home ${q(homeM)} -q save m ${q(out)}`),
+    "save-sparse": (t) =>
+      `rm -f ${q(out)}; ` +
+      (t === "msb"
+        ? `MSB_HOME=${q(homeMsbM)} ${q(MSB)} snapshot save m ${q(out)} >/dev/null`
+        : t === "native"
+          ? `tar --sparse --format=gnu -C ${q(`${homeM}/snapshots`)} -cf - m | zstd -3 -T1 -q > ${q(out)}`
+          : `${snapbundle(t)} --home ${q(homeM)} -q save m --sparse ${q(out)}`),
     load: (t) =>
       `rm -rf ${q(dest)}; mkdir ${q(dest)}; ` +
       (t === "msb"
@@ -166,7 +213,7 @@ async function benchCase(c: Case, work: string, tools: Tool[]): Promise<Map<stri
   };
   const cells = new Map<string, Cell>();
   try {
-    for (const op of ["verify", "save", "load"] as Op[]) {
+    for (const op of ops) {
       for (let round = 0; round < runs; round++) {
         for (const t of tools) {
           const r = await timed(dir, scripts[op](t), msbEnv);
@@ -177,6 +224,7 @@ async function benchCase(c: Case, work: string, tools: Tool[]): Promise<Map<stri
           cells.set(key, cell);
           if (op === "load" && round === 0 && t !== "native") await checkLoaded(dest, t);
           if (op === "save") sizes.set(t, statSync(out).size);
+          if (op.startsWith("save-")) sizes.set(`${t} ${op}`, statSync(out).size);
           if (jsonOut) appendFileSync(jsonOut, `${JSON.stringify({ case: c.key, op, tool: t, round, ms: r.ms, rss: r.rss })}\n`);
           log(`${c.key} ${op} ${t} #${round + 1}: ${(r.ms / 1000).toFixed(2)} s, ${r.rss === null ? "-" : fmtBytes(r.rss)}`);
         }
@@ -224,7 +272,7 @@ async function main(): Promise<number> {
   const sep = `|---|---|${tools.map(() => "---:").join("|")}|${runtimes.map(() => "---:").join("|")}|${runtimes.map(() => "---:").join("|")}|`;
   const lines: string[] = [];
   for (const [c, cells] of results) {
-    for (const op of ["verify", "save", "load"] as Op[]) {
+    for (const op of ops) {
       const label = `${fmtBytes(c.apparent)}/${fmtBytes(c.data)}`;
       lines.push(
         `| ${label} | ${op} | ${tools.map((t) => fmtCell(cells.get(`${op}:${t}`))).join(" | ")} | ${runtimes.map((r) => ratio(cells.get(`${op}:${r}`), cells.get(`${op}:msb`))).join(" | ")} | ${runtimes.map((r) => ratio(cells.get(`${op}:${r}`), cells.get(`${op}:native`))).join(" | ")} |`,
@@ -236,7 +284,7 @@ async function main(): Promise<number> {
   const small = results.find(([c]) => c.key === "1g")?.[1];
   if (big && small) {
     for (const r of runtimes) {
-      scale.push(`${r}: ${(["verify", "save", "load"] as Op[]).map((op) => `${op} ${ratio(big.get(`${op}:${r}`), small.get(`${op}:${r}`))}`).join(", ")}`);
+      scale.push(`${r}: ${ops.map((op) => `${op} ${ratio(big.get(`${op}:${r}`), small.get(`${op}:${r}`))}`).join(", ")}`);
     }
   }
   process.stdout.write(

@@ -29,7 +29,7 @@
  * @module
  */
 
-import { setWasmReader, setZstdWorkerFactory, type WasmReader, type ZstdWorkerFactory } from "../wasm/mod.js";
+import { type PlatformSha256, setPlatformSha256, setWasmReader, setZstdWorkerFactory, type WasmReader, type ZstdWorkerFactory } from "../wasm/mod.js";
 
 /**
  * System calls a host may reach through its runtime's FFI, for speed only:
@@ -61,6 +61,8 @@ export interface Host {
   readonly readWasm?: WasmReader;
   /** Starts a compression Worker running the module at a URL; without it, compression runs inline. */
   readonly makeWorker?: ZstdWorkerFactory;
+  /** The platform's own SHA-256 (faster than hash-wasm's where the CPU has SHA instructions); without it, hash-wasm. */
+  readonly sha256?: () => PlatformSha256;
   /** System calls through FFI, where the runtime offers them. */
   readonly ffi?: HostFfi;
 }
@@ -85,6 +87,7 @@ export function installHost(host: Host): void {
   current = host;
   setWasmReader(host.readWasm);
   setZstdWorkerFactory(host.makeWorker ?? null);
+  setPlatformSha256(host.sha256 ?? null);
 }
 
 /**

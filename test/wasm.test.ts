@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 
 import { ArchiveError, CompressionError, InvalidArgument } from "../src/errors.js";
 import { dataRuns } from "../src/sparse.js";
@@ -18,6 +18,8 @@ import {
   createSha256,
   isSharedZeros,
   isZstdMagic,
+  type PlatformSha256,
+  setPlatformSha256,
   setZstdWorkerFactory,
   sha256Hex,
   WasmError,
@@ -27,6 +29,7 @@ import {
 } from "../wasm/mod.js";
 // the streams as the core sees them: wasm/'s, with its WasmErrors mapped to snapbundle's errors
 import { ZSTD_DEFAULT_MAX_WINDOW_BYTES, ZSTD_MAX_WINDOW_BYTES, zstdCompressStream, zstdDecompressStream } from "../src/zstd.js";
+import { installHost } from "../src/host.js";
 import { nodeHost, threadWorker } from "../src/hosts/node.js";
 import { concat, randomBytes } from "./helpers/bytes.js";
 import {
@@ -107,7 +110,17 @@ function zstdCodec(): Promise<Witness> {
   return witness;
 }
 
-describe("sha256", () => {
+/** Both SHA-256s the core may use: hash-wasm's, and the host's `node:crypto` one, which `installHost(nodeHost())` registers. */
+const SHA256_PROVIDERS: [string, (() => PlatformSha256) | null][] = [
+  ["hash-wasm", null],
+  ["the platform's (node:crypto)", nodeHost().sha256 ?? null],
+];
+
+for (const [provider, make] of SHA256_PROVIDERS) {
+describe(`sha256: ${provider}`, () => {
+  before(() => setPlatformSha256(make));
+  after(() => installHost(nodeHost()));
+
   const inputs: [string, Uint8Array][] = [
     ["empty", new Uint8Array()],
     ["abc", new TextEncoder().encode("abc")],
@@ -150,6 +163,33 @@ describe("sha256", () => {
     assert.throws(() => h.update(new Uint8Array([2])), /finished/);
     assert.throws(() => h.digestHex(), /finished/);
   });
+});
+}
+
+test("rule: installHost registers the host's platform SHA-256, and createSha256 then uses it", async () => {
+  const host = nodeHost();
+  assert.equal(typeof host.sha256, "function", "the Node/Deno/Bun host offers node:crypto's SHA-256");
+  const sizes: number[] = [];
+  installHost({
+    ...host,
+    sha256: () => {
+      const h = host.sha256!();
+      return { update: (d) => (sizes.push(d.length), h.update(d)), digest: () => h.digest() };
+    },
+  });
+  try {
+    const h = await createSha256();
+    h.update(new Uint8Array(3));
+    assert.equal(h.digestHex(), sha256sum(new Uint8Array(3)));
+    assert.deepEqual(sizes, [3], "the bytes went through the platform hasher");
+    installHost({ ...host, sha256: undefined });
+    const w = await createSha256();
+    w.update(new Uint8Array(3));
+    assert.equal(w.digestHex(), sha256sum(new Uint8Array(3)));
+    assert.deepEqual(sizes, [3], "without one, hash-wasm hashes");
+  } finally {
+    installHost(host);
+  }
 });
 
 describe("zstd compress", () => {

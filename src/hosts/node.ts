@@ -19,12 +19,13 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import process from "node:process";
 import { Worker as ThreadWorker } from "node:worker_threads";
-import type { ZstdWorker } from "../../wasm/mod.js";
+import type { PlatformSha256, ZstdWorker } from "../../wasm/mod.js";
 import type { Host } from "../host.js";
 import { hostFfi } from "./ffi.js";
 
@@ -56,7 +57,17 @@ export function nodeHost(): Host {
     hostname,
     readWasm: async (url) => new Uint8Array(await readFile(url)),
     makeWorker: typeof Web === "function" ? (url) => new Web(url, { type: "module" }) : threadWorker,
+    sha256: platformSha256,
     ffi: hostFfi(), // libc lseek on Deno and Bun (SEEK_DATA/SEEK_HOLE); none on Node
+  };
+}
+
+/** `node:crypto`'s SHA-256 (Node, Deno and Bun all have it): the CPU's SHA instructions, not WebAssembly. */
+function platformSha256(): PlatformSha256 {
+  const h = createHash("sha256");
+  return {
+    update: (data) => void h.update(data),
+    digest: () => new Uint8Array(h.digest()),
   };
 }
 
