@@ -3,11 +3,11 @@
  * one or more zstd frames, with skippable frames anywhere, verifying content
  * checksums and refusing windows above `maxWindowBytes`. It is pull-driven
  * (`pair.ts`): it runs when its reader wants output, one output buffer
- * (1 MiB) at a time. Its output chunks are read-only and LENT: each is valid
- * until the reader's next read (see `lend.ts`; at most {@link DECODE_AHEAD}
- * chunks are decoded ahead, into a fixed ring of {@link DECODE_RING} buffers,
- * so nothing is allocated per chunk). Output that is all zeros is a view of
- * one shared zero chunk (see {@link isSharedZeros}).
+ * (1 MiB) at a time. Its output chunks are read-only; with `lend` they are
+ * lent: each is valid until the reader's next read (see `lend.ts`; at most
+ * {@link DECODE_AHEAD} chunks are decoded ahead, into a fixed ring of
+ * {@link DECODE_RING} buffers, so nothing is allocated per chunk). Output
+ * that is all zeros is a view of one shared zero chunk (see {@link isSharedZeros}).
  * Failures are {@link WasmError}s carrying the frame's offsets and windows.
  *
  * @example
@@ -59,6 +59,12 @@ export interface ZstdDecompressOptions {
    * A decoder holds up to one window of memory.
    */
   maxWindowBytes?: number;
+  /**
+   * Lend output chunks from a fixed ring of {@link DECODE_RING} buffers, each
+   * valid until the reader's next read (a later use meets a detached buffer
+   * and throws), instead of a fresh copy per chunk the reader may keep.
+   */
+  lend?: boolean;
 }
 
 /**
@@ -67,7 +73,7 @@ export interface ZstdDecompressOptions {
  * It is a readable/writable pair for `pipeThrough`, pull-driven: the
  * decoder runs when the reader wants output, one output buffer (1 MiB)
  * at a time and at most 2 MiB ahead, and a write completes once its bytes
- * are decoded. Output chunks are read-only and lent: a reader may use a
+ * are decoded. Output chunks are read-only; with `lend`, a reader may use a
  * chunk until its next read, no longer (a later use meets a detached buffer
  * and throws); all-zero output is a view of a shared chunk.
  * Content checksums are verified. Errors with a {@link WasmError}: code
@@ -85,7 +91,7 @@ export interface ZstdDecompressOptions {
 export function zstdDecompressStream(options: ZstdDecompressOptions = {}): ReadableWritablePair<Uint8Array, Uint8Array> {
   const maxWindowBytes = checkMaxWindow(options.maxWindowBytes ?? ZSTD_DEFAULT_MAX_WINDOW_BYTES);
   const call = lazyCall((x) => x.sb_dstream_new(maxWindowBytes), "decompressor");
-  const ring = new LendingRing(DECODE_RING, OUT_BYTES);
+  const ring = options.lend === true ? new LendingRing(DECODE_RING, OUT_BYTES) : undefined;
   /** Input bytes consumed by the decoder so far. */
   let consumed = 0;
   /** Offset of the frame being decoded. */

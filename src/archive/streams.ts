@@ -193,7 +193,8 @@ export async function peekStream(source: ReadableStream<Uint8Array>, n: number):
 /**
  * Look at the first bytes: a zstd frame's magic (`28 b5 2f fd`) or a
  * skippable frame's (`5? 2a 4d 18`) → decompress, anything else → passed
- * through as plain tar. The file name plays no part.
+ * through as plain tar. The file name plays no part. Decoded chunks are
+ * lent: each is valid until the next read.
  *
  * @example
  * ```ts
@@ -206,7 +207,7 @@ export async function decompressIfZstd(
   options: ZstdReadOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const { head, stream } = await peekStream(source, 4);
-  return isZstdMagic(head) ? stream.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes })) : stream;
+  return isZstdMagic(head) ? stream.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes, lend: true })) : stream;
 }
 
 /** A stream lent to a consumer that may stop early; see {@link lendStream}. */
