@@ -9,14 +9,14 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { LendingRing } from "../wasm/lend.js";
 import { DECODE_RING } from "../wasm/zstd-decompress.js";
 import { isSharedZeros, zstdDecompressStream } from "../wasm/mod.js";
-import { decompressIfZstd, fileReadable, lendStream, peekStream } from "../src/archive/streams.js";
+import { countingReadable, decompressIfZstd, fileReadable, lendStream, peekStream } from "../src/archive/streams.js";
 import { nodeFs } from "../src/fs/node.js";
 import { WriteWindow } from "../src/io.js";
 import { readTar } from "../src/tar/reader.js";
@@ -103,6 +103,14 @@ describe("the decoder lends its output", () => {
     await assert.rejects(src.readBlock(), (e: Error) => e instanceof TypeError && /tar reader: a lent buffer was used after/.test(e.message));
     await src.release();
   });
+
+  test("rule: a zstd stream refuses a written chunk that was taken back, instead of reading it as empty", T, async () => {
+    const lent = new Uint8Array(64);
+    structuredClone(lent.buffer, { transfer: [lent.buffer] });
+    const pair = zstdDecompressStream();
+    const writer = pair.writable.getWriter();
+    await assert.rejects(writer.write(lent), (e: Error) => e instanceof TypeError && /zstd stream: a lent buffer was used after/.test(e.message));
+  });
 });
 
 /** Files of sizes that end mid-chunk and mid-block, archived by GNU tar. */
@@ -120,10 +128,11 @@ function gnuTar(dir: string, small: boolean): { tar: string; files: Map<string, 
   return { tar, files };
 }
 
-/** Read `path` the way a load does (lent file chunks, peek, decode, lend, tar reader, staged writes) into `out`. */
+/** Read `path` the way a load with progress does (lent file chunks, count, peek, decode, lend, tar reader, staged writes) into `out`. */
 async function loadLike(path: string, out: string, chunkBytes: number): Promise<void> {
   const fs = nodeFs();
-  const raw = await peekStream(fileReadable(fs, path, { reuse: true, chunkBytes }), 512);
+  let counted = 0;
+  const raw = await peekStream(countingReadable(fileReadable(fs, path, { reuse: true, chunkBytes }), (n) => (counted = n)), 512);
   const lent = lendStream(await decompressIfZstd(raw.stream, path));
   for await (const entry of readTar(lent.stream, { label: path })) {
     if (entry.kind !== "file") continue;
@@ -134,6 +143,7 @@ async function loadLike(path: string, out: string, chunkBytes: number): Promise<
     await h.close();
   }
   await lent.drain();
+  assert.equal(counted, statSync(path).size, "every byte was counted");
 }
 
 describe("a load's read path over lent buffers", () => {

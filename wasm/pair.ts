@@ -17,6 +17,7 @@
  */
 
 import { WasmError } from "./error.js";
+import { assertLive } from "./lend.js";
 import { OUT_BYTES } from "./zstd-abi.js";
 
 /**
@@ -227,4 +228,5 @@ function checkChunk(chunk: unknown): asserts chunk is Uint8Array {
   if (!(chunk instanceof Uint8Array)) {
     throw new WasmError("invalid-argument", `zstd streams take Uint8Array chunks, got ${Object.prototype.toString.call(chunk)}`);
   }
+  assertLive(chunk, "zstd stream"); // a detached chunk would read as empty: bytes lost without a word
 }

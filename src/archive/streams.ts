@@ -7,8 +7,8 @@
  * (peek, lend, count) reads its source only when its own reader reads, and
  * keeps no view of a chunk past that read (a peeked head is copied). So a
  * source may LEND its chunks, valid until the next read: the zstd decoder
- * always does, and {@link fileReadable} does with `reuse` (see
- * `wasm/lend.ts`).
+ * that {@link decompressIfZstd} opens does, and {@link fileReadable} does
+ * with `reuse` (see `wasm/lend.ts`).
  *
  * @example
  * ```ts
@@ -96,7 +96,8 @@ export function handleWritable(h: FileHandle): WritableStream<Uint8Array> {
  */
 export function countingReadable(source: ReadableStream<Uint8Array>, onBytes: (total: number) => void): ReadableStream<Uint8Array> {
   let total = 0;
-  return passThrough(source, (chunk) => {
+  const reader = source.getReader();
+  return pullThrough(reader, (reason) => reader.cancel(reason), (chunk) => {
     total += chunk.length;
     onBytes(total);
   });
@@ -120,11 +121,6 @@ function pullThrough(reader: ReadableStreamDefaultReader<Uint8Array>, cancel: (r
   );
 }
 
-function passThrough(source: ReadableStream<Uint8Array>, each: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  return pullThrough(reader, (reason) => reader.cancel(reason), each);
-}
-
 /** How a zstd archive is decoded. */
 export interface ZstdReadOptions {
   /** Largest window a frame may need, in bytes (default 128 MiB). */
@@ -133,7 +129,7 @@ export interface ZstdReadOptions {
 
 /** A stream with its first bytes already read and put back. */
 export interface PeekedStream {
-  /** At least `n` bytes (fewer only when the input is shorter). */
+  /** The first `n` bytes (fewer only when the input is shorter), a copy of our own. */
   readonly head: Uint8Array;
   /** The whole input, the head included. */
   readonly stream: ReadableStream<Uint8Array>;
