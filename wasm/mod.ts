@@ -27,6 +27,7 @@ export { setWasmReader, type WasmReader } from "./load.js";
 export { createSha256, type PlatformSha256, setPlatformSha256, type Sha256, sha256Hex } from "./sha256.js";
 export { type Blake3, Blake3Engine, blake3Engine, blake3Hex, createBlake3 } from "./blake3.js";
 export { isSharedZeros } from "./zstd-abi.js";
+export { assertLive, isDetached, LendingRing } from "./lend.js";
 export { isZstdMagic } from "./zstd-frame.js";
 export {
   checkLevel,
