@@ -237,7 +237,10 @@ export async function* readChunks(
  * before closing the handle, so no write lands after the close.
  *
  * The caller must not reuse a buffer it passed to `write` until a later
- * `drain` (or a `write` that waited) has settled it.
+ * `drain` (or a `write` that waited) has settled it — unless the window
+ * `stage`s: it then copies each write into a ring of `maxBytes` it owns and
+ * reuses once the writes from it have settled, so the caller's bytes (a lent
+ * chunk, valid until the next read) are free when `write` returns.
  *
  * @example
  * ```ts
@@ -255,16 +258,30 @@ export class WriteWindow {
   readonly #maxBytes: number;
   #pending: Promise<unknown>[] = [];
   #bytes = 0;
+  /** The staging ring (when staging), filled from 0 to {@link #bytes} by the writes in flight. */
+  #ring: Uint8Array | null;
 
-  constructor(h: FileHandle, options: { maxWrites?: number; maxBytes?: number } = {}) {
+  constructor(h: FileHandle, options: { maxWrites?: number; maxBytes?: number; stage?: boolean } = {}) {
     this.#h = h;
     this.#maxWrites = options.maxWrites ?? 64;
     this.#maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
+    this.#ring = options.stage === true ? new Uint8Array(this.#maxBytes) : null;
   }
 
   /** Issue a write of all of `data` at `offset`; waits first if the window is full. */
   async write(data: Uint8Array, offset: number): Promise<void> {
+    const ring = this.#ring;
+    if (ring !== null && data.length > ring.length) {
+      for (let at = 0; at < data.length; at += ring.length) await this.write(data.subarray(at, at + ring.length), offset + at);
+      return;
+    }
     if (this.#pending.length >= this.#maxWrites || this.#bytes + data.length > this.#maxBytes) await this.drain();
+    if (ring !== null) {
+      // the writes in flight use ring[0, #bytes); this one goes right after them
+      const staged = ring.subarray(this.#bytes, this.#bytes + data.length);
+      staged.set(data);
+      data = staged;
+    }
     const p = this.#h.write(data, offset);
     p.catch(() => {}); // reported by drain()
     this.#pending.push(p);

@@ -56,6 +56,12 @@ export interface ZstdDecompressOptions {
   maxWindowBytes?: number;
   /** Names the stream in error messages, e.g. the archive path. */
   label?: string;
+  /**
+   * Lend output chunks from a fixed ring, each valid until the next read
+   * (see `wasm/lend.ts`), instead of a fresh copy per chunk the reader may
+   * keep. For readers that keep nothing past a read: a load's tar reader.
+   */
+  lend?: boolean;
 }
 
 /**
@@ -88,7 +94,7 @@ export function zstdCompressStream(options: ZstdCompressOptions = {}): ReadableW
 export function zstdDecompressStream(options: ZstdDecompressOptions = {}): ReadableWritablePair<Uint8Array, Uint8Array> {
   const maxWindowBytes = checkMaxWindow(options.maxWindowBytes ?? ZSTD_DEFAULT_MAX_WINDOW_BYTES);
   const subject = options.label === undefined ? "zstd stream" : `"${options.label}"`;
-  return mapErrors(wasmDecompressStream({ maxWindowBytes }), (e) => fromWasm(e, subject, maxWindowBytes));
+  return mapErrors(wasmDecompressStream({ maxWindowBytes, lend: options.lend === true }), (e) => fromWasm(e, subject, maxWindowBytes));
 }
 
 /**

@@ -27,8 +27,8 @@ function scratch(): { root: string; cleanup: () => void } {
   return { root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
-/** A home with snapshot `a` of `size` bytes holding `data` bytes of noise; and a plain-tar archive of it. */
-async function fixture(root: string, size = 16 * MiB, data = 4 * MiB): Promise<{ home: string; archive: string; upper: string }> {
+/** A home with snapshot `a` of `size` bytes holding `data` bytes of noise; and a plain-tar archive of it (unless `archive` is false). */
+async function fixture(root: string, size = 16 * MiB, data = 4 * MiB, archive = true): Promise<{ home: string; archive: string; upper: string }> {
   const home = join(root, "home");
   const upper = join(root, "upper.ext4");
   const pieces: [number, Uint8Array][] = [];
@@ -36,10 +36,11 @@ async function fixture(root: string, size = 16 * MiB, data = 4 * MiB): Promise<{
   writeSparseFile(upper, size, pieces);
   const c = await runCli(["--home", home, "create", "a", "--upper", upper, "--image", IMAGE.ref, "--image-digest", IMAGE_DIGEST, "--integrity"]);
   assert.equal(c.code, 0, c.stderr);
-  const archive = join(root, "a.tar");
-  const s = await runCli(["--home", home, "save", "a", archive, "--plain-tar"]);
+  const path = join(root, "a.tar");
+  if (!archive) return { home, archive: path, upper };
+  const s = await runCli(["--home", home, "save", "a", path, "--plain-tar"]);
   assert.equal(s.code, 0, s.stderr);
-  return { home, archive, upper };
+  return { home, archive: path, upper };
 }
 
 function names(dir: string): string[] {
@@ -138,7 +139,7 @@ describe("a killed command's leftovers are reclaimed by the next command that wr
   test("SIGKILLed save: gc DIR removes the partial archive and prints what it freed; the next save there reclaims one too", async () => {
     const { root, cleanup } = scratch();
     try {
-      const { home } = await fixture(root, 256 * MiB, 32 * MiB);
+      const { home } = await fixture(root, 256 * MiB, 32 * MiB, false); // only the home: this test saves it itself
       const outDir = join(root, "out");
       mkdirSync(outDir);
       const killSave = async () => {
@@ -162,7 +163,7 @@ describe("a killed command's leftovers are reclaimed by the next command that wr
       assert.deepEqual(names(outDir), []);
 
       await killSave();
-      const again = await runCli(["--home", home, "save", "a", join(outDir, "b.tar"), "--plain-tar", "--dense"]);
+      const again = await runCli(["--home", home, "save", "a", join(outDir, "b.tar"), "--plain-tar"]);
       assert.equal(again.code, 0, again.stderr);
       assert.deepEqual(names(outDir), ["b.tar"], "the killed save's partial and lease are gone");
     } finally {
@@ -301,7 +302,7 @@ describe("read-only commands write nothing; failed commands leave no trace", () 
   test("a failed load --dest or create --dest-dir does not add its root to the index", async () => {
     const { root, cleanup } = scratch();
     try {
-      const { home } = await fixture(root);
+      const { home } = await fixture(root, 16 * MiB, 4 * MiB, false);
       const index = join(home, "snapshots", ".snapbundle-index.json");
       await runCli(["--home", home, "ls"]);
       const before = readFileSync(index, "utf8");
@@ -325,7 +326,7 @@ describe("save's output", () => {
   test("an existing file is refused unless --force; a directory before any work; a missing directory is an error; messages name the user's path", async () => {
     const { root, cleanup } = scratch();
     try {
-      const { home } = await fixture(root);
+      const { home } = await fixture(root, 16 * MiB, 4 * MiB, false);
       const out = join(root, "out.tar.zst");
       writeFileSync(out, "keep me");
       const refused = await runCli(["--home", home, "save", "a", out]);
@@ -355,7 +356,7 @@ describe("save's output", () => {
   test("a FIFO is written into as a stream, never renamed over; a device's write error names the device", async () => {
     const { root, cleanup } = scratch();
     try {
-      const { home } = await fixture(root);
+      const { home } = await fixture(root, 16 * MiB, 4 * MiB, false);
       const fifo = join(root, "fifo");
       assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
       const reader = spawnSync("bash", ["-c", `cat '${fifo}' > '${join(root, "from-fifo.tar")}' & ${[cliInvocation().command, ...cliInvocation().args].map((a) => `'${a}'`).join(" ")} --home '${home}' save a '${fifo}' --plain-tar; s=$?; wait; exit $s`], { env: childEnv(), encoding: "utf8" });

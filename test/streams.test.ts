@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { countingStream, decompressIfZstd, fileReadable, handleWritable, lendStream, peekStream } from "../src/archive/streams.js";
+import { countingReadable, decompressIfZstd, fileReadable, handleWritable, lendStream, peekStream } from "../src/archive/streams.js";
 import { ArchiveError, CompressionError } from "../src/errors.js";
 import { readSmallFile } from "../src/io.js";
 import { zstdCli } from "./helpers/archive-bundle.js";
@@ -126,18 +126,18 @@ describe("streams: counting", () => {
   test("rule: the count reports the running total after each chunk, and the bytes pass unchanged", BOUNDED, async () => {
     const totals: number[] = [];
     const data = noise(2500, 8);
-    const out = await readChunks(probedSource(data, 1000).stream.pipeThrough(countingStream((n) => totals.push(n))));
+    const out = await readChunks(countingReadable(probedSource(data, 1000).stream, (n) => totals.push(n)));
     assert.deepEqual(totals, [1000, 2000, 2500]);
     assert.deepEqual(concatBytes(...out), data);
   });
 });
 
 describe("streams: peeking", () => {
-  test("rule: the head holds at least the bytes asked for, reading only the chunks that hold them", BOUNDED, async () => {
+  test("rule: the head holds exactly the bytes asked for, reading only the chunks that hold them", BOUNDED, async () => {
     const data = noise(2000, 9);
     const source = probedSource(data, 100);
     const { head, stream } = await peekStream(source.stream, 512);
-    assert.deepEqual(head, data.subarray(0, 600));
+    assert.deepEqual(head, data.subarray(0, 512));
     assert.equal(source.pulls(), 6);
     await settle();
     assert.equal(source.pulls(), 6, "nothing read ahead");
@@ -149,15 +149,35 @@ describe("streams: peeking", () => {
     assert.deepEqual(await readBytes(stream), data.subarray(600));
   });
 
-  test("rule: a head within one chunk is that chunk, exactly the size asked or more", BOUNDED, async () => {
+  test("rule: a head within one chunk is a copy of its first bytes, and the chunk is replayed whole", BOUNDED, async () => {
     const data = noise(1000, 10);
     for (const [chunk, n] of [[512, 512], [1000, 4]] as const) {
       const source = probedSource(data, chunk);
       const { head, stream } = await peekStream(source.stream, n);
-      assert.deepEqual(head, data.subarray(0, chunk));
+      assert.deepEqual(head, data.subarray(0, n));
       assert.equal(source.pulls(), 1);
       assert.deepEqual(await readBytes(stream), data);
     }
+  });
+
+  test("rule: the head is ours: a source that refills its chunk after the next read (a lent buffer) leaves it intact", BOUNDED, async () => {
+    const lent = new Uint8Array(64);
+    let round = 0;
+    const source = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (round === 3) return controller.close();
+          lent.fill(++round);
+          controller.enqueue(lent.subarray(0, round === 1 ? 3 : 64)); // a short first chunk, then whole ones
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const { head, stream } = await peekStream(source, 8);
+    assert.deepEqual([...head], [1, 1, 1, 2, 2, 2, 2, 2]);
+    const chunks = await readChunks(stream);
+    assert.deepEqual([...head], [1, 1, 1, 2, 2, 2, 2, 2], "the later reads refilled the source's buffer, not the head");
+    assert.deepEqual(chunks.map((c) => c.length), [67, 64], "the gathered head chunk, then the rest");
   });
 
   test("rule: an input shorter than the peek is all head, and the stream still ends", BOUNDED, async () => {

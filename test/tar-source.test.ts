@@ -41,15 +41,14 @@ function cut(bytes: Uint8Array, lengths: readonly number[]): Uint8Array[] {
 }
 
 describe("readBlock", () => {
-  test("rule: a block that lies in one chunk is a view of it, taken at the current position", T, async () => {
+  test("rule: a block that lies in one chunk is a copy of it (a header outlives the chunk, which may be lent), taken at the current position", T, async () => {
     const bytes = noise(1536, 1);
     const chunk = bytes.slice();
     const src = new ByteSource(chunkStream([chunk]).stream);
     for (let b = 0; b < 3; b++) {
       const block = await src.readBlock(); // the last one is exactly what is left of the chunk
       assert.ok(block instanceof Uint8Array);
-      assert.equal(block.buffer, chunk.buffer, `block ${b} is a view`);
-      assert.equal(block.byteOffset, b * 512);
+      assert.notEqual(block.buffer, chunk.buffer, `block ${b} is a copy`);
       assert.deepEqual(block, bytes.subarray(b * 512, (b + 1) * 512));
       assert.equal(src.position, (b + 1) * 512);
     }

@@ -26,8 +26,9 @@
 export { WasmError, type WasmErrorCode, type WasmErrorDetail } from "./error.js";
 export { setWasmReader, type WasmReader } from "./load.js";
 export { createSha256, type PlatformSha256, setPlatformSha256, type Sha256, sha256Hex } from "./sha256.js";
-export { type Blake3, blake3Hex, createBlake3 } from "./blake3.js";
+export { type Blake3, Blake3Engine, blake3Engine, blake3Hex, createBlake3 } from "./blake3.js";
 export { isSharedZeros } from "./zstd-abi.js";
+export { assertLive, isDetached, LendingRing } from "./lend.js";
 export { isZstdMagic } from "./zstd-frame.js";
 export {
   checkLevel,
@@ -48,3 +49,4 @@ export {
 export { setZstdWorkerFactory, type ZstdWorker, type ZstdWorkerFactory } from "./zstd-worker-host.js";
 export type { FromZstdWorker, ToZstdWorker } from "./zstd-mt.js";
 export { ZeroScanner } from "./zeroscan.js";
+export { HashPool, INLINE_BYTES, MAX_HASH_WORKERS } from "./hash-pool.js";

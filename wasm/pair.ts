@@ -17,6 +17,7 @@
  */
 
 import { WasmError } from "./error.js";
+import { assertLive } from "./lend.js";
 import { OUT_BYTES } from "./zstd-abi.js";
 
 /**
@@ -113,7 +114,7 @@ export class PairState {
    * The pair's readable: `pull` runs when the reader wants output (at most
    * {@link AHEAD_BYTES} are queued); cancelling the reader fails the pair.
    */
-  readable(pull: (controller: ReadableStreamDefaultController<Uint8Array>) => void | Promise<void>): ReadableStream<Uint8Array> {
+  readable(pull: (controller: ReadableStreamDefaultController<Uint8Array>) => void | Promise<void>, aheadChunks?: number): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -122,7 +123,7 @@ export class PairState {
         pull,
         cancel: (reason) => this.fail(reason ?? new TypeError("zstd stream cancelled")),
       },
-      { highWaterMark: AHEAD_BYTES, size: (c) => c.byteLength },
+      aheadChunks === undefined ? { highWaterMark: AHEAD_BYTES, size: (c) => c.byteLength } : { highWaterMark: aheadChunks },
     );
   }
 
@@ -163,11 +164,12 @@ export class PairState {
 /**
  * A readable/writable pair (for `pipeThrough`) whose codec runs when the
  * reader wants output: at most {@link AHEAD_BYTES} are produced ahead of
- * the reader, nothing polls, and a write completes once the codec has taken
- * all its bytes. A failure errors both sides; cancelling the reader or
+ * the reader (or `aheadChunks` chunks, counted: a codec that lends its
+ * output needs that bound), nothing polls, and a write completes once the
+ * codec has taken all its bytes. A failure errors both sides; cancelling the reader or
  * aborting the writer stops the codec.
  */
-export function pullDriven(codec: PullCodec): ReadableWritablePair<Uint8Array, Uint8Array> {
+export function pullDriven(codec: PullCodec, aheadChunks?: number): ReadableWritablePair<Uint8Array, Uint8Array> {
   /** The written chunk being taken, how much of it was taken, and its write's settlement. */
   let pending: { bytes: Uint8Array; taken: number; done: () => void; failed: (e: unknown) => void } | undefined;
   let closing = false;
@@ -209,7 +211,7 @@ export function pullDriven(codec: PullCodec): ReadableWritablePair<Uint8Array, U
       pair.fail(e);
       throw e;
     }
-  });
+  }, aheadChunks);
   const writable = pair.writable({
     write(chunk) {
       return new Promise<void>((done, failed) => {
@@ -230,4 +232,5 @@ function checkChunk(chunk: unknown): asserts chunk is Uint8Array {
   if (!(chunk instanceof Uint8Array)) {
     throw new WasmError("invalid-argument", `zstd streams take Uint8Array chunks, got ${Object.prototype.toString.call(chunk)}`);
   }
+  assertLive(chunk, "zstd stream"); // a detached chunk would read as empty: bytes lost without a word
 }

@@ -19,6 +19,7 @@
  */
 
 import { WasmError } from "./error.js";
+import type { LendingRing } from "./lend.js";
 import { wasmModule } from "./load.js";
 
 /** Bytes copied into the module per call. */
@@ -138,16 +139,21 @@ export class ZstdCall {
 
   /**
    * The gathered output, empties the output buffer: a view of the shared
-   * zero chunk when it is all zeros, else a copy.
+   * zero chunk when it is all zeros, else a copy — into the next slot of
+   * `ring` when given (lent: valid until the ring comes round), else fresh.
    */
-  takeDecoded(): Uint8Array {
+  takeDecoded(ring?: LendingRing): Uint8Array {
     if (this.outPos > 0 && this.#x.sb_all_zero(this.outPtr, this.outPos) === 1) {
       if (zeros.byteLength === 0) zeros = new Uint8Array(OUT_BYTES);
       const out = zeros.subarray(0, this.outPos);
       this.outPos = 0;
       return out;
     }
-    return this.takeOutput();
+    if (ring === undefined) return this.takeOutput();
+    const out = ring.take().subarray(0, this.outPos);
+    out.set(new Uint8Array(this.#x.memory.buffer, this.outPtr, this.outPos));
+    this.outPos = 0;
+    return out;
   }
 
   /** A copy of the gathered output; empties the output buffer. */

@@ -3,8 +3,11 @@
  * one or more zstd frames, with skippable frames anywhere, verifying content
  * checksums and refusing windows above `maxWindowBytes`. It is pull-driven
  * (`pair.ts`): it runs when its reader wants output, one output buffer
- * (1 MiB) at a time. Its output chunks are read-only: output that is all
- * zeros is a view of one shared zero chunk (see {@link isSharedZeros}).
+ * (1 MiB) at a time. Its output chunks are read-only; with `lend` they are
+ * lent: each is valid until the reader's next read (see `lend.ts`; at most
+ * {@link DECODE_AHEAD} chunks are decoded ahead, into a fixed ring of
+ * {@link DECODE_RING} buffers, so nothing is allocated per chunk). Output
+ * that is all zeros is a view of one shared zero chunk (see {@link isSharedZeros}).
  * Failures are {@link WasmError}s carrying the frame's offsets and windows.
  *
  * @example
@@ -15,6 +18,7 @@
  */
 
 import { WasmError } from "./error.js";
+import { LendingRing } from "./lend.js";
 import { pullDriven } from "./pair.js";
 import {
   ERROR_CHECKSUM_WRONG,
@@ -38,6 +42,15 @@ export const ZSTD_DEFAULT_MAX_WINDOW_BYTES: number = 128 * 1024 * 1024;
  */
 export const ZSTD_MAX_WINDOW_BYTES: number = 2 * 1024 * 1024 * 1024;
 
+/** Output chunks decoded ahead of the reader (as before: 2 MiB). */
+export const DECODE_AHEAD = 2;
+/**
+ * The decoder's output ring: when it fills a slot, at most
+ * {@link DECODE_AHEAD} - 1 chunks wait in the readable's queue and the reader
+ * holds one (valid until its next read), so one more slot is free.
+ */
+export const DECODE_RING = DECODE_AHEAD + 1;
+
 /** Options of {@link zstdDecompressStream}. */
 export interface ZstdDecompressOptions {
   /**
@@ -46,6 +59,12 @@ export interface ZstdDecompressOptions {
    * A decoder holds up to one window of memory.
    */
   maxWindowBytes?: number;
+  /**
+   * Lend output chunks from a fixed ring of {@link DECODE_RING} buffers, each
+   * valid until the reader's next read (a later use meets a detached buffer
+   * and throws), instead of a fresh copy per chunk the reader may keep.
+   */
+  lend?: boolean;
 }
 
 /**
@@ -54,8 +73,9 @@ export interface ZstdDecompressOptions {
  * It is a readable/writable pair for `pipeThrough`, pull-driven: the
  * decoder runs when the reader wants output, one output buffer (1 MiB)
  * at a time and at most 2 MiB ahead, and a write completes once its bytes
- * are decoded. Output
- * chunks are read-only (all-zero output is a view of a shared chunk).
+ * are decoded. Output chunks are read-only; with `lend`, a reader may use a
+ * chunk until its next read, no longer (a later use meets a detached buffer
+ * and throws); all-zero output is a view of a shared chunk.
  * Content checksums are verified. Errors with a {@link WasmError}: code
  * `window-too-large` when a frame needs a window above `maxWindowBytes`
  * (with the frame's offset and window), `dictionary`, `checksum` (with the
@@ -71,6 +91,7 @@ export interface ZstdDecompressOptions {
 export function zstdDecompressStream(options: ZstdDecompressOptions = {}): ReadableWritablePair<Uint8Array, Uint8Array> {
   const maxWindowBytes = checkMaxWindow(options.maxWindowBytes ?? ZSTD_DEFAULT_MAX_WINDOW_BYTES);
   const call = lazyCall((x) => x.sb_dstream_new(maxWindowBytes), "decompressor");
+  const ring = options.lend === true ? new LendingRing(DECODE_RING, OUT_BYTES) : undefined;
   /** Input bytes consumed by the decoder so far. */
   let consumed = 0;
   /** Offset of the frame being decoded. */
@@ -173,7 +194,7 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Reada
           } else {
             const c = call.current;
             if (c !== undefined && c.outPos > 0) {
-              controller.enqueue(c.takeDecoded());
+              controller.enqueue(c.takeDecoded(ring));
               return false;
             }
             if (feed.ended) {
@@ -193,13 +214,13 @@ export function zstdDecompressStream(options: ZstdDecompressOptions = {}): Reada
         }
         lastFull = decode(call.current!);
         if (lastFull) {
-          controller.enqueue(call.current!.takeDecoded());
+          controller.enqueue(call.current!.takeDecoded(ring));
           return false;
         }
       }
     },
     free: call.free,
-  });
+  }, DECODE_AHEAD);
 }
 
 /**

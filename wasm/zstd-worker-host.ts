@@ -48,6 +48,16 @@ export function setZstdWorkerFactory(factory: ZstdWorkerFactory | null): void {
   workerFactory = factory;
 }
 
+/**
+ * How to make a Worker running the module script `name` (beside this
+ * module) with the registered factory, or null where none can be made. The
+ * factory is generic: it starts whatever script URL it is given.
+ */
+export function spawnerFor(name: string): (() => ZstdWorker) | null {
+  const factory = workerFactory;
+  return factory === null ? null : () => factory(new URL(`./${name}`, import.meta.url));
+}
+
 /** How to make a compression Worker here, or null where none can be made. */
 export function workerSpawner(): (() => ZstdWorker) | null {
   const factory = workerFactory;

@@ -35,7 +35,7 @@ import { headIndex, noHeadSnapshot } from "./load.js";
 import { checkMsb06Contents, readMsb06Snapshot } from "./load06.js";
 import { openBundle } from "./sniff.js";
 import { algorithmsFor, hashSegments, RecordedIntegrity } from "./upper-hash.js";
-import { countingStream, fileReadable } from "./streams.js";
+import { countingReadable, fileReadable } from "./streams.js";
 import { collectEntry, unpackArchive, type UnpackSink } from "./unpack.js";
 
 /** One snapshot of a bundle, as {@link inspectBundle} reports it. */
@@ -148,8 +148,8 @@ interface BundlePass {
 /** The pass of {@link inspectBundle} and {@link verifyBundle}: the load's unpack step into a sink that keeps hashes and small documents. */
 async function streamBundle(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: InspectOptions, hash: boolean): Promise<BundlePass> {
   const label = typeof source === "string" ? source : (options.label ?? "archive stream");
-  let raw = typeof source === "string" ? fileReadable(fs, source) : source;
-  if (options.onProgress) raw = raw.pipeThrough(countingStream(options.onProgress));
+  let raw = typeof source === "string" ? fileReadable(fs, source, { reuse: true }) : source;
+  if (options.onProgress) raw = countingReadable(raw, options.onProgress);
   const opened = await openBundle(raw, label);
   const formats = new Set<string>(opened.firstFormat === null ? [] : [opened.firstFormat]);
   const manifests = new Map<string, Manifest>();

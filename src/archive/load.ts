@@ -42,7 +42,7 @@ import { importMsb06, verifyStaged } from "./load06.js";
 import type { BundleContents } from "./grammar.js";
 import { clearPromoteJournal, recoverInterruptedPromotion, writePromoteJournal } from "./journal.js";
 import { ensureNotInstalled, ensurePromoteTargetsAvailable, promoteStage, promotionPlan } from "./promote.js";
-import { countingStream, fileReadable } from "./streams.js";
+import { countingReadable, fileReadable } from "./streams.js";
 import { Lease } from "../lease.js";
 import { withInstallLock } from "../lock.js";
 import { CACHE_STAGE_PREFIX, defaultSweepPolicy, SNAPSHOT_STAGE_PREFIX, sweepStaleStaging, type SweepPolicy } from "../staging.js";
@@ -302,9 +302,9 @@ function nameTheBundle(e: unknown, stage: Staging, label: string, bundlePath: st
 }
 
 function openArchive(fs: FileSystem, source: string | ReadableStream<Uint8Array>, options: LoadOptions): ReadableStream<Uint8Array> {
-  const raw = abortableReadable(typeof source === "string" ? fileReadable(fs, source) : source, options.signal);
+  const raw = abortableReadable(typeof source === "string" ? fileReadable(fs, source, { reuse: true }) : source, options.signal);
   const onProgress = abortingProgress(options.signal, options.onProgress);
-  return onProgress ? raw.pipeThrough(countingStream(onProgress)) : raw;
+  return onProgress ? countingReadable(raw, onProgress) : raw;
 }
 
 /** Each part abortable, with progress counted over all of them. */
@@ -315,7 +315,7 @@ async function* openParts(source: BundleParts, options: LoadOptions): AsyncGener
     const raw = abortableReadable(part, options.signal);
     let seen = 0;
     const base = before;
-    yield onProgress ? raw.pipeThrough(countingStream((n) => onProgress(base + (seen = n)))) : raw;
+    yield onProgress ? countingReadable(raw, (n) => onProgress(base + (seen = n))) : raw;
     before += seen;
   }
 }

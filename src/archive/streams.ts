@@ -3,6 +3,13 @@
  * a `WritableStream`, compression detected from the first bytes, and progress
  * counting — all with backpressure, so memory stays bounded.
  *
+ * Ownership on the read path of a load or an inspection: every stage here
+ * (peek, lend, count) reads its source only when its own reader reads, and
+ * keeps no view of a chunk past that read (a peeked head is copied). So a
+ * source may LEND its chunks, valid until the next read: the zstd decoder
+ * that {@link decompressIfZstd} opens does, and {@link fileReadable} does
+ * with `reuse` (see `wasm/lend.ts`).
+ *
  * @example
  * ```ts
  * const raw = fileReadable(fs, "/tmp/a.tar.zst");
@@ -12,11 +19,33 @@
  */
 
 import { isZstdMagic, zstdDecompressStream } from "../zstd.js";
+import { LendingRing } from "../../wasm/mod.js";
 import type { FileHandle, FileSystem } from "../fs/types.js";
 import { CHUNK_BYTES } from "../io.js";
 
+/**
+ * The chunk of a lending {@link fileReadable}: the zstd decoder takes its
+ * input 1 MiB at a time anyway, and a plain tar's reader copies what it keeps.
+ */
+export const LENT_CHUNK_BYTES = 1 << 20;
+
+/** Options of {@link fileReadable}. */
+export interface FileReadableOptions {
+  /** Largest chunk (default {@link CHUNK_BYTES}, or {@link LENT_CHUNK_BYTES} with `reuse`). */
+  readonly chunkBytes?: number;
+  /**
+   * Read every chunk into one buffer, lent: a chunk is valid until the next
+   * read (then its views are detached). Only for readers that keep nothing
+   * past a read — the load and inspect paths; not a fetch body.
+   */
+  readonly reuse?: boolean;
+}
+
 /** A pull-based stream of a file's bytes, read in large chunks; the handle closes at the end or on cancel. */
-export function fileReadable(fs: FileSystem, path: string, chunkBytes = CHUNK_BYTES): ReadableStream<Uint8Array> {
+export function fileReadable(fs: FileSystem, path: string, options: FileReadableOptions | number = {}): ReadableStream<Uint8Array> {
+  if (typeof options === "number") options = { chunkBytes: options };
+  const chunkBytes = options.chunkBytes ?? (options.reuse === true ? LENT_CHUNK_BYTES : CHUNK_BYTES);
+  const ring = options.reuse === true ? new LendingRing(1, chunkBytes) : null;
   let h: FileHandle | null = null;
   let pos = 0;
   const close = async () => {
@@ -29,7 +58,7 @@ export function fileReadable(fs: FileSystem, path: string, chunkBytes = CHUNK_BY
       async pull(controller) {
         try {
           h ??= await fs.open(path, "r");
-          const buf = new Uint8Array(chunkBytes);
+          const buf = ring !== null ? ring.take() : new Uint8Array(chunkBytes);
           const n = await h.read(buf, pos);
           if (n === 0) {
             await close();
@@ -60,16 +89,36 @@ export function handleWritable(h: FileHandle): WritableStream<Uint8Array> {
   });
 }
 
-/** Count bytes passing through, reporting the running total. */
-export function countingStream(onBytes: (total: number) => void): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * `source` with the bytes passing counted, reporting the running total: a
+ * pass-through that reads only when its reader reads, so lent chunks stay
+ * valid (unlike a TransformStream, whose queues hold one chunk ahead).
+ */
+export function countingReadable(source: ReadableStream<Uint8Array>, onBytes: (total: number) => void): ReadableStream<Uint8Array> {
   let total = 0;
-  return new TransformStream({
-    transform(chunk, controller) {
-      total += chunk.length;
-      onBytes(total);
-      controller.enqueue(chunk);
-    },
+  const reader = source.getReader();
+  return pullThrough(reader, (reason) => reader.cancel(reason), (chunk) => {
+    total += chunk.length;
+    onBytes(total);
   });
+}
+
+/** `reader`'s chunks, each read only when this stream's reader reads (high-water mark 0); `cancel` as given. */
+function pullThrough(reader: ReadableStreamDefaultReader<Uint8Array>, cancel: (reason: unknown) => Promise<void> | void, each?: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else {
+          each?.(r.value);
+          controller.enqueue(r.value);
+        }
+      },
+      cancel,
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** How a zstd archive is decoded. */
@@ -80,7 +129,7 @@ export interface ZstdReadOptions {
 
 /** A stream with its first bytes already read and put back. */
 export interface PeekedStream {
-  /** At least `n` bytes (fewer only when the input is shorter). */
+  /** The first `n` bytes (fewer only when the input is shorter), a copy of our own. */
   readonly head: Uint8Array;
   /** The whole input, the head included. */
   readonly stream: ReadableStream<Uint8Array>;
@@ -88,7 +137,9 @@ export interface PeekedStream {
 
 /**
  * Read the first `n` bytes of `source` and give back a stream that replays
- * them before the rest. Memory: the chunks holding the first `n` bytes.
+ * them before the rest. The head is a copy (at most `n` bytes) and no view
+ * is kept past a read of the source: a first chunk shorter than `n` is
+ * gathered with the next ones into a buffer of its own.
  *
  * @example
  * ```ts
@@ -97,30 +148,30 @@ export interface PeekedStream {
  */
 export async function peekStream(source: ReadableStream<Uint8Array>, n: number): Promise<PeekedStream> {
   const reader = source.getReader();
-  const chunks: Uint8Array[] = [];
-  let have = 0;
-  let done = false;
-  while (have < n) {
-    const r = await reader.read();
-    if (r.done) {
-      done = true;
-      break;
+  const first = await reader.read();
+  let done = first.done === true;
+  let held = first.done ? new Uint8Array(0) : first.value;
+  if (!done && held.length < n) {
+    // a short first chunk: the head is gathered into a buffer of our own,
+    // since a source may lend its chunks only until its next read
+    held = held.slice();
+    while (held.length < n) {
+      const r = await reader.read();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      const grown = new Uint8Array(held.length + r.value.length);
+      grown.set(held);
+      grown.set(r.value, held.length);
+      held = grown;
     }
-    chunks.push(r.value);
-    have += r.value.length;
   }
-  const head = chunks.length === 1 ? chunks[0]! : new Uint8Array(have);
-  if (chunks.length > 1) {
-    let o = 0;
-    for (const c of chunks) {
-      head.set(c, o);
-      o += c.length;
-    }
-  }
+  // `held` is replayed before the source is read again
   const stream = new ReadableStream<Uint8Array>(
     {
       start(controller) {
-        if (head.length > 0) controller.enqueue(head);
+        if (held.length > 0) controller.enqueue(held);
         if (done) controller.close();
       },
       async pull(controller) {
@@ -128,19 +179,18 @@ export async function peekStream(source: ReadableStream<Uint8Array>, n: number):
         if (r.done) controller.close();
         else controller.enqueue(r.value);
       },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
+      cancel: (reason) => reader.cancel(reason),
     },
     { highWaterMark: 0 },
   );
-  return { head, stream };
+  return { head: held.slice(0, n), stream };
 }
 
 /**
  * Look at the first bytes: a zstd frame's magic (`28 b5 2f fd`) or a
  * skippable frame's (`5? 2a 4d 18`) → decompress, anything else → passed
- * through as plain tar. The file name plays no part.
+ * through as plain tar. The file name plays no part. Decoded chunks are
+ * lent: each is valid until the next read.
  *
  * @example
  * ```ts
@@ -153,7 +203,7 @@ export async function decompressIfZstd(
   options: ZstdReadOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const { head, stream } = await peekStream(source, 4);
-  return isZstdMagic(head) ? stream.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes })) : stream;
+  return isZstdMagic(head) ? stream.pipeThrough(zstdDecompressStream({ label, maxWindowBytes: options.maxWindowBytes, lend: true })) : stream;
 }
 
 /** A stream lent to a consumer that may stop early; see {@link lendStream}. */
@@ -187,19 +237,8 @@ export interface LentStream {
  */
 export function lendStream(source: ReadableStream<Uint8Array>): LentStream {
   const reader = source.getReader();
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const r = await reader.read();
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      },
-      cancel() {
-        // the owner settles the rest: drain() or abort()
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  // a cancel is not passed on: the owner settles the rest, drain() or abort()
+  const stream = pullThrough(reader, () => {});
   return {
     stream,
     async drain() {

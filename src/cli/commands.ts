@@ -13,19 +13,18 @@
 
 import { fstatSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname as hostDirname, resolve as hostResolve } from "node:path";
-import { type BundleReport, inspectBundle, verifyBundle } from "../archive/inspect.js";
-import { scanCache } from "../archive/image-cache.js";
-import { type LoadNotice, parentMissingNotice } from "../archive/load.js";
+import type { BundleReport } from "../archive/inspect.js";
+import type { LoadNotice } from "../archive/load.js";
 import { ImageCacheError, isFsError, SnapbundleError, SnapshotAlreadyExists, SnapshotAlreadyInstalled, SnapshotNotFound } from "../errors.js";
 import { isPathLike, type ListProblem, type SnapshotInfo, snapshotInfo, type SnapshotStore } from "../store.js";
 import { type CommandSpec, findCommand, parseByteSize, parseLabels, UsageError } from "./args.js";
 import { humanBytes, jsonDocument, keyValues, labelList, printable, shortDigest, snapshotTable } from "./format.js";
-import { completionScript, manPage, type Shell } from "./completions.js";
+import type { Shell } from "./completions.js";
 import { startProgress } from "./progress.js";
 import { packageVersion } from "./version.js";
 import { countingWritable, fileStreamWritable, specialReadable, stdinSource, stdoutWritable } from "./stdio.js";
 import { levelOption, maxWindowOption } from "./zstd-options.js";
-import { inspectReference, isRegistryArgument, pull, push } from "./oci.js";
+import { isRegistryArgument } from "./registry-argument.js";
 
 import type { CommandContext } from "./context.js";
 
@@ -50,13 +49,13 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "ls":
       return ls(ctx);
     case "inspect":
-      if (isRegistryArgument(ctx, positionals[0]!)) return inspectReference(ctx, positionals[0]!, values, values.verify === true);
+      if (isRegistryArgument(ctx, positionals[0]!)) return (await import("./oci.js")).inspectReference(ctx, positionals[0]!, values, values.verify === true);
       if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, values.verify === true ? "inspect --verify" : "inspect");
       return inspect(ctx, positionals[0]!, values.verify === true);
     case "verify":
       if (values.cache === true) return verifyCache(ctx, command, positionals);
       if (positionals.length === 0) throw new UsageError(`missing argument ${command.args[0]}`, command);
-      if (isRegistryArgument(ctx, positionals[0]!)) return inspectReference(ctx, positionals[0]!, values, true);
+      if (isRegistryArgument(ctx, positionals[0]!)) return (await import("./oci.js")).inspectReference(ctx, positionals[0]!, values, true);
       if (await isBundle(ctx, positionals[0]!)) return bundle(ctx, positionals[0]!, "verify");
       return verify(ctx, positionals[0]!);
     case "rm":
@@ -68,15 +67,15 @@ export async function runCommand(ctx: CommandContext, command: CommandSpec, posi
     case "load":
       return load(ctx, positionals[0]!, loadDest(command, positionals, values));
     case "push":
-      return push(ctx, positionals[0]!, positionals[1]!, values);
+      return (await import("./oci.js")).push(ctx, positionals[0]!, positionals[1]!, values);
     case "pull":
-      return pull(ctx, positionals[0]!, values);
+      return (await import("./oci.js")).pull(ctx, positionals[0]!, values);
     case "gc":
       return gc(ctx, positionals, values["dry-run"] === true);
     case "completions":
-      return ctx.out(completionScript(positionals[0] as Shell));
+      return ctx.out((await import("./completions.js")).completionScript(positionals[0] as Shell));
     case "man":
-      return ctx.out(manPage(packageVersion()));
+      return ctx.out((await import("./completions.js")).manPage(packageVersion()));
     default:
       throw new UsageError(`unknown command '${command.name}'`);
   }
@@ -552,6 +551,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "in
     let report: BundleReport;
     const members: string[] = [];
     try {
+      const { inspectBundle, verifyBundle } = await import("../archive/inspect.js");
       const run = mode === "inspect" ? inspectBundle : verifyBundle;
       report = await run(ctx.store.fs, stdin ? stdin.stream : path!, {
         label: fromStdin ? "stdin" : undefined,
@@ -570,6 +570,7 @@ async function bundle(ctx: CommandContext, source: string, mode: "inspect" | "in
     if (stdin) await stdin.drain();
     // verify: a snapshot whose parent the bundle lacks loads, without its parent (as msb 0.6 loads it): say so
     const digests = new Set(report.snapshots.map((s) => s.digest));
+    const { parentMissingNotice } = await import("../archive/load.js");
     const orphans = mode === "inspect" ? [] : report.snapshots.filter((s) => s.parent !== null && !digests.has(s.parent)).map((s) => parentMissingNotice(s.name, s.digest, s.parent!, "bundle"));
     if (ctx.json) {
       ctx.out(jsonDocument(orphans.length === 0 ? report : { ...report, notices: orphans }));
@@ -638,6 +639,7 @@ function isSpecialFile(path: string): boolean {
 async function verifyCache(ctx: CommandContext, command: CommandSpec, positionals: readonly string[]): Promise<void> {
   if (positionals.length > 0) throw new UsageError(`--cache checks the home's image cache and takes no argument (got '${positionals[0]}')`, command);
   const layout = ctx.store.layout;
+  const { scanCache } = await import("../archive/image-cache.js");
   const { checked, corrupt } = await scanCache(ctx.store.fs, layout);
   const files = `${checked} image cache file${checked === 1 ? "" : "s"}`;
   if (corrupt.length > 0) {

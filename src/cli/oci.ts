@@ -14,7 +14,7 @@
  * @module
  */
 
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { request as httpRequest } from "node:http";
 import { homedir } from "node:os";
@@ -34,18 +34,6 @@ import { levelOption } from "./zstd-options.js";
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
 
-/**
- * True when `arg` is a registry reference, not a path or a name: see the
- * module's rule. An existing file or directory of that name always wins.
- */
-export function isRegistryArgument(ctx: CommandContext, arg: string): boolean {
-  if (!looksLikeRegistryReference(arg)) return false;
-  try {
-    return !existsSync(ctx.store.absolutePath(arg));
-  } catch {
-    return true;
-  }
-}
 
 type Runtime = "deno" | "bun" | "node";
 function runtime(): Runtime {

@@ -1,7 +1,11 @@
 /**
  * A pull-based byte cursor over a `ReadableStream<Uint8Array>`: whole blocks
- * for headers, zero-copy views of the current chunk for data. It holds one
- * chunk at a time and counts the bytes consumed.
+ * for headers (copies), zero-copy views of the current chunk for data. It
+ * holds one chunk at a time and counts the bytes consumed. The source may
+ * lend its chunks (valid until the next read, see `wasm/lend.ts`): a data
+ * view is valid until the next `take`, `skip` or `readBlock`, and a chunk
+ * that arrives already taken back (detached) is a TypeError, never read
+ * as empty.
  *
  * @example
  * ```ts
@@ -13,6 +17,7 @@
  * @module
  */
 
+import { assertLive } from "../../wasm/mod.js";
 import { BLOCK_SIZE } from "./header.js";
 
 const EMPTY = new Uint8Array(0);
@@ -54,6 +59,7 @@ export class ByteSource {
       }
       const v: unknown = r.value;
       if (!(v instanceof Uint8Array)) throw new TypeError("tar reader: the source stream must yield Uint8Array chunks");
+      assertLive(v, "tar reader");
       this.#chunk = v;
       this.#pos = 0;
     }
@@ -62,13 +68,12 @@ export class ByteSource {
 
   /**
    * The next 512-byte block, or the number of bytes that were left (0–511)
-   * when the input ends first. A view into the chunk when it lies in one,
-   * else a copy.
+   * when the input ends first. A copy: a header is kept across reads.
    */
   async readBlock(): Promise<Uint8Array | number> {
     if (!(await this.#fill())) return 0;
     if (this.#chunk.length - this.#pos >= BLOCK_SIZE) {
-      const b = this.#chunk.subarray(this.#pos, this.#pos + BLOCK_SIZE);
+      const b = this.#chunk.slice(this.#pos, this.#pos + BLOCK_SIZE);
       this.#pos += BLOCK_SIZE;
       this.position += BLOCK_SIZE;
       return b;

@@ -3,7 +3,7 @@
  * written straight from docs/format.md §9 and sharing no code with src/: the whole
  * file in memory, every leaf hashed (no zero shortcuts), the tree reduced
  * level by level. BLAKE3 itself comes from the `b3sum` CLI, an implementation
- * independent of the one under test (wasm/, on hash-wasm); the hash function
+ * independent of the one under test (wasm/, our blake3.wasm); the hash function
  * is a parameter, so the same reference also runs over wasm/'s
  * {@link wasmBlake3} for the cross-check. Only wasm/ imports hash-wasm.
  *
