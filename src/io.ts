@@ -211,19 +211,35 @@ export async function* readChunks(
     p.catch(() => {}); // observed when awaited; meanwhile not an unhandled rejection
     return p;
   };
+  // Reads in flight ahead of the consumer: one, or as many as the caller's
+  // own buffers allow beyond the one it holds. Two at once keep both cores'
+  // page copies busy: Node reads holes (it has no SEEK_DATA), and pread of a
+  // hole into a reused buffer ran at ~3.7 GB/s one at a time, ~4.4 two at a
+  // time (2 GiB of holes, 2 MiB reads, a 2-core machine).
+  const depth = Math.max(1, (options.buffers?.length ?? 2) - 1);
   let offset = options.start ?? 0;
-  let next = readAt(offset);
+  let issued = offset;
+  const ahead: Promise<Uint8Array>[] = [];
+  const top = () => {
+    while (ahead.length < depth) {
+      const p = readAt(issued);
+      if (p === null) return;
+      issued += Math.min(chunkBytes, end - issued);
+      ahead.push(p);
+    }
+  };
+  top();
   try {
-    while (next !== null) {
-      const data = await next;
+    while (ahead.length > 0) {
+      const data = await ahead.shift()!;
       const at = offset;
       offset += data.length;
-      next = readAt(offset);
+      top();
       yield { offset: at, data };
       if (reuse) spare.push(data);
     }
   } finally {
-    if (next !== null) await next.catch(() => {});
+    await Promise.allSettled(ahead);
   }
 }
 

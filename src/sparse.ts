@@ -23,7 +23,7 @@
 import { createSha256, isSharedZeros, type Sha256, ZeroScanner } from "../wasm/mod.js";
 import { InvalidArgument } from "./errors.js";
 import type { FileHandle, FileSystem } from "./fs/types.js";
-import { CHUNK_BYTES, readChunks, withFile, WriteWindow } from "./io.js";
+import { readChunks, withFile, WriteWindow } from "./io.js";
 import { SPARSE_SHA256 } from "./manifest.js";
 
 /** Granularity of hole detection: the ext4 block size. */
@@ -160,6 +160,9 @@ function regionsToRead(ranges: readonly Extent[] | null, size: number): Extent[]
 
 const ZEROS = new Uint8Array(1 << 20);
 
+/** Size of one scan read: 2 MiB, three buffers (6 MiB) in all. */
+const SCAN_CHUNK_BYTES = 2 << 20;
+
 /** What {@link scanFile} found. */
 export interface ScanResult {
   /** `sha256:<hex>` when an algorithm was given, else `null`. */
@@ -180,7 +183,8 @@ export async function scanHandle(h: FileHandle, size: number, path: string, opti
   const hasher = options.algorithm ? await createUpperHasher(options.algorithm, size) : null;
   const extents: Extent[] | null = options.extents || options.onChunk ? [] : null;
   let dataBytes = 0;
-  const scanner = new ZeroScanner(2, CHUNK_BYTES);
+  // three 2 MiB buffers: the one being scanned and two reads in flight (see readChunks)
+  const scanner = new ZeroScanner(3, SCAN_CHUNK_BYTES);
   try {
     const ranges = h.dataRanges ? await h.dataRanges(0, size) : null;
     let at = 0;
@@ -193,7 +197,7 @@ export async function scanHandle(h: FileHandle, size: number, path: string, opti
     };
     for (const region of regionsToRead(ranges, size)) {
       await hole(region.offset);
-      for await (const chunk of readChunks(h, region.length, path, { start: region.offset, buffers: scanner.buffers })) {
+      for await (const chunk of readChunks(h, region.length, path, { start: region.offset, chunkBytes: SCAN_CHUNK_BYTES, buffers: scanner.buffers })) {
         hasher?.update(chunk.data);
         if (extents) {
           const runs = dataRuns(chunk.data, chunk.offset, scanner);

@@ -69,5 +69,41 @@ for (const backend of BACKENDS) {
           }, new RegExp(`${root}/f`));
         });
       }));
+
+    test("rule: readChunks with the caller's buffers keeps all but one of them reading ahead, and never refills the one the consumer holds", T, () =>
+      withBackend(backend, async (fs, root) => {
+        const data = noise(40_000, 6);
+        await writeNewFile(fs, `${root}/f`, data);
+        await withFile(fs, `${root}/f`, "r", async (real) => {
+          let inFlight = 0;
+          let most = 0;
+          let held: ArrayBufferLike | null = null;
+          const h: FileHandle = Object.create(real, {
+            read: {
+              value: async (buf: Uint8Array, pos: number) => {
+                assert.notEqual(buf.buffer, held, "a read into the buffer the consumer holds");
+                most = Math.max(most, ++inFlight);
+                await new Promise((r) => setTimeout(r, 5));
+                try {
+                  return await real.read(buf, pos);
+                } finally {
+                  inFlight--;
+                }
+              },
+            },
+          });
+          const buffers = [0, 1, 2].map(() => new Uint8Array(4096));
+          const parts: Uint8Array[] = [];
+          for await (const c of readChunks(h, data.length, `${root}/f`, { chunkBytes: 4096, buffers })) {
+            held = c.data.buffer;
+            assert.ok(buffers.some((b) => b.buffer === c.data.buffer), "a chunk is one of the caller's buffers");
+            await new Promise((r) => setTimeout(r, 10)); // the consumer works while the reads run
+            parts.push(c.data.slice());
+            held = null;
+          }
+          assert.deepEqual(Buffer.concat(parts), Buffer.from(data));
+          assert.equal(most, 2, "two reads in flight with three buffers");
+        });
+      }));
   });
 }
