@@ -110,9 +110,9 @@ function zstdCodec(): Promise<Witness> {
   return witness;
 }
 
-/** Both SHA-256s the core may use: hash-wasm's, and the host's `node:crypto` one, which `installHost(nodeHost())` registers. */
+/** Both SHA-256s the core may use: the WebAssembly one wasm/ carries, and the host's platform one, which `installHost(nodeHost())` registers. */
 const SHA256_PROVIDERS: [string, (() => PlatformSha256) | null][] = [
-  ["hash-wasm", null],
+  ["WebAssembly (the portable default)", null],
   ["the platform's (node:crypto)", nodeHost().sha256 ?? null],
 ];
 
@@ -186,7 +186,7 @@ test("rule: installHost registers the host's platform SHA-256, and createSha256 
     const w = await createSha256();
     w.update(new Uint8Array(3));
     assert.equal(w.digestHex(), sha256sum(new Uint8Array(3)));
-    assert.deepEqual(sizes, [3], "without one, hash-wasm hashes");
+    assert.deepEqual(sizes, [3], "without one, the WebAssembly default hashes");
   } finally {
     installHost(host);
   }

@@ -26,8 +26,8 @@ export interface Sha256 {
 }
 
 /**
- * A SHA-256 the platform itself provides, as a host hands it over (Node's,
- * Deno's and Bun's `node:crypto`): it runs on the CPU's SHA instructions,
+ * A SHA-256 the platform itself provides, as a host hands it over (the
+ * Node/Deno/Bun host hands over its runtime's crypto module's): it runs on the CPU's SHA instructions,
  * 3–5× hash-wasm's speed here (500–780 against 125 MB/s on a loaded 2-core
  * machine), which decides how long a `msb-sparse-sha256-v1` verify takes:
  * that digest covers every logical byte, holes included.
@@ -48,8 +48,8 @@ let platform: (() => PlatformSha256) | null = null;
  *
  * @example
  * ```ts
- * import { createHash } from "node:crypto";
- * setPlatformSha256(() => { const h = createHash("sha256"); return { update: (d) => void h.update(d), digest: () => new Uint8Array(h.digest()) }; });
+ * setPlatformSha256(host.sha256 ?? null); // what installHost does with a host's SHA-256
+ * setPlatformSha256(null); // hash-wasm again
  * ```
  */
 export function setPlatformSha256(make: (() => PlatformSha256) | null): void {
